@@ -1,0 +1,238 @@
+"""config.json: loading, validation and defaults, plus the tushare token.
+
+The defaults below are the project's documented defaults; the config.json at the
+repository root spells every one of them out (a test keeps the two equal), and
+doc/config.md explains each key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stockpred.data.catalogue import CATALOGUE, GROUPS
+from stockpred.errors import InputError
+
+CONFIG_ENV = "STOCKPRED_CONFIG"
+TOKEN_ENV = "TUSHARE_TOKEN"
+API_URL_ENV = "TUSHARE_API_URL"
+USER_CONFIG_ENV = "STOCKPRED_USER_CONFIG"
+TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
+
+# The stages after fetch, in the order `stockpred refresh` reruns them.
+LATER_STAGES = ("features", "importance", "train", "evaluate", "plot")
+
+_TS_CODE = re.compile(r"^\d{6}\.(SH|SZ|BJ)$")
+_DAY = re.compile(r"^\d{8}$")
+
+
+def parse_day(value: str, what: str) -> str:
+    """Check a YYYYMMDD day and return it unchanged."""
+    if not isinstance(value, str) or not _DAY.match(value):
+        raise ValueError(f"{what} must be a day written YYYYMMDD, got {value!r}")
+    try:
+        date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not a calendar day") from None
+    return value
+
+
+def check_ts_code(code: str) -> str:
+    if not _TS_CODE.match(code):
+        raise ValueError(f"{code!r} is not a ts_code such as 600036.SH")
+    return code
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class TushareSettings(_Section):
+    api_url: str = TUSHARE_DEFAULT_URL
+    timeout_s: float = Field(30.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    backoff_base_s: float = Field(2.0, ge=0)
+    backoff_max_s: float = Field(60.0, ge=0)
+    calls_per_minute: int | None = Field(None, gt=0)
+    rows_per_call: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("rows_per_call")
+    @classmethod
+    def _known_interfaces(cls, caps: dict[str, int]) -> dict[str, int]:
+        for name, cap in caps.items():
+            if name not in CATALOGUE:
+                raise ValueError(f"unknown interface {name!r}")
+            if cap < 1:
+                raise ValueError(f"rows per call for {name} must be at least 1")
+        return caps
+
+
+class Universe(_Section):
+    index: str | None = "000016.SH"
+    ts_codes: list[str] = Field(default_factory=list)
+
+    @field_validator("ts_codes")
+    @classmethod
+    def _codes(cls, codes: list[str]) -> list[str]:
+        return [check_ts_code(c) for c in codes]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Universe":
+        if bool(self.index) == bool(self.ts_codes):
+            raise ValueError("give either an index or a list of ts_codes, not both or neither")
+        if self.index:
+            check_ts_code(self.index)
+        return self
+
+
+class FetchSettings(_Section):
+    source: Literal["auto", "tushare", "sample"] = "auto"
+    universe: Universe = Field(default_factory=Universe)
+    indices: list[str] = Field(default_factory=lambda: ["000001.SH", "000300.SH", "000016.SH"])
+    minute_codes: list[str] = Field(default_factory=lambda: ["000001.SH"])
+    futures: list[str] = Field(default_factory=list)
+    news_sources: list[str] = Field(default_factory=lambda: ["sina"])
+    start_date: str = "20080101"
+    end_date: str | None = None
+    groups: list[str] = Field(default_factory=lambda: [g for g in GROUPS if g != "futures"])
+    interfaces: list[str] = Field(default_factory=list)
+    settle_time: str = "20:00"
+
+    @field_validator("indices", "minute_codes")
+    @classmethod
+    def _codes(cls, codes: list[str]) -> list[str]:
+        return [check_ts_code(c) for c in codes]
+
+    @field_validator("start_date")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        return parse_day(value, "start_date")
+
+    @field_validator("end_date")
+    @classmethod
+    def _end(cls, value: str | None) -> str | None:
+        return None if value is None else parse_day(value, "end_date")
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, groups: list[str]) -> list[str]:
+        for g in groups:
+            if g not in GROUPS:
+                raise ValueError(f"unknown group {g!r}; groups are {', '.join(GROUPS)}")
+        return groups
+
+    @field_validator("interfaces")
+    @classmethod
+    def _interfaces(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in CATALOGUE:
+                raise ValueError(f"unknown interface {name!r}; see doc/interfaces.md")
+        return names
+
+    @field_validator("settle_time")
+    @classmethod
+    def _settle(cls, value: str) -> str:
+        if not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", value):
+            raise ValueError(f"settle_time must be HH:MM (Beijing time), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FetchSettings":
+        if self.end_date is not None and self.start_date > self.end_date:
+            raise ValueError(f"start_date {self.start_date} is after end_date {self.end_date}")
+        return self
+
+
+class RefreshSettings(_Section):
+    stages: list[str] = Field(default_factory=lambda: list(LATER_STAGES))
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, stages: list[str]) -> list[str]:
+        for stage in stages:
+            if stage not in LATER_STAGES:
+                raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(LATER_STAGES)}")
+        return stages
+
+
+class Config(_Section):
+    data_dir: str = "data"
+    results_dir: str = "project_results"
+    tushare: TushareSettings = Field(default_factory=TushareSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    # where relative paths in this config are anchored (the file's folder, or the cwd)
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{where}: {msg}"
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate config.json.
+
+    ``path`` (or env STOCKPRED_CONFIG) must exist when given; otherwise
+    ./config.json is used when present, else the built-in defaults.
+    """
+    explicit = path or os.environ.get(CONFIG_ENV)
+    file = Path(explicit) if explicit else Path("config.json")
+    if not file.exists():
+        if explicit:
+            raise InputError(f"config file {file} does not exist")
+        return Config()
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg})") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{file}: the top level must be a JSON object")
+    try:
+        return Config(**raw, base_dir=file.resolve().parent)
+    except ValidationError as exc:
+        raise InputError(f"{file}: {_first_error(exc)}") from None
+
+
+def config_as_json(config: Config) -> str:
+    return json.dumps(config.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+
+
+def user_config_path() -> Path:
+    if os.environ.get(USER_CONFIG_ENV):
+        return Path(os.environ[USER_CONFIG_ENV])
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "stockpred" / "config.json"
+
+
+def resolve_token() -> str | None:
+    """The tushare token from TUSHARE_TOKEN, else from the user config outside the repo."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    file = user_config_path()
+    if not file.exists():
+        return None
+    try:
+        token = json.loads(file.read_text(encoding="utf-8")).get("tushare_token", "")
+    except (json.JSONDecodeError, OSError, AttributeError):
+        raise InputError(f"{file}: cannot read tushare_token from it (expected "
+                         '{"tushare_token": "..."})') from None
+    return str(token).strip() or None
+
+
+def api_url(config: Config) -> str:
+    return os.environ.get(API_URL_ENV) or config.tushare.api_url
