@@ -1,0 +1,84 @@
+"""Small JSON manifests that say what a stage read and wrote.
+
+A manifest records, for each table, its files, row count and a content hash, plus
+the config hash and package versions, so `refresh` can tell which later stage is
+stale and a result can be traced back to its inputs. Never holds secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow.parquet as pq
+
+from stockpred.config import Config, config_as_json
+from stockpred.data.store import RawStore, atomic_write_text
+
+if TYPE_CHECKING:
+    from stockpred.data.fetch import FetchReport
+    from stockpred.layout import Paths
+
+_PACKAGES = ("stockpred", "pandas", "numpy", "pyarrow", "tushare")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def config_hash(config: Config) -> str:
+    return hashlib.sha256(config_as_json(config).encode("utf-8")).hexdigest()
+
+
+def table_summary(store: RawStore, name: str) -> dict:
+    """Files, rows and a content hash of one stored table (the hash changes iff a file does)."""
+    digest = hashlib.sha256()
+    rows = 0
+    files = store.files(name)
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        rows += pq.ParquetFile(path).metadata.num_rows
+    return {"files": len(files), "rows": rows, "sha256": digest.hexdigest()}
+
+
+def read_manifest(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_manifest(path: Path, payload: dict) -> None:
+    atomic_write_text(Path(path), json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_fetch_manifest(paths: "Paths", store: RawStore, config: Config,
+                         report: "FetchReport") -> None:
+    tables = {}
+    if store.raw_dir.is_dir():
+        for folder in sorted(p for p in store.raw_dir.iterdir() if p.is_dir()):
+            if store.has(folder.name):
+                tables[folder.name] = table_summary(store, folder.name)
+    write_manifest(paths.fetch_manifest, {
+        "stage": "fetch",
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": report.source,
+        "range": [report.start, report.end],
+        "stocks": report.stocks,
+        "config_sha256": config_hash(config),
+        "versions": package_versions(),
+        "last_run": {name: vars(t) for name, t in report.tables.items()},
+        "tables": tables,
+    })
