@@ -1,0 +1,220 @@
+"""The `stockpred` command line: one thin command per stage, no logic of its own."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from stockpred import __version__
+from stockpred.config import (Config, Universe, check_ts_code, load_config, parse_day,
+                              resolve_token)
+from stockpred.data import fetch as fetch_stage
+from stockpred.data.catalogue import CATALOGUE, GROUPS
+from stockpred.data.store import RawStore
+from stockpred.errors import InputError, StockpredError
+from stockpred.layout import Paths, resolve_paths
+from stockpred.pipeline import refresh as refresh_pipeline
+from stockpred.runtime import data_dir_lock, start_log, stop_log
+
+log = logging.getLogger("stockpred.cli")
+
+
+def _secret() -> str | None:
+    try:
+        return resolve_token()
+    except StockpredError:
+        return None
+
+
+@contextmanager
+def _session(paths: Paths, command: str) -> Iterator[None]:
+    """Log to <data dir>/logs, hold the data-directory lock, clear temp files of killed runs."""
+    handler = start_log(paths, command, _secret())
+    log.info("stockpred %s %s: %s", __version__, command, " ".join(sys.argv[1:]))
+    try:
+        with data_dir_lock(paths, command):
+            removed = RawStore(paths.raw_dir).remove_temporaries()
+            if removed:
+                log.info("removed %d temporary file(s) left by an interrupted run", removed)
+            yield
+        log.info("%s finished", command)
+    except StockpredError as exc:
+        log.error("%s", exc)
+        raise
+    except Exception:
+        log.exception("%s failed unexpectedly", command)
+        raise
+    finally:
+        stop_log(handler)
+
+
+def _common_options(func):
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                  help="config.json to use (env STOCKPRED_CONFIG; default ./config.json, "
+                       "else built-in defaults).")
+    @click.option("--data-dir", type=click.Path(file_okay=False),
+                  help="Data directory (env STOCKPRED_DATA_DIR; default data/ beside config.json).")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _fetch_overrides(config: Config, source, ts_codes, start, end, only) -> Config:
+    """config.json's fetch settings with the command-line flags applied and checked."""
+    settings = config.fetch
+    update = {}
+    if source:
+        update["source"] = source
+    if ts_codes is not None:
+        codes = [c.upper() for c in _split(ts_codes)]
+        if not codes:
+            raise InputError("--ts-code: give at least one code, e.g. 600036.SH")
+        for code in codes:
+            try:
+                check_ts_code(code)
+            except ValueError as exc:
+                raise InputError(f"--ts-code: {exc}") from None
+        update["universe"] = Universe(index=None, ts_codes=codes)
+    for flag, value, key in (("--start", start, "start_date"), ("--end", end, "end_date")):
+        if value is not None:
+            try:
+                update[key] = parse_day(value, flag)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+    if only is not None:
+        names = _split(only)
+        unknown = [n for n in names if n not in CATALOGUE]
+        if unknown or not names:
+            raise InputError(f"--only: unknown interface {', '.join(unknown) or '(none given)'}; "
+                             f"the interfaces are listed in doc/interfaces.md")
+        update["interfaces"] = names
+    first = update.get("start_date", settings.start_date)
+    last = update.get("end_date", settings.end_date)
+    if last is not None and first > last:
+        raise InputError(f"start {first} is after end {last}")
+    return config.model_copy(update={"fetch": settings.model_copy(update=update)})
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="stockpred")
+def cli():
+    """stockpred: a leak-free research pipeline for Chinese A-share prices.
+
+    Each stage reads and writes files under the data directory, so any stage can be
+    rerun alone. Start with `stockpred fetch`; run `stockpred refresh` from cron.
+    Settings live in config.json (documented in doc/config.md).
+    """
+
+
+@cli.command()
+@click.option("--source", type=click.Choice(["auto", "tushare", "sample"]),
+              help="Where data comes from. auto (default): tushare when a token is set, "
+                   "else the shipped sample.")
+@click.option("--ts-code", "ts_codes", metavar="A,B",
+              help="Stocks to fetch instead of the configured universe, e.g. 600036.SH,600000.SH.")
+@click.option("--start", metavar="YYYYMMDD", help="First day (default fetch.start_date).")
+@click.option("--end", metavar="YYYYMMDD", help="Last day (default fetch.end_date, else today).")
+@click.option("--only", metavar="API1,API2",
+              help=f"Only these tushare interfaces (default: the configured groups: "
+                   f"{', '.join(GROUPS)}).")
+@_common_options
+def fetch(source, ts_codes, start, end, only, config_path, data_dir):
+    """Fetch tushare Pro data into <data dir>/raw/<interface>/ (incremental, idempotent).
+
+    The token comes from TUSHARE_TOKEN or ~/.config/stockpred/config.json
+    ({"tushare_token": "..."}). Without one, the real sample data shipped with
+    stockpred (SSE 50, 2007-2018) is loaded instead. Only what is not stored yet is
+    asked for; a re-run adds nothing. Exit codes: 2 bad input, 3 stopped by tushare's
+    daily quota (rerun tomorrow), 4 another run holds the data directory.
+    """
+    config = _fetch_overrides(load_config(config_path), source, ts_codes, start, end, only)
+    paths = resolve_paths(config, data_dir)
+    with _session(paths, "fetch"):
+        report = fetch_stage.run(config, paths)
+    if report.source == "sample":
+        reason = "as asked" if config.fetch.source == "sample" else "no tushare token found"
+        click.echo(f"Loaded the shipped sample ({reason}): real SSE 50 data up to 2018-12-28, "
+                   f"into {paths.raw_dir}.")
+    for line in report.summary():
+        click.echo(line)
+
+
+@cli.command()
+@_common_options
+def refresh(config_path, data_dir):
+    """The nightly job: incremental fetch of the configured universe, then later stages.
+
+    Refuses at once (exit 4) while another stockpred run holds the data directory.
+    Logs to <data dir>/logs/refresh-YYYYMMDD.log. For cron, see the README.
+    """
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir)
+    with _session(paths, "refresh"):
+        lines = refresh_pipeline(config, paths)
+        for line in lines:
+            log.info("%s", line)
+    for line in lines:
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("table")
+@click.option("--ts-code", "ts_codes", metavar="A,B", help="Only these subjects.")
+@click.option("--start", metavar="YYYYMMDD")
+@click.option("--end", metavar="YYYYMMDD")
+@click.option("--tail", default=10, show_default=True, help="Print the last N rows (0: all).")
+@_common_options
+def show(table, ts_codes, start, end, tail, config_path, data_dir):
+    """Print a stored raw table, e.g. `stockpred show daily --ts-code 600036.SH`."""
+    if table not in CATALOGUE:
+        raise InputError(f"unknown table {table!r}; the tables are listed in doc/interfaces.md")
+    for flag, value in (("--start", start), ("--end", end)):
+        if value is not None:
+            try:
+                parse_day(value, flag)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+    paths = resolve_paths(load_config(config_path), data_dir)
+    frame = RawStore(paths.raw_dir).read(table, _split(ts_codes) if ts_codes else None,
+                                         start, end)
+    shown = frame.tail(tail) if tail else frame
+    click.echo(shown.to_string(index=False, max_colwidth=40))
+    click.echo(f"({len(frame)} rows)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every failure becomes one line on stderr and a non-zero exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="stockpred", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except StockpredError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line, the traceback goes to the log
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        secret = _secret()
+        if secret:
+            message = message.replace(secret, "***")
+        click.echo(f"error: unexpected {type(exc).__name__}: {message} "
+                   f"(details in the log under <data dir>/logs)", err=True)
+        sys.exit(1)
+    sys.exit(code or 0)

@@ -1,0 +1,77 @@
+"""What every command shares at run time: the data-directory lock and the log file."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from stockpred.errors import InputError, LockedError
+from stockpred.layout import Paths
+
+
+@contextmanager
+def data_dir_lock(paths: Paths, command: str) -> Iterator[None]:
+    """Hold the data directory exclusively; a second run fails at once instead of waiting.
+
+    flock is released by the kernel when the process dies, even by SIGKILL, so a
+    crashed run never leaves a stale lock behind.
+    """
+    try:
+        paths.data_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(paths.lock_file, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write to the data directory {paths.data_dir}: "
+                         f"{exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LockedError(f"another stockpred run ({holder}) is using {paths.data_dir}; "
+                              f"this one exits without touching it") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, `stockpred {command}` since "
+                     f"{datetime.now().isoformat(timespec='seconds')}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Masks the secret in the whole formatted record, tracebacks included."""
+
+    def __init__(self, secret: str | None):
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.secret = secret
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text.replace(self.secret, "***") if self.secret else text
+
+
+def start_log(paths: Paths, command: str, secret: str | None) -> logging.Handler | None:
+    """Append this run's log to <data dir>/logs/<command>-YYYYMMDD.log; the token is masked."""
+    try:
+        paths.logs_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(
+            paths.logs_dir / f"{command}-{datetime.now():%Y%m%d}.log", encoding="utf-8")
+    except OSError:
+        return None  # an unwritable data dir is reported by the lock, with a clear message
+    handler.setFormatter(_RedactingFormatter(secret))
+    root = logging.getLogger("stockpred")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    return handler
+
+
+def stop_log(handler: logging.Handler | None) -> None:
+    if handler is not None:
+        logging.getLogger("stockpred").removeHandler(handler)
+        handler.close()
