@@ -1,0 +1,3 @@
+from stockpred.cli import main
+
+main()

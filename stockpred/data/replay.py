@@ -1,0 +1,166 @@
+"""A tushare-compatible HTTP server on 127.0.0.1 that replays stored tables.
+
+It answers the real ``tushare`` client exactly as tushare Pro does: a POST of
+``{api_name, token, params, fields}`` to ``<url>/<api_name>`` gets
+``{"code": 0, "msg": "", "data": {"fields": [...], "items": [[...], ...]}}``, newest
+rows first, at most ``caps[api]`` rows per call, filtered by the query parameters
+the catalogue declares. Faults can be queued (per-minute limit, daily quota, HTTP
+500, dropped connection, no permission) to test how a fetch survives them. The
+test suite and scripts/bench_fetch.py use it; it binds to loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+
+from stockpred.data.catalogue import CATALOGUE
+from stockpred.data.sample import CALENDAR_INDEX, trade_calendar
+
+FAULT_REPLIES = {
+    "minute_limit": "抱歉，您每分钟最多访问该接口200次，权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。",
+    "daily_quota": "抱歉，您每天最多访问该接口5000次，权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。",
+    "no_permission": "抱歉，您没有访问该接口的权限，权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。",
+}
+FAULTS = (*FAULT_REPLIES, "http500", "drop")
+BAD_TOKEN_REPLY = "您的token不对，请确认。"
+
+
+def with_trade_calendar(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Add a trade_cal derived from the SSE Composite's days, as the sample loader does."""
+    index = tables["index_daily"]
+    days = index.loc[index["ts_code"] == CALENDAR_INDEX, "trade_date"]
+    return {**tables, "trade_cal": trade_calendar(list(days))}
+
+
+class ReplayServer:
+    def __init__(self, tables: dict[str, pd.DataFrame], token: str,
+                 caps: dict[str, int] | None = None):
+        self.tables = dict(tables)
+        self.token = token
+        self.caps = {name: iface.rows_per_call for name, iface in CATALOGUE.items()}
+        self.caps.update(caps or {})
+        self.calls: Counter[str] = Counter()
+        self.requests: list[tuple[str, dict]] = []
+        self._faults: list[list] = []  # [api or None, fault, calls still to let through]
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/dataapi"
+
+    def __enter__(self) -> "ReplayServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def inject(self, fault: str, times: int = 1, api: str | None = None, after: int = 0) -> None:
+        """Let ``after`` calls (to ``api``, or to any) through, then answer ``times`` with ``fault``."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; faults are {', '.join(FAULTS)}")
+        with self._lock:
+            self._faults.append([api, fault, after])
+            self._faults.extend([api, fault, 0] for _ in range(times - 1))
+
+    def add_rows(self, name: str, rows: pd.DataFrame) -> None:
+        with self._lock:
+            self.tables[name] = pd.concat([self.tables.get(name), rows], ignore_index=True)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.requests.clear()
+
+    def _take_fault(self, api: str) -> str | None:
+        with self._lock:
+            for i, (target, fault, wait) in enumerate(self._faults):
+                if target in (None, api):
+                    if wait:
+                        self._faults[i][2] -= 1
+                        return None
+                    del self._faults[i]
+                    return fault
+        return None
+
+    def answer(self, api: str, token: str, params: dict, fields: str) -> dict:
+        if token != self.token:
+            return {"code": 2002, "msg": BAD_TOKEN_REPLY, "data": None}
+        iface = CATALOGUE.get(api)
+        if iface is None:
+            return {"code": 40101, "msg": "请指定正确的接口名", "data": None}
+        with self._lock:
+            table = self.tables.get(api)
+        if table is None:
+            return {"code": 0, "msg": "", "data": {"fields": list(iface.keys), "items": []}}
+        date = iface.date_field
+        subject_value = params.get(iface.subject_param) if iface.subject else None
+        if subject_value and iface.subject_param in table.columns:
+            table = table[table[iface.subject_param].isin(str(subject_value).split(","))]
+        for param in {"trade_date", iface.day_param} & params.keys():
+            if params[param] and date:
+                table = table[table[date] == params[param]]
+        if date and params.get("start_date"):
+            table = table[table[date] >= params["start_date"]]
+        if date and params.get("end_date"):
+            table = table[table[date] <= params["end_date"]]
+        if date:
+            table = table.sort_values([date, *iface.keys], ascending=False, kind="stable")
+        offset = int(params.get("offset") or 0)
+        limit = min(int(params.get("limit") or self.caps[api]), self.caps[api])
+        table = table.iloc[offset:offset + limit]
+        if fields:
+            table = table[[f.strip() for f in fields.split(",") if f.strip() in table.columns]]
+        items = table.astype(object).where(table.notna(), None).values.tolist()
+        return {"code": 0, "msg": "", "data": {"fields": list(table.columns), "items": items}}
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                api = self.path.rstrip("/").rsplit("/", 1)[-1]
+                params = {k: v for k, v in (body.get("params") or {}).items()
+                          if k != "ts_type_name"}
+                with server._lock:
+                    server.calls[api] += 1
+                    server.requests.append((api, params))
+                fault = server._take_fault(api)
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if fault == "http500":
+                    self._send(500, b'{"error": "internal"}')
+                    return
+                if fault:
+                    reply = {"code": 40203, "msg": FAULT_REPLIES[fault], "data": None}
+                else:
+                    reply = server.answer(api, body.get("token", ""), params,
+                                          body.get("fields") or "")
+                self._send(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"))
+
+            def _send(self, status: int, payload: bytes):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler

@@ -1,0 +1,121 @@
+"""Shared fixtures: the real shared data, a replay server on 127.0.0.1, and a CLI runner."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stockpred.cli import main
+from stockpred.data.replay import ReplayServer, with_trade_calendar
+from stockpred.data.sample import read_tushare_csv_tree
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "f3c1a9e07b5d4e2fa8c6b0d9e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6"  # a made-up test token
+STOCKS = ["600000.SH", "600036.SH", "600519.SH"]
+
+
+def shared_tushare_dir() -> Path | None:
+    root = Path(os.environ.get("STOCKPRED_SHARED_DATA", REPO.parent / "shared" / "data"))
+    folder = root / "tushare"
+    return folder if folder.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def real_tables() -> dict[str, pd.DataFrame]:
+    """The shared tushare-shaped CSVs (real data), read once per test session."""
+    folder = shared_tushare_dir()
+    if folder is None:
+        pytest.skip("../shared/data/tushare is not beside this checkout")
+    return read_tushare_csv_tree(folder)
+
+
+@pytest.fixture(scope="session")
+def server_tables(real_tables) -> dict[str, pd.DataFrame]:
+    """What the replay server holds.
+
+    Only 600036.SH has unadjusted bars in the shared data; the other SSE 50 stocks are
+    served from their real forward-adjusted bars under `daily`, which the fetch mechanics
+    (calls, paging, upserts) do not distinguish. adj_factor for 600036.SH is the real
+    ratio of its forward-adjusted to its unadjusted close (rows the tests make, as the
+    shared data's README allows for interfaces without real dumps).
+    """
+    unadjusted = real_tables["daily"]
+    qfq = real_tables["qfq_daily"]
+    others = qfq[~qfq["ts_code"].isin(unadjusted["ts_code"])]
+    daily = pd.concat([unadjusted, others], ignore_index=True)
+    both = unadjusted.merge(qfq, on=["ts_code", "trade_date"], suffixes=("", "_qfq"))
+    factors = both[["ts_code", "trade_date"]].assign(
+        adj_factor=(both["close_qfq"] / both["close"]).round(4))
+    tables = {k: v for k, v in real_tables.items() if k != "qfq_daily"}
+    return with_trade_calendar({**tables, "daily": daily, "adj_factor": factors})
+
+
+def cut(tables: dict[str, pd.DataFrame], last_day: str) -> dict[str, pd.DataFrame]:
+    """The tables as the server would have held them at the close of ``last_day``."""
+    from stockpred.data.catalogue import CATALOGUE
+
+    out = {}
+    for name, table in tables.items():
+        field = CATALOGUE[name].date_field
+        out[name] = table if field is None else table[
+            table[field].str.replace("-", "").str[:8] <= last_day]
+    return out
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty folder as cwd, no user config, no token, no inherited stockpred env."""
+    for name in ("TUSHARE_TOKEN", "TUSHARE_API_URL", "STOCKPRED_DATA_DIR", "STOCKPRED_CONFIG",
+                 "STOCKPRED_RESULTS_DIR", "TS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STOCKPRED_USER_CONFIG", str(tmp_path / "no-user-config.json"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_config(folder: Path, **fetch) -> Path:
+    """A config.json for tests: fast back-off, explicit stocks and days."""
+    settings = {"universe": {"index": None, "ts_codes": STOCKS}, "start_date": "20170101",
+                "end_date": "20181228", "interfaces": ["daily", "daily_basic", "adj_factor"]}
+    settings.update(fetch)
+    config = {"tushare": {"backoff_base_s": 0.001, "backoff_max_s": 0.005, "max_retries": 3},
+              "fetch": settings, "refresh": {"stages": ["features"]}}
+    path = folder / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tushare_env(workdir, monkeypatch):
+    """Token and API URL for a replay server; returns a function that points at one."""
+
+    def point_at(server: ReplayServer) -> None:
+        monkeypatch.setenv("TUSHARE_TOKEN", TOKEN)
+        monkeypatch.setenv("TUSHARE_API_URL", server.url)
+
+    return point_at
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run `stockpred ARGS` in this process; returns (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Content hashes of every parquet file under ``folder``."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*.parquet"))}
