@@ -62,8 +62,7 @@ class Interface:
 
     @property
     def text_columns(self) -> frozenset[str]:
-        own = set(self.keys) | ({self.date_field} if self.date_field else set())
-        return TEXT_COLUMNS | own
+        return TEXT_COLUMNS | ({self.date_field} if self.date_field else set())
 
     @property
     def queryable(self) -> bool:
