@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from stockpred.cli import main
-from stockpred.data.replay import ReplayServer, with_trade_calendar
+from stockpred.data.replay import ReplayServer, replay_tables
 from stockpred.data.sample import read_tushare_csv_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,35 +38,8 @@ def real_tables() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="session")
 def server_tables(real_tables) -> dict[str, pd.DataFrame]:
-    """What the replay server holds.
-
-    Only 600036.SH has unadjusted bars in the shared data; the other SSE 50 stocks are
-    served from their real forward-adjusted bars under `daily`, which the fetch mechanics
-    (calls, paging, upserts) do not distinguish. adj_factor for 600036.SH is the real
-    ratio of its forward-adjusted to its unadjusted close (rows the tests make, as the
-    shared data's README allows for interfaces without real dumps).
-    """
-    unadjusted = real_tables["daily"]
-    qfq = real_tables["qfq_daily"]
-    others = qfq[~qfq["ts_code"].isin(unadjusted["ts_code"])]
-    daily = pd.concat([unadjusted, others], ignore_index=True)
-    both = unadjusted.merge(qfq, on=["ts_code", "trade_date"], suffixes=("", "_qfq"))
-    factors = both[["ts_code", "trade_date"]].assign(
-        adj_factor=(both["close_qfq"] / both["close"]).round(4))
-    tables = {k: v for k, v in real_tables.items() if k != "qfq_daily"}
-    return with_trade_calendar({**tables, "daily": daily, "adj_factor": factors})
-
-
-def cut(tables: dict[str, pd.DataFrame], last_day: str) -> dict[str, pd.DataFrame]:
-    """The tables as the server would have held them at the close of ``last_day``."""
-    from stockpred.data.catalogue import CATALOGUE
-
-    out = {}
-    for name, table in tables.items():
-        field = CATALOGUE[name].date_field
-        out[name] = table if field is None else table[
-            table[field].str.replace("-", "").str[:8] <= last_day]
-    return out
+    """What the replay server holds: the real tables in the layout of tushare's interfaces."""
+    return replay_tables(real_tables)
 
 
 @pytest.fixture

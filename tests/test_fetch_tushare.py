@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import tushare
 
-from conftest import STOCKS, TOKEN, cut, run_cli, tree_digest, write_config
-from stockpred.data.replay import ReplayServer
+from conftest import STOCKS, TOKEN, run_cli, tree_digest, write_config
+from stockpred.data.replay import ReplayServer, tables_as_of
 from stockpred.data.store import RawStore
 
 INTERFACES = ("daily", "daily_basic", "adj_factor")
@@ -25,7 +25,7 @@ def stored(workdir, name):
 
 
 def test_backfill_rerun_and_nightly_refresh(server_tables, tushare_env, workdir):
-    with ReplayServer(cut(server_tables, "20181214"), TOKEN) as server:
+    with ReplayServer(tables_as_of(server_tables, "20181214"), TOKEN) as server:
         tushare_env(server)
         write_config(workdir, end_date="20181214")
         code, out, err = run_cli("fetch")
@@ -93,7 +93,7 @@ def test_paging_past_the_row_cap(server_tables, tushare_env, workdir):
 
 
 def test_trading_day_not_yet_published_is_asked_again(server_tables, tushare_env, workdir):
-    with ReplayServer(cut(server_tables, "20181214"), TOKEN) as server:
+    with ReplayServer(tables_as_of(server_tables, "20181214"), TOKEN) as server:
         tushare_env(server)
         write_config(workdir, end_date="20181214", interfaces=["daily"])
         assert run_cli("fetch")[0] == 0

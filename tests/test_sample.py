@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
-from conftest import REPO, run_cli, tree_digest, write_config
-from stockpred.config import Config, config_as_json
+from conftest import run_cli, tree_digest
 from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.sample import SAMPLE_TABLES, read_sample, sample_dir
 from stockpred.data.store import RawStore
@@ -63,10 +61,6 @@ def test_trade_calendar_is_the_index_trading_days(workdir):
     week = cal.set_index("cal_date").loc["20181001":"20181008"]
     assert list(week["is_open"]) == [0, 0, 0, 0, 0, 0, 0, 1]
     assert week.loc["20181008", "pretrade_date"] == "20180928"
-
-
-def test_root_config_json_spells_out_the_defaults():
-    assert (REPO / "config.json").read_text(encoding="utf-8") == config_as_json(Config())
 
 
 def test_catalogue_covers_the_original_design():

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from conftest import STOCKS, TOKEN, cut, run_cli, write_config
+from conftest import STOCKS, TOKEN, run_cli, write_config
 from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.fetch import missing_ranges, settled_day
-from stockpred.data.replay import ReplayServer
+from stockpred.data.replay import ReplayServer, tables_as_of
 from stockpred.data.store import RawStore
 
 
@@ -78,7 +78,7 @@ def test_settled_day_follows_beijing_settle_time():
 
 def test_refresh_mixes_day_calls_for_current_stocks_with_a_backfill_for_a_new_one(
         server_tables, tushare_env, workdir):
-    with ReplayServer(cut(server_tables, "20181217"), TOKEN) as server:
+    with ReplayServer(tables_as_of(server_tables, "20181217"), TOKEN) as server:
         tushare_env(server)
         write_config(workdir, end_date="20181214", interfaces=["daily"])
         assert run_cli("fetch")[0] == 0

@@ -30,11 +30,35 @@ FAULTS = (*FAULT_REPLIES, "http500", "drop")
 BAD_TOKEN_REPLY = "您的token不对，请确认。"
 
 
-def with_trade_calendar(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Add a trade_cal derived from the SSE Composite's days, as the sample loader does."""
-    index = tables["index_daily"]
+def replay_tables(real: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Server tables built from the real sample tables (see stockpred.data.sample).
+
+    Only 600036.SH has unadjusted bars in the real data; the other SSE 50 stocks are
+    served from their real forward-adjusted bars under ``daily``, which the fetch
+    mechanics (calls, paging, upserts) do not distinguish. ``adj_factor`` for
+    600036.SH is the ratio of its real forward-adjusted to its unadjusted close.
+    ``trade_cal`` is derived from the SSE Composite's days, as the sample loader does.
+    """
+    unadjusted, qfq = real["daily"], real["qfq_daily"]
+    others = qfq[~qfq["ts_code"].isin(unadjusted["ts_code"])]
+    both = unadjusted.merge(qfq, on=["ts_code", "trade_date"], suffixes=("", "_qfq"))
+    factors = both[["ts_code", "trade_date"]].assign(
+        adj_factor=(both["close_qfq"] / both["close"]).round(4))
+    index = real["index_daily"]
     days = index.loc[index["ts_code"] == CALENDAR_INDEX, "trade_date"]
-    return {**tables, "trade_cal": trade_calendar(list(days))}
+    tables = {k: v for k, v in real.items() if k != "qfq_daily"}
+    return {**tables, "daily": pd.concat([unadjusted, others], ignore_index=True),
+            "adj_factor": factors, "trade_cal": trade_calendar(list(days))}
+
+
+def tables_as_of(tables: dict[str, pd.DataFrame], last_day: str) -> dict[str, pd.DataFrame]:
+    """The tables as a server would have held them at the close of ``last_day`` (YYYYMMDD)."""
+    out = {}
+    for name, table in tables.items():
+        field = CATALOGUE[name].date_field
+        out[name] = table if field is None else table[
+            table[field].str.replace("-", "").str[:8] <= last_day]
+    return out
 
 
 class ReplayServer:

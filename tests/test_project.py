@@ -1,0 +1,42 @@
+"""The fresh-machine promises: README, CI, config defaults and docs agree with the code."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO, run_cli
+from stockpred.config import Config, config_as_json
+from stockpred.data.catalogue import CATALOGUE
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    install_and_run, install_and_test = blocks[0], blocks[1]
+    assert install_and_run.endswith("stockpred fetch")
+    assert "pytest" in install_and_test
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert ci[-1] == install_and_test
+
+
+def test_root_config_json_spells_out_the_defaults():
+    assert (REPO / "config.json").read_text(encoding="utf-8") == config_as_json(Config())
+
+
+def test_every_config_key_and_interface_is_documented():
+    config_doc = (REPO / "doc" / "config.md").read_text(encoding="utf-8")
+    for section, fields in Config().model_dump().items():
+        for key in fields if isinstance(fields, dict) else [section]:
+            assert f"`{key}" in config_doc, key
+    interfaces_doc = (REPO / "doc" / "interfaces.md").read_text(encoding="utf-8")
+    for name, iface in CATALOGUE.items():
+        assert f"| `{name}` | {iface.group} | {', '.join(iface.keys)} |" in interfaces_doc
+
+
+def test_help_explains_each_command():
+    code, out, _ = run_cli("--help")
+    assert code == 0
+    for command in ("fetch", "refresh", "show"):
+        assert command in out
+        code, text, _ = run_cli(command, "--help")
+        assert code == 0 and "Usage: stockpred" in text and len(text) > 300
