@@ -43,6 +43,13 @@ def parse_day(value: str, what: str) -> str:
     return value
 
 
+def _all_known(names: list[str], known, what: str, hint: str) -> list[str]:
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown {what} {name!r}; {hint}")
+    return names
+
+
 def check_ts_code(code: str) -> str:
     if not _TS_CODE.match(code):
         raise ValueError(f"{code!r} is not a ts_code such as 600036.SH")
@@ -65,9 +72,8 @@ class TushareSettings(_Section):
     @field_validator("rows_per_call")
     @classmethod
     def _known_interfaces(cls, caps: dict[str, int]) -> dict[str, int]:
+        _all_known(list(caps), CATALOGUE, "interface", "see doc/interfaces.md")
         for name, cap in caps.items():
-            if name not in CATALOGUE:
-                raise ValueError(f"unknown interface {name!r}")
             if cap < 1:
                 raise ValueError(f"rows per call for {name} must be at least 1")
         return caps
@@ -122,18 +128,12 @@ class FetchSettings(_Section):
     @field_validator("groups")
     @classmethod
     def _groups(cls, groups: list[str]) -> list[str]:
-        for g in groups:
-            if g not in GROUPS:
-                raise ValueError(f"unknown group {g!r}; groups are {', '.join(GROUPS)}")
-        return groups
+        return _all_known(groups, GROUPS, "group", f"groups are {', '.join(GROUPS)}")
 
     @field_validator("interfaces")
     @classmethod
     def _interfaces(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if name not in CATALOGUE:
-                raise ValueError(f"unknown interface {name!r}; see doc/interfaces.md")
-        return names
+        return _all_known(names, CATALOGUE, "interface", "see doc/interfaces.md")
 
     @field_validator("settle_time")
     @classmethod
@@ -155,10 +155,7 @@ class RefreshSettings(_Section):
     @field_validator("stages")
     @classmethod
     def _stages(cls, stages: list[str]) -> list[str]:
-        for stage in stages:
-            if stage not in LATER_STAGES:
-                raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(LATER_STAGES)}")
-        return stages
+        return _all_known(stages, LATER_STAGES, "stage", f"stages are {', '.join(LATER_STAGES)}")
 
 
 class Config(_Section):

@@ -19,6 +19,13 @@ def clean_result(server_tables):
                                                                               "20181228")]
 
 
+def assert_complete(workdir, server_tables):
+    """Every row a clean fetch stores, each once."""
+    got = stored_daily(workdir)
+    assert len(got) == len(clean_result(server_tables))
+    assert not got.duplicated(["ts_code", "trade_date"]).any()
+
+
 @pytest.mark.parametrize("fault", ["minute_limit", "http500", "drop"])
 def test_transient_faults_are_retried(fault, server_tables, tushare_env, workdir):
     with ReplayServer(server_tables, TOKEN) as server:
@@ -27,9 +34,7 @@ def test_transient_faults_are_retried(fault, server_tables, tushare_env, workdir
         server.inject(fault, times=2, api="daily")
         code, out, err = run_cli("fetch")
         assert code == 0, err
-        got = stored_daily(workdir)
-        assert len(got) == len(clean_result(server_tables))
-        assert not got.duplicated(["ts_code", "trade_date"]).any()
+        assert_complete(workdir, server_tables)
         assert server.calls["daily"] == len(STOCKS) + 2
 
 
@@ -61,9 +66,7 @@ def test_daily_quota_stops_cleanly_and_the_next_run_completes(server_tables, tus
         assert "daily quota reached on daily (0 of 3 calls done)" in err
         assert "everything fetched so far is stored" in err
         assert run_cli("fetch")[0] == 0
-        got = stored_daily(workdir)
-        assert len(got) == len(clean_result(server_tables))
-        assert not got.duplicated(["ts_code", "trade_date"]).any()
+        assert_complete(workdir, server_tables)
 
 
 def test_quota_after_some_stocks_keeps_them(server_tables, tushare_env, workdir):
@@ -79,9 +82,7 @@ def test_quota_after_some_stocks_keeps_them(server_tables, tushare_env, workdir)
         server.reset_counts()
         assert run_cli("fetch")[0] == 0
         assert server.calls["daily"] == 1  # only the stock that was not fetched
-        got = stored_daily(workdir)
-        assert len(got) == len(clean_result(server_tables))
-        assert not got.duplicated(["ts_code", "trade_date"]).any()
+        assert_complete(workdir, server_tables)
 
 
 def test_interface_without_permission_is_skipped(server_tables, tushare_env, workdir):
