@@ -17,6 +17,7 @@ from stockpred.data import fetch as fetch_stage
 from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.data.store import RawStore
 from stockpred.errors import InputError, StockpredError
+from stockpred.features import build as features_stage
 from stockpred.layout import Paths, resolve_paths
 from stockpred.pipeline import refresh as refresh_pipeline
 from stockpred.runtime import data_dir_lock, start_log, stop_log
@@ -70,21 +71,29 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _ts_codes(value: str | None) -> list[str] | None:
+    """--ts-code A,B as a checked list (None when the flag is absent)."""
+    if value is None:
+        return None
+    codes = [c.upper() for c in _split(value)]
+    if not codes:
+        raise InputError("--ts-code: give at least one code, e.g. 600036.SH")
+    for code in codes:
+        try:
+            check_ts_code(code)
+        except ValueError as exc:
+            raise InputError(f"--ts-code: {exc}") from None
+    return codes
+
+
 def _fetch_overrides(config: Config, source, ts_codes, start, end, only) -> Config:
     """config.json's fetch settings with the command-line flags applied and checked."""
     settings = config.fetch
     update = {}
     if source:
         update["source"] = source
-    if ts_codes is not None:
-        codes = [c.upper() for c in _split(ts_codes)]
-        if not codes:
-            raise InputError("--ts-code: give at least one code, e.g. 600036.SH")
-        for code in codes:
-            try:
-                check_ts_code(code)
-            except ValueError as exc:
-                raise InputError(f"--ts-code: {exc}") from None
+    codes = _ts_codes(ts_codes)
+    if codes is not None:
         update["universe"] = Universe(index=None, ts_codes=codes)
     for flag, value, key in (("--start", start, "start_date"), ("--end", end, "end_date")):
         if value is not None:
@@ -146,6 +155,29 @@ def fetch(source, ts_codes, start, end, only, config_path, data_dir):
         reason = "as asked" if config.fetch.source == "sample" else "no tushare token found"
         click.echo(f"Loaded the shipped sample ({reason}): real SSE 50 data up to 2018-12-28, "
                    f"into {paths.raw_dir}.")
+    for line in report.summary():
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--ts-code", "ts_codes", metavar="A,B",
+              help="Stocks to build (default: the stocks of the last fetch).")
+@_common_options
+def features(ts_codes, config_path, data_dir):
+    """Build the point-in-time daily feature table of each stock.
+
+    Writes <data dir>/features/<ts_code>.parquet (one row per trading day, a
+    trade_date column) and features.json, which lists every feature with its group,
+    source and parameters. Every value for day t uses only data available at the
+    close of day t: indicators in Chinese charting conventions, causal Fourier and
+    ARIMA(5,1,0) features over trailing windows, statements from their announcement
+    date. Settings: the "features" section of config.json (doc/features.md).
+    """
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir)
+    codes = _ts_codes(ts_codes)
+    with _session(paths, "features"):
+        report = features_stage.run(config, paths, codes)
     for line in report.summary():
         click.echo(line)
 

@@ -149,6 +149,90 @@ class FetchSettings(_Section):
         return self
 
 
+class _Window(_Section):
+    window: int = Field(gt=1)
+    ma: int = Field(gt=0)
+
+
+class CRSettings(_Section):
+    window: int = Field(26, gt=1)
+    ma: list[int] = Field(default_factory=lambda: [10, 20, 40, 62])
+
+
+class DMISettings(_Section):
+    window: int = Field(14, gt=1)
+    adx: int = Field(6, gt=0)
+
+
+class DMASettings(_Section):
+    short: int = Field(10, gt=0)
+    long: int = Field(50, gt=1)
+    ma: int = Field(10, gt=0)
+
+
+class IndicatorSettings(_Section):
+    ma: list[int] = Field(default_factory=lambda: [7, 21])
+    ema: list[int] = Field(default_factory=lambda: [12, 26])
+    macd: tuple[int, int, int] = (12, 26, 9)
+    boll: tuple[int, float] = (20, 2.0)
+    kdj: tuple[int, int, int] = (9, 3, 3)
+    wr: list[int] = Field(default_factory=lambda: [10, 6])
+    rsi: list[int] = Field(default_factory=lambda: [6, 12, 24])
+    cr: CRSettings = Field(default_factory=CRSettings)
+    cci: list[int] = Field(default_factory=lambda: [14, 20])
+    vr: _Window = Field(default_factory=lambda: _Window(window=26, ma=6))
+    atr: int = Field(14, gt=0)
+    dmi: DMISettings = Field(default_factory=DMISettings)
+    trix: _Window = Field(default_factory=lambda: _Window(window=12, ma=9))
+    dma: DMASettings = Field(default_factory=DMASettings)
+    momentum: list[int] = Field(default_factory=lambda: [1, 5, 10, 20])
+    volume: list[int] = Field(default_factory=lambda: [5, 20])
+
+    def longest_window(self) -> int:
+        cr_lag = max((int(m / 2.5 + 1) + m for m in self.cr.ma), default=0)
+        return max([*self.ma, self.macd[1] + self.macd[2], self.boll[0], self.kdj[0],
+                    *self.wr, *self.rsi, self.cr.window + cr_lag, *self.cci,
+                    self.vr.window + self.vr.ma, self.atr, self.dmi.window + 2 * self.dmi.adx,
+                    self.trix.window + self.trix.ma, self.dma.long + self.dma.ma,
+                    *self.momentum, *self.volume])
+
+
+class FourierSettings(_Section):
+    window: int = Field(250, gt=8)
+    components: list[int] = Field(default_factory=lambda: [3, 6, 9])
+    harmonics: int = Field(8, ge=0)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "FourierSettings":
+        if any(k < 1 or 2 * k >= self.window for k in self.components):
+            raise ValueError("each of components must be at least 1 and below window / 2")
+        return self
+
+
+class ArimaSettings(_Section):
+    order: tuple[int, int, int] = (5, 1, 0)
+    window: int = Field(250, gt=10)
+
+    @field_validator("order")
+    @classmethod
+    def _supported(cls, order: tuple[int, int, int]) -> tuple[int, int, int]:
+        if order[0] < 1 or order[1:] != (1, 0):
+            raise ValueError("only ARIMA(p,1,0) with p >= 1 is supported, e.g. [5, 1, 0]")
+        return order
+
+
+class FeatureSettings(_Section):
+    indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
+    fourier: FourierSettings = Field(default_factory=FourierSettings)
+    arima: ArimaSettings = Field(default_factory=ArimaSettings)
+    statement_max_age_days: int = Field(400, gt=0)
+    market_max_gap_days: int = Field(10, ge=0)
+
+    def longest_window(self) -> int:
+        return max(self.indicators.longest_window(), self.fourier.window,
+                   self.arima.window + self.arima.order[0] + 1)
+
+
 class RefreshSettings(_Section):
     stages: list[str] = Field(default_factory=lambda: list(LATER_STAGES))
 
@@ -163,6 +247,7 @@ class Config(_Section):
     results_dir: str = "project_results"
     tushare: TushareSettings = Field(default_factory=TushareSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     # where relative paths in this config are anchored (the file's folder, or the cwd)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

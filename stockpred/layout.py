@@ -29,6 +29,25 @@ class Paths:
         return self.raw_dir / "manifest.json"
 
     @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    def features_table(self, ts_code: str) -> Path:
+        return self.features_dir / f"{ts_code}.parquet"
+
+    @property
+    def features_manifest(self) -> Path:
+        return self.features_dir / "features.json"
+
+    @property
+    def selected_features(self) -> Path:
+        return self.features_dir / "selected.json"
+
+    @property
+    def feature_figures_dir(self) -> Path:
+        return self.results_dir / "feature_engineering"
+
+    @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
 

@@ -41,6 +41,12 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(config_as_json(config).encode("utf-8")).hexdigest()
 
 
+def section_hash(section) -> str:
+    """Hash of one config section, so a stage reruns only when its own settings change."""
+    text = json.dumps(section.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def table_summary(store: RawStore, name: str) -> dict:
     """Files, rows and a content hash of one stored table (the hash changes iff a file does)."""
     digest = hashlib.sha256()

@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from stockpred.config import Config
 from stockpred.data import fetch
+from stockpred.features import build as features
 from stockpred.layout import Paths
+from stockpred.manifest import read_manifest, section_hash
+
+
+def _features_stale(config: Config, paths: Paths) -> bool:
+    built = read_manifest(paths.features_manifest)
+    if built is None:
+        return True
+    stocks = set(built.get("stocks", {})) | set(built.get("skipped", {}))
+    return (built.get("inputs") != features.input_hashes(paths)
+            or built.get("features_config_sha256") != section_hash(config.features)
+            or stocks != set(features.universe(paths, None)))
+
+
+# stage -> (is it stale?, run it and return summary lines)
+STAGES: dict[str, tuple[Callable[[Config, Paths], bool], Callable[[Config, Paths], list[str]]]] = {
+    "features": (_features_stale,
+                 lambda config, paths: features.run(config, paths, progress=False).summary()),
+}
 
 
 def refresh(config: Config, paths: Paths, progress: bool = False) -> list[str]:
     """Incremental fetch of the configured universe, then each configured later stage.
 
-    No later stage exists in this version; each configured one is reported as skipped.
+    A stage reruns only when the inputs or settings it last used have changed; a stage
+    this version does not have yet is reported as skipped.
     """
-    report = fetch.run(config, paths, progress=progress)
-    return report.summary() + [f"{stage}: skipped, this version has no `stockpred {stage}` yet"
-                               for stage in config.refresh.stages]
+    lines = fetch.run(config, paths, progress=progress).summary()
+    for stage in config.refresh.stages:
+        if stage not in STAGES:
+            lines.append(f"{stage}: skipped, this version has no `stockpred {stage}` yet")
+            continue
+        stale, run = STAGES[stage]
+        if stale(config, paths):
+            lines += run(config, paths)
+        else:
+            lines.append(f"{stage}: up to date, inputs unchanged")
+    return lines

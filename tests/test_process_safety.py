@@ -57,7 +57,8 @@ def test_sigkill_mid_fetch_leaves_readable_files_and_next_run_completes(
 
 
 def test_second_run_is_locked_out_at_once(workdir):
-    write_config(workdir, source="sample", interfaces=["stock_basic"])
+    write_config(workdir, source="sample", start_date="20160101",
+                 interfaces=["stock_basic", "qfq_daily", "trade_cal"])
     config = load_config()
     paths = resolve_paths(config)
     with data_dir_lock(paths, "refresh"):
@@ -73,4 +74,4 @@ def test_second_run_is_locked_out_at_once(workdir):
     proc = stockpred("refresh")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert "features: skipped" in out
+    assert "features: 3 stocks" in out

@@ -1,0 +1,274 @@
+"""The point-in-time daily panel of one stock: one row per trading day, nothing from later.
+
+Rules that keep it free of look-ahead:
+- prices: hfq bars when stored (their factor is known on the day), else the sample's
+  qfq bars, else unadjusted; indicators run on traded days only, as charting software
+  does; a suspended day carries the last traded day's values forward (``suspended``=1);
+- daily_basic and moneyflow are the same day's; market series (indices, Shibor,
+  northbound flows, margin) are joined as of the day, carried at most
+  ``market_max_gap_days`` calendar days when a series has a gap;
+- financial statements and other announcements count from their announcement date
+  (``f_ann_date``, else ``ann_date``); one announced on a non-trading day counts from
+  the next trading day; on each day the latest reporting period announced so far is
+  used, in its latest revision, and carried at most ``statement_max_age_days``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from stockpred.config import FeatureSettings
+from stockpred.data.store import RawStore
+from stockpred.features.indicators import Feature, order_flow, technical
+from stockpred.features.spectral import (ar_differences_forecast, fourier_amplitudes,
+                                         fourier_reconstruction)
+
+PRICE_BASES = ("hfq_daily", "qfq_daily", "daily")
+BAR_COLUMNS = ["open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount"]
+# announced tables and the prefix of their columns in the panel
+STATEMENTS = {"income": "inc", "balancesheet": "bs", "cashflow": "cf",
+              "fina_indicator": "fi", "express": "exp", "forecast": "fc"}
+MARKET_INDICES_PREFIX = "idx"
+ALWAYS_KEPT = {"trade_date", "open", "high", "low", "close", "vol", "suspended"}
+
+
+def _days(values) -> pd.DatetimeIndex:
+    return pd.to_datetime(pd.Series(values, dtype="string").str[:8], format="%Y%m%d")
+
+
+@dataclass
+class Market:
+    """The trading calendar and market-wide series, loaded once for all stocks."""
+
+    open_days: pd.DatetimeIndex
+    context: pd.DataFrame  # indexed by open day
+    features: list[Feature] = field(default_factory=list)
+
+
+def load_market(store: RawStore, settings: FeatureSettings, indices: list[str]) -> Market:
+    calendar = store.read("trade_cal", columns=["cal_date", "is_open"])
+    open_days = pd.DatetimeIndex(_days(calendar.loc[calendar["is_open"] == 1, "cal_date"]))
+    open_days = open_days.sort_values().unique()
+    base = pd.DataFrame({"day": open_days})
+    tolerance = pd.Timedelta(days=settings.market_max_gap_days)
+    meta: list[Feature] = []
+
+    def join(frame: pd.DataFrame, date_col: str, prefix: str, source: str, columns=None):
+        nonlocal base
+        frame = frame.assign(day=_days(frame[date_col])).sort_values("day")
+        columns = columns or [c for c in frame.columns
+                              if c != "day" and pd.api.types.is_float_dtype(frame[c])]
+        renamed = frame[["day", *columns]].rename(columns={c: f"{prefix}_{c}" for c in columns})
+        base = pd.merge_asof(base, renamed, on="day", direction="backward", tolerance=tolerance)
+        meta.extend(Feature(f"{prefix}_{c}", "market", source, {}) for c in columns)
+
+    if store.has("index_daily"):
+        stored = store.read("index_daily", subjects=indices)
+        for code, bars in stored.groupby("ts_code"):
+            bars = bars.sort_values("trade_date").copy()
+            bars["ret5"] = bars["close"] / bars["close"].shift(5) - 1
+            bars["ret20"] = bars["close"] / bars["close"].shift(20) - 1
+            cols = [c for c in ("close", "pct_chg", "vol", "amount", "ret5", "ret20")
+                    if c in bars.columns]
+            join(bars, "trade_date", f"{MARKET_INDICES_PREFIX}{code[:6]}", "index_daily", cols)
+    if store.has("shibor"):
+        join(store.read("shibor"), "date", "shibor", "shibor")
+    if store.has("moneyflow_hsgt"):
+        join(store.read("moneyflow_hsgt"), "trade_date", "hsgt", "moneyflow_hsgt")
+    if store.has("margin"):
+        margin = store.read("margin")
+        for exchange, rows in margin.groupby("exchange_id"):
+            join(rows, "trade_date", f"margin_{exchange.lower()}", "margin")
+    return Market(open_days, base.set_index("day"), meta)
+
+
+@dataclass
+class StockPanel:
+    frame: pd.DataFrame
+    features: list[Feature]
+    price_basis: str
+    dropped: list[str]
+    filled: dict[str, int]
+    expired: dict[str, int]
+
+
+def price_bars(store: RawStore, code: str) -> tuple[str, pd.DataFrame] | None:
+    for name in PRICE_BASES:
+        if store.has(name):
+            bars = store.read(name, subjects=[code])
+            if not bars.empty:
+                return name, bars.sort_values("trade_date").reset_index(drop=True)
+    return None
+
+
+def board_limit(code: str, day: pd.Series) -> pd.Series:
+    """Daily price limit by board: 20% on STAR (688) and, from 2020-08-24, ChiNext (300)."""
+    if code.startswith("688"):
+        return pd.Series(0.20, index=day.index)
+    if code.startswith(("300", "301")):
+        return pd.Series(np.where(day >= pd.Timestamp("2020-08-24"), 0.20, 0.10),
+                         index=day.index)
+    return pd.Series(0.10, index=day.index)
+
+
+def _point_in_time(rows: pd.DataFrame, days: pd.DatetimeIndex, prefix: str, max_age: int):
+    """Each day's latest announced period (latest revision) of one announced table."""
+    visible = rows["ann_date"]
+    if "f_ann_date" in rows.columns:
+        visible = rows["f_ann_date"].fillna(rows["ann_date"])
+    rows = rows.assign(visible=_days(visible)).dropna(subset=["visible"])
+    if "report_type" in rows.columns and (rows["report_type"] == "1").any():
+        rows = rows[rows["report_type"] == "1"]  # consolidated statements
+    if rows.empty:
+        return None
+    rows = rows.sort_values(["visible", "end_date"]).reset_index(drop=True)
+    # the row in force after each announcement: latest period, then latest revision
+    best, best_key, in_force = -1, None, []
+    for i, key in enumerate(zip(rows["end_date"].fillna(""), rows["visible"])):
+        if best_key is None or key >= best_key:
+            best, best_key = i, key
+        in_force.append(best)
+    events = pd.DataFrame({"day": rows["visible"], "row": in_force}).drop_duplicates(
+        "day", keep="last")
+    chosen = pd.merge_asof(pd.DataFrame({"day": days}), events, on="day", direction="backward")
+    numeric = [c for c in rows.columns if pd.api.types.is_float_dtype(rows[c])]
+    picked = rows.loc[chosen["row"].fillna(-1).astype(int).clip(lower=0), numeric + ["visible"]]
+    picked.index = days
+    age = (days.to_series() - picked["visible"]).dt.days.where(chosen["row"].notna().to_numpy())
+    stale = age > max_age
+    values = picked[numeric].where(~stale & age.notna(), np.nan)
+    values.columns = [f"{prefix}_{c}" for c in numeric]
+    values[f"{prefix}_age_days"] = age.where(~stale)
+    filled = int(((age > 0) & ~stale).sum())
+    return values, filled, int(stale.sum())
+
+
+def _drop_uninformative(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Drop constant (all-NaN included) columns and exact copies of an earlier column."""
+    dropped, seen = [], {}
+    for col in frame.columns:
+        if col in ALWAYS_KEPT:
+            continue
+        values = frame[col]
+        if values.nunique(dropna=False) <= 1:
+            dropped.append(col)
+            continue
+        digest = hashlib.sha1(np.ascontiguousarray(values.to_numpy(dtype=float)).tobytes())
+        key = digest.hexdigest()
+        if key in seen:
+            dropped.append(col)
+        else:
+            seen[key] = col
+    return frame.drop(columns=dropped), dropped
+
+
+def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSettings,
+                ) -> StockPanel | str:
+    """The panel of one stock, or the reason it was skipped."""
+    found = price_bars(store, code)
+    if found is None:
+        return "no daily bars stored"
+    basis, bars = found
+    if len(bars) < settings.longest_window():
+        return (f"{len(bars)} trading days, fewer than the longest window "
+                f"({settings.longest_window()})")
+    traded = bars[["trade_date", *[c for c in BAR_COLUMNS if c in bars.columns]]].copy()
+    features = [Feature(c, "quote", basis, {}) for c in traded.columns if c != "trade_date"]
+
+    raw = store.read("daily", subjects=[code]) if basis != "daily" and store.has("daily") else None
+    if raw is not None and not raw.empty:
+        raw = raw[["trade_date", "open", "high", "low", "close"]].set_index("trade_date")
+        raw = raw.add_prefix("raw_").reset_index()
+        traded = traded.merge(raw, on="trade_date", how="left")
+        features += [Feature(c, "quote", "daily", {}) for c in raw.columns if c != "trade_date"]
+
+    tech, meta = technical(traded, settings.indicators)
+    features += meta
+    close = traded["close"]
+    spectral = {}
+    for k in settings.fourier.components:
+        spectral[f"fft{k}"] = fourier_reconstruction(close, settings.fourier.window, k)
+        features.append(Feature(f"fft{k}", "fourier", "close",
+                                {"window": settings.fourier.window, "components": k}))
+    amplitudes = fourier_amplitudes(close, settings.fourier.window, settings.fourier.harmonics)
+    features += [Feature(c, "fourier", "close", {"window": settings.fourier.window})
+                 for c in amplitudes.columns]
+    p = settings.arima.order[0]
+    spectral["arima_next"] = ar_differences_forecast(close, p, settings.arima.window)
+    features.append(Feature("arima_next", "arima", "close",
+                            {"order": list(settings.arima.order),
+                             "window": settings.arima.window}))
+
+    limit = board_limit(code, _days(traded["trade_date"]))
+    pct = traded["pct_chg"] / 100
+    status = pd.DataFrame({
+        "limit_up": (pct >= limit * 0.985).astype(float),
+        "limit_down": (pct <= -limit * 0.985).astype(float),
+        "one_price": (traded["high"] == traded["low"]).astype(float),
+    })
+    features += [Feature(c, "status", basis, {}) for c in status.columns]
+    per_day = pd.concat([traded, tech, pd.DataFrame(spectral), amplitudes, status], axis=1)
+    per_day.index = _days(per_day["trade_date"])
+
+    # onto the calendar: suspended days carry the last traded values forward
+    days = market.open_days[(market.open_days >= per_day.index[0])
+                            & (market.open_days <= per_day.index[-1])]
+    panel = per_day.reindex(days)
+    suspended = panel["close"].isna()
+    panel = panel.ffill()
+    panel.loc[suspended, [c for c in ("vol", "amount") if c in panel.columns]] = 0.0
+    panel["suspended"] = suspended.astype(float)
+    last_trade = pd.Series(np.where(suspended, np.nan, np.arange(len(panel))), index=days).ffill()
+    panel["days_since_trade"] = np.arange(len(panel)) - last_trade.to_numpy()
+    features += [Feature("suspended", "status", "trade_cal", {}),
+                 Feature("days_since_trade", "status", "trade_cal", {})]
+
+    parts = [panel]
+    if store.has("daily_basic"):
+        basic = store.read("daily_basic", subjects=[code])
+        if not basic.empty:
+            basic = basic.set_index(_days(basic["trade_date"]))
+            numeric = [c for c in basic.columns
+                       if pd.api.types.is_float_dtype(basic[c]) and c != "close"]
+            parts.append(basic[numeric].add_prefix("basic_").reindex(days).ffill())
+            features += [Feature(f"basic_{c}", "daily_basic", "daily_basic", {}) for c in numeric]
+    if store.has("moneyflow"):
+        flow = store.read("moneyflow", subjects=[code])
+        if not flow.empty:
+            flow = flow.set_index(_days(flow["trade_date"])).reindex(days)
+            flow_features, meta = order_flow(flow, panel["amount"].where(~suspended))
+            parts.append(flow_features)
+            features += meta
+    context = market.context.reindex(days)
+    parts.append(context)
+    features += market.features
+
+    filled, expired = {}, {}
+    for name, prefix in STATEMENTS.items():
+        if not store.has(name):
+            continue
+        rows = store.read(name, subjects=[code])
+        result = _point_in_time(rows, days, prefix, settings.statement_max_age_days)
+        if result is None:
+            continue
+        values, filled[name], expired[name] = result
+        parts.append(values)
+        features += [Feature(c, "statement", name, {"max_age_days":
+                                                   settings.statement_max_age_days})
+                     for c in values.columns]
+
+    frame = pd.concat(parts, axis=1)
+    frame["trade_date"] = days.strftime("%Y%m%d")
+    numeric = frame.columns.drop("trade_date")
+    frame[numeric] = frame[numeric].astype(float).replace([np.inf, -np.inf], np.nan)
+    frame, dropped = _drop_uninformative(frame.reset_index(drop=True))
+    kept = set(frame.columns)
+    features = [f for f in features if f.name in kept]
+    features = list({f.name: f for f in features}.values())
+    ordered = ["trade_date", *[f.name for f in features]]
+    return StockPanel(frame[ordered], features, basis, dropped, filled, expired)
+
