@@ -46,6 +46,7 @@ class Market:
 
     open_days: pd.DatetimeIndex
     context: pd.DataFrame  # indexed by open day
+    last_day: pd.Timestamp | None  # the market's last stored day (None without index data)
     features: list[Feature] = field(default_factory=list)
 
 
@@ -56,6 +57,7 @@ def load_market(store: RawStore, settings: FeatureSettings, indices: list[str]) 
     base = pd.DataFrame({"day": open_days})
     tolerance = pd.Timedelta(days=settings.market_max_gap_days)
     meta: list[Feature] = []
+    last_day = None
 
     def join(frame: pd.DataFrame, date_col: str, prefix: str, source: str, columns=None):
         nonlocal base
@@ -68,6 +70,8 @@ def load_market(store: RawStore, settings: FeatureSettings, indices: list[str]) 
 
     if store.has("index_daily"):
         stored = store.read("index_daily", subjects=indices)
+        if not stored.empty:
+            last_day = _days(stored["trade_date"]).max()
         for code, bars in stored.groupby("ts_code"):
             bars = bars.sort_values("trade_date").copy()
             bars["ret5"] = bars["close"] / bars["close"].shift(5) - 1
@@ -83,7 +87,7 @@ def load_market(store: RawStore, settings: FeatureSettings, indices: list[str]) 
         margin = store.read("margin")
         for exchange, rows in margin.groupby("exchange_id"):
             join(rows, "trade_date", f"margin_{exchange.lower()}", "margin")
-    return Market(open_days, base.set_index("day"), meta)
+    return Market(open_days, base.set_index("day"), last_day, meta)
 
 
 @dataclass
@@ -214,9 +218,11 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
     per_day = pd.concat([traded, tech, pd.DataFrame(spectral), amplitudes, status], axis=1)
     per_day.index = _days(per_day["trade_date"])
 
-    # onto the calendar: suspended days carry the last traded values forward
+    # onto the calendar up to the market's last day: a suspended stock keeps a row for
+    # each day, carrying its last traded values forward
+    last = max(per_day.index[-1], market.last_day or per_day.index[-1])
     days = market.open_days[(market.open_days >= per_day.index[0])
-                            & (market.open_days <= per_day.index[-1])]
+                            & (market.open_days <= last)]
     panel = per_day.reindex(days)
     suspended = panel["close"].isna()
     panel = panel.ffill()
