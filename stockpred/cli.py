@@ -18,8 +18,10 @@ from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.data.store import RawStore
 from stockpred.errors import InputError, StockpredError
 from stockpred.features import build as features_stage
+from stockpred.features import importance as importance_stage
 from stockpred.layout import Paths, resolve_paths
 from stockpred.pipeline import refresh as refresh_pipeline
+from stockpred.plots import features as feature_figures
 from stockpred.runtime import data_dir_lock, start_log, stop_log
 
 log = logging.getLogger("stockpred.cli")
@@ -180,6 +182,61 @@ def features(ts_codes, config_path, data_dir):
         report = features_stage.run(config, paths, codes)
     for line in report.summary():
         click.echo(line)
+
+
+@cli.command()
+@click.option("--ts-code", "ts_codes", metavar="A,B",
+              help="Stocks to pool (default: every stock with features).")
+@click.option("--target", type=click.Choice(["next_return", "next_close", "next_direction"]),
+              help="What XGBoost predicts (default importance.target: next_return).")
+@click.option("--top-k", type=click.IntRange(min=1), help="How many features to keep (25).")
+@_common_options
+def importance(ts_codes, target, top_k, config_path, data_dir):
+    """Rank features with XGBoost and write <data dir>/features/selected.json.
+
+    Pools the stocks' traded days up to importance.train_end (default 20161231), so
+    the selection never sees the later test period; the last 20% of those days
+    validate. Features that are near-copies of the price (|rho| with close above
+    importance.max_abs_corr_with_close) are set aside before ranking. Prints the
+    validation error next to a naive forecast's.
+    """
+    config = load_config(config_path)
+    update = {k: v for k, v in (("target", target), ("top_k", top_k)) if v is not None}
+    config = config.model_copy(update={"importance": config.importance.model_copy(update=update)})
+    paths = resolve_paths(config, data_dir)
+    codes = _ts_codes(ts_codes)
+    with _session(paths, "importance"):
+        report = importance_stage.run(config, paths, codes)
+    for line in report.summary():
+        click.echo(line)
+
+
+@cli.group()
+def plot():
+    """Regenerate the figures the README shows (into project_results/)."""
+
+
+@plot.command("features")
+@click.option("--ts-code", metavar="CODE", help="The stock to draw (default plot.ts_code).")
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
+@_common_options
+def plot_features(ts_code, results_dir, config_path, data_dir):
+    """The feature-engineering figures, into <results dir>/feature_engineering/.
+
+    Price and amount, MACD, Bollinger with KDJ, open with RSI, W%R with CR,
+    CCI/TR/VR, DMI, causal Fourier reconstructions and spectrum, autocorrelation,
+    ARIMA forecasts with their errors next to persistence's, and (after
+    `stockpred importance`) XGBoost's training vs validation error and importances.
+    """
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir, results_dir)
+    codes = _ts_codes(ts_code)
+    if codes is not None and len(codes) != 1:
+        raise InputError("--ts-code: give one stock to draw")
+    with _session(paths, "plot"):
+        made = feature_figures.run(config, paths, codes[0] if codes else None)
+    click.echo(f"{len(made)} figures in {paths.feature_figures_dir}")
 
 
 @cli.command()

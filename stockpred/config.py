@@ -233,6 +233,40 @@ class FeatureSettings(_Section):
                    self.arima.window + self.arima.order[0] + 1)
 
 
+class XGBoostSettings(_Section):
+    n_estimators: int = Field(300, gt=0)
+    max_depth: int = Field(4, gt=0)
+    learning_rate: float = Field(0.05, gt=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    early_stopping_rounds: int = Field(30, gt=0)
+
+
+class ImportanceSettings(_Section):
+    target: Literal["next_return", "next_close", "next_direction"] = "next_return"
+    train_end: str = "20161231"
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    max_abs_corr_with_close: float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(25, gt=0)
+    seed: int = 42
+    xgboost: XGBoostSettings = Field(default_factory=XGBoostSettings)
+
+    @field_validator("train_end")
+    @classmethod
+    def _day(cls, value: str) -> str:
+        return parse_day(value, "train_end")
+
+
+class PlotSettings(_Section):
+    ts_code: str = "600036.SH"
+    days: int = Field(500, gt=20)
+
+    @field_validator("ts_code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        return check_ts_code(value)
+
+
 class RefreshSettings(_Section):
     stages: list[str] = Field(default_factory=lambda: list(LATER_STAGES))
 
@@ -248,6 +282,8 @@ class Config(_Section):
     tushare: TushareSettings = Field(default_factory=TushareSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    importance: ImportanceSettings = Field(default_factory=ImportanceSettings)
+    plot: PlotSettings = Field(default_factory=PlotSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     # where relative paths in this config are anchored (the file's folder, or the cwd)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from stockpred.config import Config
 from stockpred.data import fetch
 from stockpred.features import build as features
+from stockpred.features import importance
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest, section_hash
 
@@ -21,10 +22,20 @@ def _features_stale(config: Config, paths: Paths) -> bool:
             or stocks != set(features.universe(paths, None)))
 
 
+def _importance_stale(config: Config, paths: Paths) -> bool:
+    chosen = read_manifest(paths.selected_features)
+    built = read_manifest(paths.features_manifest) or {}
+    return (chosen is None
+            or chosen.get("features_manifest_finished_at") != built.get("finished_at")
+            or chosen.get("importance_config_sha256") != section_hash(config.importance))
+
+
 # stage -> (is it stale?, run it and return summary lines)
 STAGES: dict[str, tuple[Callable[[Config, Paths], bool], Callable[[Config, Paths], list[str]]]] = {
     "features": (_features_stale,
                  lambda config, paths: features.run(config, paths, progress=False).summary()),
+    "importance": (_importance_stale,
+                   lambda config, paths: importance.run(config, paths).summary()),
 }
 
 
