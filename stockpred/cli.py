@@ -240,15 +240,18 @@ def plot_features(ts_code, results_dir, config_path, data_dir):
 
 
 @cli.command()
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
 @_common_options
-def refresh(config_path, data_dir):
+def refresh(results_dir, config_path, data_dir):
     """The nightly job: incremental fetch of the configured universe, then later stages.
 
+    Each later stage in refresh.stages reruns only when what it reads changed.
     Refuses at once (exit 4) while another stockpred run holds the data directory.
     Logs to <data dir>/logs/refresh-YYYYMMDD.log. For cron, see the README.
     """
     config = load_config(config_path)
-    paths = resolve_paths(config, data_dir)
+    paths = resolve_paths(config, data_dir, results_dir)
     with _session(paths, "refresh"):
         lines = refresh_pipeline(config, paths)
         for line in lines:

@@ -10,6 +10,7 @@ from stockpred.features import build as features
 from stockpred.features import importance
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest, section_hash
+from stockpred.plots import features as feature_figures
 
 
 def _features_stale(config: Config, paths: Paths) -> bool:
@@ -30,12 +31,24 @@ def _importance_stale(config: Config, paths: Paths) -> bool:
             or chosen.get("importance_config_sha256") != section_hash(config.importance))
 
 
+def _plot_stale(config: Config, paths: Paths) -> bool:
+    drawn = read_manifest(paths.feature_figures_dir / feature_figures.MANIFEST)
+    return (drawn is None
+            or drawn.get("features_finished_at")
+            != (read_manifest(paths.features_manifest) or {}).get("finished_at")
+            or drawn.get("importance_finished_at")
+            != (read_manifest(paths.selected_features) or {}).get("finished_at"))
+
+
 # stage -> (is it stale?, run it and return summary lines)
 STAGES: dict[str, tuple[Callable[[Config, Paths], bool], Callable[[Config, Paths], list[str]]]] = {
     "features": (_features_stale,
                  lambda config, paths: features.run(config, paths, progress=False).summary()),
     "importance": (_importance_stale,
                    lambda config, paths: importance.run(config, paths).summary()),
+    "plot": (_plot_stale,
+             lambda config, paths: [f"plot: {len(feature_figures.run(config, paths))} figures in "
+                                    f"{paths.feature_figures_dir}"]),
 }
 
 

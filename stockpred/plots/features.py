@@ -18,7 +18,9 @@ from stockpred.config import Config
 from stockpred.data.store import RawStore
 from stockpred.errors import MissingInputError
 from stockpred.layout import Paths
-from stockpred.manifest import read_manifest
+from stockpred.manifest import read_manifest, write_manifest
+
+MANIFEST = "figures.json"
 
 _CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
               "SimHei", "Microsoft YaHei", "PingFang SC", "Source Han Sans SC")
@@ -250,4 +252,11 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
         fig.savefig(out / "feature_importance.png", dpi=110)
         plt.close(fig)
         made.append(out / "feature_importance.png")
+    write_manifest(out / MANIFEST, {
+        "stage": "plot features",
+        "ts_code": code,
+        "features_finished_at": (read_manifest(paths.features_manifest) or {}).get("finished_at"),
+        "importance_finished_at": (chosen or {}).get("finished_at"),
+        "figures": [p.name for p in made],
+    })
     return made
