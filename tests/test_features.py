@@ -30,12 +30,46 @@ INCOME = pd.DataFrame([
             "basic_eps"])
 
 
+def made_flows() -> dict[str, pd.DataFrame]:
+    """moneyflow, moneyflow_hsgt and margin rows made from real bars (no real dumps exist).
+
+    Order sizes split each real day's amount (moneyflow's unit: 10k CNY) in shares that
+    lean with the day's move; northbound flow and margin balances follow the index.
+    """
+    bars = read_sample("daily").query("trade_date >= '20080101'")
+    amount = bars["amount"].to_numpy() / 10
+    lean = bars["pct_chg"].to_numpy() / 100
+    shares = {"sm": (0.30 - lean, 0.30 + lean), "md": (0.25, 0.25),
+              "lg": (0.25 + lean, 0.25 - lean), "elg": (0.20 + lean, 0.20 - lean)}
+    flow = {"ts_code": bars["ts_code"].to_numpy(), "trade_date": bars["trade_date"].to_numpy()}
+    for size, (buy, sell) in shares.items():
+        flow[f"buy_{size}_amount"] = amount * buy
+        flow[f"sell_{size}_amount"] = amount * sell
+    flow = pd.DataFrame(flow)
+    flow["net_mf_amount"] = sum(flow[f"buy_{s}_amount"] - flow[f"sell_{s}_amount"]
+                                for s in shares)
+    index = read_sample("index_daily").query("ts_code == '000001.SH'")
+    hsgt = pd.DataFrame({"trade_date": index["trade_date"].to_numpy(),
+                         "north_money": index["pct_chg"].to_numpy() * 1000.0})
+    margin = pd.concat([pd.DataFrame({"trade_date": index["trade_date"].to_numpy(),
+                                      "exchange_id": exchange,
+                                      "rzye": index["close"].to_numpy() * scale})
+                        for exchange, scale in (("SSE", 1e8), ("SZSE", 7e7))])
+    return {"moneyflow": flow, "moneyflow_hsgt": hsgt, "margin": margin}
+
+
+FLOWS = made_flows()
+
+
 def build(folder, end=None):
-    """fetch the sample (up to ``end``) plus the statements announced by then; build features."""
+    """fetch the sample (up to ``end``) plus the rows published by then; build features."""
     args = ["fetch", "--source", "sample", "--ts-code", STOCKS, "--data-dir", str(folder)]
     assert run_cli(*args, *(["--end", end] if end else []))[0] == 0
+    store = RawStore(folder / "raw")
     announced = INCOME if end is None else INCOME[INCOME["f_ann_date"] <= end]
-    RawStore(folder / "raw").upsert(CATALOGUE["income"], announced)
+    store.upsert(CATALOGUE["income"], announced)
+    for name, rows in FLOWS.items():
+        store.upsert(CATALOGUE[name], rows if end is None else rows[rows["trade_date"] <= end])
     code, out, err = run_cli("features", "--data-dir", str(folder))
     assert code == 0, err
     return out
@@ -94,6 +128,22 @@ def test_statements_count_from_their_announcement_date(full):
     entry = next(f for f in manifest["features"] if f["name"] == "inc_total_revenue")
     assert entry == {"name": "inc_total_revenue", "group": "statement", "source": "income",
                      "params": {"max_age_days": 400}}
+
+
+def test_order_flow_northbound_and_margin_join_by_day(full):
+    cmb = panel(full, "600036.SH").set_index("trade_date")
+    day = cmb.loc["20180102"]
+    lean = read_sample("daily").set_index("trade_date").loc["20180102", "pct_chg"] / 100
+    # net buying by size: small -2 lean, medium 0, large and extra-large +2 lean each
+    assert day["flow_net_share"] == pytest.approx(2 * lean)
+    assert day["flow_large_net_share"] == pytest.approx(4 * lean)
+    assert day["flow_small_net_share"] == pytest.approx(-2 * lean)
+    index = read_sample("index_daily").query("ts_code == '000001.SH'").set_index("trade_date")
+    assert day["hsgt_north_money"] == index.loc["20180102", "pct_chg"] * 1000
+    assert day["margin_sse_rzye"] == index.loc["20180102", "close"] * 1e8
+    # the other stocks have no moneyflow, but the market series
+    assert "flow_net_share" not in panel(full, "600519.SH").columns
+    assert "margin_szse_rzye" in panel(full, "600519.SH").columns
 
 
 def test_suspended_days_carry_the_last_traded_values(full):
