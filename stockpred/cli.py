@@ -56,6 +56,14 @@ def _session(paths: Paths, command: str) -> Iterator[None]:
         stop_log(handler)
 
 
+def _run_and_echo(paths: Paths, command: str, work) -> None:
+    """Run ``work`` (returning summary lines) inside a session, then print its lines."""
+    with _session(paths, command):
+        lines = work()
+    for line in lines:
+        click.echo(line)
+
+
 def _common_options(func):
     @click.option("--config", "config_path", type=click.Path(dir_okay=False),
                   help="config.json to use (env STOCKPRED_CONFIG; default ./config.json, "
@@ -178,10 +186,7 @@ def features(ts_codes, config_path, data_dir):
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir)
     codes = _ts_codes(ts_codes)
-    with _session(paths, "features"):
-        report = features_stage.run(config, paths, codes)
-    for line in report.summary():
-        click.echo(line)
+    _run_and_echo(paths, "features", lambda: features_stage.run(config, paths, codes).summary())
 
 
 @cli.command()
@@ -205,10 +210,8 @@ def importance(ts_codes, target, top_k, config_path, data_dir):
     config = config.model_copy(update={"importance": config.importance.model_copy(update=update)})
     paths = resolve_paths(config, data_dir)
     codes = _ts_codes(ts_codes)
-    with _session(paths, "importance"):
-        report = importance_stage.run(config, paths, codes)
-    for line in report.summary():
-        click.echo(line)
+    _run_and_echo(paths, "importance",
+                  lambda: importance_stage.run(config, paths, codes).summary())
 
 
 @cli.group()
@@ -234,9 +237,9 @@ def plot_features(ts_code, results_dir, config_path, data_dir):
     codes = _ts_codes(ts_code)
     if codes is not None and len(codes) != 1:
         raise InputError("--ts-code: give one stock to draw")
-    with _session(paths, "plot"):
-        made = feature_figures.run(config, paths, codes[0] if codes else None)
-    click.echo(f"{len(made)} figures in {paths.feature_figures_dir}")
+    _run_and_echo(paths, "plot", lambda: [
+        f"{len(feature_figures.run(config, paths, codes[0] if codes else None))} figures in "
+        f"{paths.feature_figures_dir}"])
 
 
 @cli.command()
@@ -252,12 +255,13 @@ def refresh(results_dir, config_path, data_dir):
     """
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
-    with _session(paths, "refresh"):
+    def work():
         lines = refresh_pipeline(config, paths)
         for line in lines:
             log.info("%s", line)
-    for line in lines:
-        click.echo(line)
+        return lines
+
+    _run_and_echo(paths, "refresh", work)
 
 
 @cli.command()
