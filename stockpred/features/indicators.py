@@ -6,7 +6,7 @@ X), SMA(X, N, M) (Y = (M X + (N-M) Y') / N), HHV/LLV (over the bars available, a
 software does at the start of a series), REF (the value N bars ago) and SUM. All of
 them look only backwards, so an indicator at day t uses bars up to t only.
 
-stockstats 0.8 agrees with these definitions for KDJ and, negated, for W%R; its EMA,
+stockstats 0.6.10 agrees with these definitions for KDJ and, negated, for W%R; its EMA,
 RSI, Bollinger and CCI seed differently (pandas ``adjust=True``, partial windows), so
 the values differ in the warm-up. The tests cross-check against stockstats where the
 two agree and against hand computations everywhere.
