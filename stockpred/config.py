@@ -267,6 +267,64 @@ class PlotSettings(_Section):
         return check_ts_code(value)
 
 
+class NeuralSettings(_Section):
+    """A Keras sequence model (LSTM, GRU, TCN): architecture and training."""
+
+    sequence_length: int = Field(20, gt=1)
+    units: list[int] = Field(default_factory=lambda: [64, 64])
+    dropout: float = Field(0.2, ge=0, lt=1)
+    kernel_size: int = Field(3, gt=0)  # TCN only
+    dilations: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])  # TCN only
+    epochs: int = Field(30, gt=0)
+    batch_size: int = Field(64, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    patience: int = Field(5, gt=0)
+    normalisation: Literal["global", "window"] = "global"
+
+
+class ModelSettings(_Section):
+    lstm: NeuralSettings = Field(default_factory=NeuralSettings)
+    gru: NeuralSettings = Field(default_factory=NeuralSettings)
+    tcn: NeuralSettings = Field(default_factory=lambda: NeuralSettings(units=[32]))
+    svr_c: float = Field(1.0, gt=0)
+    svr_epsilon: float = Field(0.1, ge=0)
+    svr_max_rows: int = Field(4000, gt=10)
+    xgboost: XGBoostSettings = Field(default_factory=XGBoostSettings)
+    arima_order: tuple[int, int, int] = (5, 1, 0)
+    predict_window: int = Field(10, gt=0)
+    seq2seq_lambda: float = Field(0.5, gt=0, lt=1)
+    quick: NeuralSettings = Field(default_factory=lambda: NeuralSettings(
+        sequence_length=10, units=[8], epochs=2, batch_size=128, patience=1))
+
+    @field_validator("arima_order")
+    @classmethod
+    def _arima(cls, order: tuple[int, int, int]) -> tuple[int, int, int]:
+        return ArimaSettings._supported(order)
+
+
+class EvaluationSettings(_Section):
+    validation_start: str = "20160101"
+    test_start: str = "20170101"
+    test_end: str = "20181231"
+    train_window_days: int = Field(1500, gt=50)
+    validation_days: int = Field(120, gt=5)
+    retrain_every: int = Field(60, gt=0)
+    models: list[str] = Field(default_factory=lambda: ["persistence", "drift", "arima", "svr",
+                                                       "xgboost", "lstm"])
+    seed: int = 42
+
+    @field_validator("validation_start", "test_start", "test_end")
+    @classmethod
+    def _days(cls, value: str, info) -> str:
+        return parse_day(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "EvaluationSettings":
+        if not self.validation_start < self.test_start <= self.test_end:
+            raise ValueError("need validation_start < test_start <= test_end")
+        return self
+
+
 class RefreshSettings(_Section):
     stages: list[str] = Field(default_factory=lambda: list(LATER_STAGES))
 
@@ -283,6 +341,8 @@ class Config(_Section):
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     importance: ImportanceSettings = Field(default_factory=ImportanceSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     plot: PlotSettings = Field(default_factory=PlotSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     # where relative paths in this config are anchored (the file's folder, or the cwd)

@@ -26,6 +26,7 @@ from stockpred.data.store import RawStore
 from stockpred.features.indicators import Feature, order_flow, technical
 from stockpred.features.spectral import (ar_differences_forecast, fourier_amplitudes,
                                          fourier_reconstruction)
+from stockpred.market_rules import price_limit
 
 PRICE_BASES = ("hfq_daily", "qfq_daily", "daily")
 BAR_COLUMNS = ["open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount"]
@@ -107,16 +108,6 @@ def price_bars(store: RawStore, code: str) -> tuple[str, pd.DataFrame] | None:
             if not bars.empty:
                 return name, bars.sort_values("trade_date").reset_index(drop=True)
     return None
-
-
-def board_limit(code: str, day: pd.Series) -> pd.Series:
-    """Daily price limit by board: 20% on STAR (688) and, from 2020-08-24, ChiNext (300)."""
-    if code.startswith("688"):
-        return pd.Series(0.20, index=day.index)
-    if code.startswith(("300", "301")):
-        return pd.Series(np.where(day >= pd.Timestamp("2020-08-24"), 0.20, 0.10),
-                         index=day.index)
-    return pd.Series(0.10, index=day.index)
 
 
 def _point_in_time(rows: pd.DataFrame, days: pd.DatetimeIndex, prefix: str, max_age: int):
@@ -207,8 +198,8 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
                             {"order": list(settings.arima.order),
                              "window": settings.arima.window}))
 
-    limit = board_limit(code, _days(traded["trade_date"]))
-    pct = traded["pct_chg"] / 100
+    limit = price_limit(code, traded["trade_date"])
+    pct = traded["pct_chg"].to_numpy() / 100
     status = pd.DataFrame({
         "limit_up": (pct >= limit * 0.985).astype(float),
         "limit_down": (pct <= -limit * 0.985).astype(float),

@@ -1,0 +1,117 @@
+"""What models learn from: one stock's traded days, its features, and the next day's close.
+
+Row t holds what was known at the close of day t (its features) and, as the target,
+the close of the next traded day. Scalers are fit on training rows only and say so
+(``fit_rows``); windows of ``sequence_length`` rows end at t and reach back, never forward.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stockpred.errors import MissingInputError
+from stockpred.layout import Paths
+from stockpred.manifest import read_manifest
+
+
+@dataclass
+class StockData:
+    """One stock's traded days: features at t, the close at t and at the next traded day."""
+
+    ts_code: str
+    dates: np.ndarray  # YYYYMMDD strings
+    close: np.ndarray
+    features: pd.DataFrame
+    next_close: np.ndarray  # NaN on the last day
+
+    @property
+    def next_return(self) -> np.ndarray:
+        return self.next_close / self.close - 1
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+    def upto(self, last_day: str) -> "StockData":
+        """Rows up to and including ``last_day``; the target of the last kept row stays."""
+        keep = self.dates <= last_day
+        return self.rows(keep)
+
+    def rows(self, mask: np.ndarray) -> "StockData":
+        return StockData(self.ts_code, self.dates[mask], self.close[mask],
+                         self.features.loc[mask].reset_index(drop=True), self.next_close[mask])
+
+
+def model_features(paths: Paths) -> list[str]:
+    """selected.json's features when present, else every feature in features.json."""
+    chosen = read_manifest(paths.selected_features)
+    if chosen is not None:
+        return [f["name"] for f in chosen["selected"]]
+    built = read_manifest(paths.features_manifest)
+    if built is None:
+        raise MissingInputError(f"no features under {paths.features_dir}: run "
+                                f"`stockpred features` first")
+    return [f["name"] for f in built["features"]]
+
+
+def load_stock(paths: Paths, ts_code: str, features: list[str]) -> StockData:
+    path = paths.features_table(ts_code)
+    if not path.exists():
+        raise MissingInputError(f"no features for {ts_code} under {paths.features_dir}: run "
+                                f"`stockpred features` first")
+    panel = pd.read_parquet(path)
+    panel = panel[panel["suspended"] == 0].reset_index(drop=True)
+    close = panel["close"].to_numpy(dtype=float)
+    columns = {name: panel[name] if name in panel.columns else np.nan for name in features}
+    return StockData(ts_code, panel["trade_date"].to_numpy(dtype=str), close,
+                     pd.DataFrame(columns, index=panel.index).astype(float),
+                     np.append(close[1:], np.nan))
+
+
+@dataclass
+class Standardizer:
+    """Median imputation then z-scores, learned from the rows it is fit on."""
+
+    medians_: np.ndarray | None = None
+    means_: np.ndarray | None = None
+    stds_: np.ndarray | None = None
+    fit_rows: int = 0
+
+    def fit(self, x: np.ndarray) -> "Standardizer":
+        with np.errstate(all="ignore"):
+            medians = np.nanmedian(x, axis=0)
+        self.medians_ = np.where(np.isnan(medians), 0.0, medians)
+        filled = np.where(np.isnan(x), self.medians_, x)
+        self.means_ = filled.mean(axis=0)
+        stds = filled.std(axis=0)
+        self.stds_ = np.where(stds > 0, stds, 1.0)
+        self.fit_rows = len(x)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        filled = np.where(np.isnan(x), self.medians_, x)
+        return np.clip((filled - self.means_) / self.stds_, -10, 10)
+
+    def to_json(self) -> str:
+        return json.dumps({"medians": self.medians_.tolist(), "means": self.means_.tolist(),
+                           "stds": self.stds_.tolist(), "fit_rows": self.fit_rows})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Standardizer":
+        raw = json.loads(text)
+        return cls(np.array(raw["medians"]), np.array(raw["means"]), np.array(raw["stds"]),
+                   raw["fit_rows"])
+
+
+def windows(x: np.ndarray, length: int) -> np.ndarray:
+    """(rows - length + 1, length, columns): the window ending at each row from length-1 on."""
+    view = np.lib.stride_tricks.sliding_window_view(x, length, axis=0)
+    return np.moveaxis(view, -1, 1)
+
+
+def rectify(previous_close: np.ndarray, predicted_close: np.ndarray, limit: float) -> np.ndarray:
+    """Clamp a predicted day-on-day move to the board's limit."""
+    return np.clip(predicted_close, previous_close * (1 - limit), previous_close * (1 + limit))

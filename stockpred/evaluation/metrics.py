@@ -1,0 +1,113 @@
+"""Forecast metrics and tests: errors, direction, Diebold-Mariano (HLN), Pesaran-Timmermann, IC.
+
+Every function takes plain arrays; NaN pairs are dropped before computing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def _pairs(*arrays) -> list[np.ndarray]:
+    arrays = [np.asarray(a, dtype=float) for a in arrays]
+    keep = np.logical_and.reduce([~np.isnan(a) for a in arrays])
+    return [a[keep] for a in arrays]
+
+
+def rmse(actual, predicted) -> float:
+    a, p = _pairs(actual, predicted)
+    return float(np.sqrt(np.mean((p - a) ** 2))) if len(a) else math.nan
+
+
+def mae(actual, predicted) -> float:
+    a, p = _pairs(actual, predicted)
+    return float(np.mean(np.abs(p - a))) if len(a) else math.nan
+
+
+def mape(actual, predicted) -> float:
+    """Mean absolute percentage error, in percent."""
+    a, p = _pairs(actual, predicted)
+    return float(np.mean(np.abs((p - a) / a)) * 100) if len(a) else math.nan
+
+
+def directional_accuracy(actual_change, predicted_change) -> float:
+    """Share of days whose predicted move has the sign of the actual move (flat days excluded)."""
+    a, p = _pairs(actual_change, predicted_change)
+    keep = a != 0
+    return float(np.mean(np.sign(a[keep]) == np.sign(p[keep]))) if keep.any() else math.nan
+
+
+def pesaran_timmermann(actual_change, predicted_change) -> tuple[float, float]:
+    """Pesaran & Timmermann (1992) test that predicted signs carry information.
+
+    Conventions of rugarch's DACTest: a hit needs actual x predicted > 0 (a zero is never
+    right), the n^-2 term of var(P*) is kept, and the p-value is one-sided (upper tail).
+    Returns (statistic, p-value); the null is independence of the signs.
+    """
+    a, p = _pairs(actual_change, predicted_change)
+    n = len(a)
+    if n < 2:
+        return math.nan, math.nan
+    hit = float(np.mean(a * p > 0))
+    py, px = float(np.mean(a > 0)), float(np.mean(p > 0))
+    expected = py * px + (1 - py) * (1 - px)
+    var_hit = expected * (1 - expected) / n
+    var_expected = ((2 * py - 1) ** 2 * px * (1 - px) / n
+                    + (2 * px - 1) ** 2 * py * (1 - py) / n
+                    + 4 * py * px * (1 - py) * (1 - px) / n ** 2)
+    spread = var_hit - var_expected
+    if spread <= 0:
+        return math.nan, math.nan
+    statistic = (hit - expected) / math.sqrt(spread)
+    return float(statistic), float(stats.norm.sf(statistic))
+
+
+def diebold_mariano(actual, forecast_a, forecast_b, horizon: int = 1,
+                    power: int = 2) -> tuple[float, float]:
+    """Diebold-Mariano test of equal accuracy, with the Harvey-Leybourne-Newbold correction.
+
+    Loss |e|^power; a negative statistic means forecast_a is more accurate. Returns
+    (statistic, two-sided p-value from Student's t with n-1 degrees of freedom), as R's
+    forecast::dm.test computes them.
+    """
+    y, fa, fb = _pairs(actual, forecast_a, forecast_b)
+    n = len(y)
+    if n < 3:
+        return math.nan, math.nan
+    d = np.abs(y - fa) ** power - np.abs(y - fb) ** power
+    mean = d.mean()
+    centred = d - mean
+    gamma = [float(np.dot(centred[k:], centred[:n - k]) / n) for k in range(horizon)]
+    variance = (gamma[0] + 2 * sum(gamma[1:])) / n
+    if variance <= 0:
+        return math.nan, math.nan
+    statistic = mean / math.sqrt(variance)
+    statistic *= math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
+    return float(statistic), float(2 * stats.t.sf(abs(statistic), df=n - 1))
+
+
+def information_coefficients(frame: pd.DataFrame) -> dict[str, float]:
+    """Daily cross-sectional IC (Pearson) and Rank IC (Spearman) of predicted vs actual returns.
+
+    ``frame`` has columns trade_date, predicted_return, actual_return, one row per stock
+    and day. Days with fewer than 3 stocks are skipped. ICIR is mean IC / std of IC.
+    """
+    daily_ic, daily_rank = [], []
+    for _, day in frame.dropna(subset=["predicted_return", "actual_return"]).groupby(
+            "trade_date"):
+        if len(day) < 3 or day["predicted_return"].nunique() < 2:
+            continue
+        daily_ic.append(day["predicted_return"].corr(day["actual_return"]))
+        daily_rank.append(day["predicted_return"].corr(day["actual_return"], method="spearman"))
+    ic, rank = np.array(daily_ic, dtype=float), np.array(daily_rank, dtype=float)
+    if len(ic) < 2:
+        return {"ic": math.nan, "rank_ic": math.nan, "icir": math.nan, "rank_icir": math.nan,
+                "ic_days": len(ic)}
+    return {"ic": float(np.nanmean(ic)), "rank_ic": float(np.nanmean(rank)),
+            "icir": float(np.nanmean(ic) / np.nanstd(ic, ddof=1)),
+            "rank_icir": float(np.nanmean(rank) / np.nanstd(rank, ddof=1)),
+            "ic_days": len(ic)}

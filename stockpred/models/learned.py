@@ -1,0 +1,80 @@
+"""Feature-based forecasters: SVR and XGBoost on the day's features, predicting the next return.
+
+Features are median-imputed and standardised, and the return target z-scored, with
+statistics of the training rows only; the forecast close is close_t (1 + return).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from stockpred.evaluation.dataset import Standardizer, StockData
+from stockpred.models.base import Forecaster
+
+MODEL_FILE = "model.joblib"
+
+
+def training_matrix(stocks: list[StockData]) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features and next returns of rows whose target is known."""
+    x = np.vstack([s.features.to_numpy(float) for s in stocks])
+    y = np.concatenate([s.next_return for s in stocks])
+    keep = ~np.isnan(y)
+    return x[keep], y[keep]
+
+
+class _FeatureRegressor(Forecaster):
+    def _estimator(self):
+        raise NotImplementedError
+
+    def fit(self, train, valid=None, log_dir=None, verbose=0):
+        x, y = training_matrix(train)
+        limit = self.settings.get("max_rows")
+        if limit and len(x) > limit:  # the most recent rows
+            x, y = x[-limit:], y[-limit:]
+        self.scaler_ = Standardizer().fit(x)
+        self.target_mean_, self.target_std_ = float(y.mean()), float(y.std() or 1.0)
+        self.estimator_ = self._estimator().fit(self.scaler_.transform(x),
+                                                (y - self.target_mean_) / self.target_std_)
+        return self
+
+    def predict(self, data: StockData) -> np.ndarray:
+        z = self.estimator_.predict(self.scaler_.transform(data.features.to_numpy(float)))
+        return data.close * (1 + z * self.target_std_ + self.target_mean_)
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        joblib.dump(self.estimator_, Path(folder) / MODEL_FILE)
+
+    def _state(self):
+        return {"scaler": self.scaler_.to_json(), "target_mean": self.target_mean_,
+                "target_std": self.target_std_}
+
+    def _restore(self, state, folder: Path):
+        self.scaler_ = Standardizer.from_json(state["scaler"])
+        self.target_mean_, self.target_std_ = state["target_mean"], state["target_std"]
+        self.estimator_ = joblib.load(folder / MODEL_FILE)
+
+
+class SupportVectorForecaster(_FeatureRegressor):
+    name = "svr"
+
+    def _estimator(self):
+        from sklearn.svm import SVR
+
+        return SVR(C=self.settings.get("c", 1.0), epsilon=self.settings.get("epsilon", 0.1))
+
+
+class XGBoostForecaster(_FeatureRegressor):
+    name = "xgboost"
+
+    def _estimator(self):
+        import xgboost
+
+        params = {k: v for k, v in self.settings.items()
+                  if k in ("n_estimators", "max_depth", "learning_rate", "subsample",
+                           "colsample_bytree")}
+        return xgboost.XGBRegressor(random_state=self.seed, n_jobs=2, tree_method="hist",
+                                    **params)
