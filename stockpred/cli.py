@@ -19,6 +19,7 @@ from stockpred.data.store import RawStore
 from stockpred.errors import InputError, StockpredError
 from stockpred.features import build as features_stage
 from stockpred.features import importance as importance_stage
+from stockpred.models.base import REGISTRY
 from stockpred.layout import Paths, resolve_paths
 from stockpred.pipeline import refresh as refresh_pipeline
 from stockpred.plots import features as feature_figures
@@ -212,6 +213,87 @@ def importance(ts_codes, target, top_k, config_path, data_dir):
     codes = _ts_codes(ts_codes)
     _run_and_echo(paths, "importance",
                   lambda: importance_stage.run(config, paths, codes).summary())
+
+
+@cli.command()
+@click.argument("model", type=click.Choice(list(REGISTRY)))
+@click.option("--ts-code", "ts_codes", metavar="A,B",
+              help="Stocks to train on, pooled (default evaluation.ts_codes: 600036.SH).")
+@click.option("--quick", is_flag=True, help="Tiny sizes and few epochs (a smoke run).")
+@_common_options
+def train(model, ts_codes, quick, config_path, data_dir):
+    """Fit MODEL on the training period and forecast the test period.
+
+    Uses the features in selected.json when present, else all. Training ends at
+    evaluation.validation_start; neural models stop early on the validation period
+    that follows; the test period (evaluation.test_start..test_end) is forecast with
+    the fitted model. Prints the test errors next to persistence's (tomorrow = today)
+    and saves everything under <data dir>/models/MODEL/<run id>/. Neural models print
+    a line per epoch and log to TensorBoard there. Same seed, same result.
+    """
+    from stockpred.models import train as train_stage
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir)
+    codes = _ts_codes(ts_codes)
+    _run_and_echo(paths, "train",
+                  lambda: train_stage.run(config, paths, model, codes, quick).summary())
+
+
+@cli.command()
+@click.option("--ts-code", "ts_codes", metavar="A,B|all",
+              help="Stocks to evaluate (default evaluation.ts_codes; `all`: every stock "
+                   "with features).")
+@click.option("--models", metavar="A,B", help="Models (default evaluation.models); "
+              "persistence and drift are always added.")
+@click.option("--test-start", metavar="YYYYMMDD", help="First test day (20170101).")
+@click.option("--test-end", metavar="YYYYMMDD", help="Last test day (20181231).")
+@click.option("--retrain-every", type=click.IntRange(min=1), metavar="K",
+              help="Refit every K trading days (60).")
+@click.option("--quick", is_flag=True, help="Tiny model sizes and few epochs.")
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where the leaderboard goes (env STOCKPRED_RESULTS_DIR).")
+@_common_options
+def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, results_dir,
+             config_path, data_dir):
+    """Walk-forward evaluation over the test period, and the leaderboard.
+
+    Before every block of K test days each model is refit on the trailing
+    evaluation.train_window_days ending the day before, then forecasts each day of
+    the block from what is known at its close. Reports price and return errors,
+    directional accuracy with the Pesaran-Timmermann p-value, Diebold-Mariano
+    (Harvey-Leybourne-Newbold) against persistence and, over several stocks, IC,
+    Rank IC and ICIR. Writes <results dir>/leaderboard.md and leaderboard.json.
+    """
+    from stockpred.evaluation import evaluate as evaluate_stage
+
+    config = load_config(config_path)
+    update = {}
+    for flag, value, key in (("--test-start", test_start, "test_start"),
+                             ("--test-end", test_end, "test_end")):
+        if value is not None:
+            try:
+                update[key] = parse_day(value, flag)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+    if retrain_every is not None:
+        update["retrain_every"] = retrain_every
+    first = update.get("test_start", config.evaluation.test_start)
+    last = update.get("test_end", config.evaluation.test_end)
+    if first > last:
+        raise InputError(f"test start {first} is after test end {last}")
+    if first <= config.evaluation.validation_start:
+        raise InputError(f"test start {first} must come after evaluation.validation_start "
+                         f"{config.evaluation.validation_start}")
+    codes = None if ts_codes == "all" else _ts_codes(ts_codes)
+    if ts_codes == "all":
+        update["ts_codes"] = []
+    config = config.model_copy(update={"evaluation": config.evaluation.model_copy(
+        update=update)})
+    paths = resolve_paths(config, data_dir, results_dir)
+    names = _split(models) if models is not None else None
+    _run_and_echo(paths, "evaluate", lambda: evaluate_stage.run(
+        config, paths, codes, names, quick).summary())
 
 
 @cli.group()

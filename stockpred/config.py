@@ -303,6 +303,7 @@ class ModelSettings(_Section):
 
 
 class EvaluationSettings(_Section):
+    ts_codes: list[str] = Field(default_factory=lambda: ["600036.SH"])
     validation_start: str = "20160101"
     test_start: str = "20170101"
     test_end: str = "20181231"
@@ -317,6 +318,11 @@ class EvaluationSettings(_Section):
     @classmethod
     def _days(cls, value: str, info) -> str:
         return parse_day(value, info.field_name)
+
+    @field_validator("ts_codes")
+    @classmethod
+    def _codes(cls, codes: list[str]) -> list[str]:
+        return [check_ts_code(c) for c in codes]
 
     @model_validator(mode="after")
     def _ordered(self) -> "EvaluationSettings":

@@ -47,6 +47,21 @@ class Paths:
     def feature_figures_dir(self) -> Path:
         return self.results_dir / "feature_engineering"
 
+    def model_runs(self, model: str) -> Path:
+        return self.data_dir / "models" / model
+
+    @property
+    def evaluation_runs(self) -> Path:
+        return self.data_dir / "runs" / "evaluate"
+
+    @property
+    def leaderboard(self) -> Path:
+        return self.results_dir / "leaderboard.md"
+
+    @property
+    def model_figures_dir(self) -> Path:
+        return self.results_dir / "lstm"
+
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"

@@ -59,8 +59,9 @@ def test_errors_and_direction_by_hand():
     assert metrics.mae(actual, predicted) == pytest.approx((0.5 + 1 + 0 + 1) / 4)
     assert metrics.mape(actual, predicted) == pytest.approx(
         100 * (0.5 / 10 + 1 / 11 + 0 + 1 / 9) / 4)
-    # moves: actual +1, -1, 0 (flat, excluded), +2; predicted +1, +1, -1, -2
-    assert metrics.directional_accuracy([1, -1, 0, 2], [1, 1, -1, -2]) == pytest.approx(1 / 3)
+    # moves: actual +1, -1, 0 (flat, excluded), +2, +1; predicted +1, +1, -1, -2, 0 (none)
+    assert metrics.directional_accuracy([1, -1, 0, 2, 1], [1, 1, -1, -2, 0]) == pytest.approx(1 / 3)
+    assert np.isnan(metrics.directional_accuracy([1, -1], [0, 0]))
 
 
 def test_information_coefficients_by_hand():

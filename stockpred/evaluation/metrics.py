@@ -35,9 +35,13 @@ def mape(actual, predicted) -> float:
 
 
 def directional_accuracy(actual_change, predicted_change) -> float:
-    """Share of days whose predicted move has the sign of the actual move (flat days excluded)."""
+    """Share of days whose predicted move has the sign of the actual move.
+
+    Days without an actual move, or without a predicted one (persistence calls no
+    direction), are left out; NaN when no day is left.
+    """
     a, p = _pairs(actual_change, predicted_change)
-    keep = a != 0
+    keep = (a != 0) & (p != 0)
     return float(np.mean(np.sign(a[keep]) == np.sign(p[keep]))) if keep.any() else math.nan
 
 

@@ -10,12 +10,17 @@ next day. Two normalisations, both learned from training rows only:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from stockpred.evaluation.dataset import Standardizer, StockData, windows
 from stockpred.models.base import Forecaster
+
+# TensorFlow's C++ start-up chatter (no GPU found, CPU instructions) buries the
+# per-epoch lines; set TF_CPP_MIN_LOG_LEVEL yourself to see it
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 MODEL_FILE = "model.keras"
 WINDOW_INPUTS = ("close", "vol")

@@ -1,0 +1,129 @@
+"""Every model on real shipped data: fit, predict, save/load, no test row in fitting, same seed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from stockpred.config import Config
+from stockpred.evaluation.dataset import load_stock, model_features
+from stockpred.evaluation.walkforward import model_settings, walk_forward
+from stockpred.layout import resolve_paths
+from stockpred.models.base import REGISTRY, Forecaster, forecaster_class
+
+STOCKS = "600036.SH,600519.SH,601318.SH"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    assert run_cli("fetch", "--source", "sample", "--ts-code", STOCKS, "--start", "20120101",
+                   "--data-dir", str(folder))[0] == 0
+    assert run_cli("features", "--data-dir", str(folder))[0] == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stocks(built):
+    paths = resolve_paths(Config(), built)
+    features = model_features(paths)
+    return [load_stock(paths, code, features) for code in STOCKS.split(",")]
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_fits_predicts_and_round_trips(name, stocks, tmp_path):
+    settings = model_settings(Config(), name, quick=True)
+    train = [s.rows(s.dates < "20170101") for s in stocks]
+    valid = [s.rows((s.dates >= "20170101") & (s.dates < "20180101")) for s in stocks]
+    model = forecaster_class(name)(settings, 7).fit(train, valid)
+    test = stocks[0]
+    predicted = model.predict(test)
+    assert predicted.shape == (len(test),)
+    late = test.dates >= "20180101"
+    assert np.isfinite(predicted[late]).all()
+    # a next-day forecast stays near today's close (within 20%)
+    assert np.all(np.abs(predicted[late] / test.close[late] - 1) < 0.2)
+    model.save(tmp_path / name)
+    again = Forecaster.load(tmp_path / name)
+    np.testing.assert_allclose(again.predict(test), predicted, rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["arima", "svr", "xgboost", "lstm"])
+def test_no_test_row_reaches_fitting_or_scaling(name, stocks):
+    """Scrambling every row from 2018-08-01 on leaves all earlier forecasts unchanged."""
+    config = Config()
+    settings = model_settings(config, name, quick=True)
+    args = (config, "20180601", "20181228", 40, False)
+    clean = walk_forward(name, settings, stocks, *args)
+    scrambled = []
+    for s in stocks:
+        later = s.dates >= "20180801"
+        features = s.features.copy()
+        features.loc[later] = features.loc[later].to_numpy()[::-1] * 1.7
+        close = np.where(later, s.close[::-1] * 1.3, s.close)
+        scrambled.append(type(s)(s.ts_code, s.dates, close, features,
+                                 np.append(close[1:], np.nan)))
+    dirty = walk_forward(name, settings, scrambled, *args)
+    before = clean["trade_date"] < "20180801"
+    assert before.sum() > 80
+    # the last row before the cut has a scrambled target; its forecast must not move
+    pd.testing.assert_series_equal(clean.loc[before, "predicted_close"],
+                                   dirty.loc[before, "predicted_close"])
+    assert not clean.loc[~before, "predicted_close"].equals(dirty.loc[~before, "predicted_close"])
+
+
+def test_train_is_reproducible_and_writes_its_run(built, workdir):
+    runs = []
+    for _ in range(2):
+        code, out, err = run_cli("train", "lstm", "--quick", "--data-dir", str(built),
+                                 "--ts-code", "600036.SH")
+        assert code == 0, err
+        assert "persistence" in out
+        runs.append(out.split("saved ")[1].split()[0])
+    first, second = (pd.read_parquet(f"{r}/predictions.parquet") for r in runs)
+    pd.testing.assert_frame_equal(first, second)
+    folder = built / "models" / "lstm"
+    run = sorted(folder.iterdir())[-1]
+    for name in ("model.keras", "forecaster.json", "config.json", "predictions.parquet",
+                 "metrics.json"):
+        assert (run / name).exists(), name
+    assert list((run / "tensorboard").rglob("*tfevents*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["persistence"]["rmse_return"] > 0
+    assert metrics["test"] == ["20170101", "20181231"]
+
+
+def test_evaluate_writes_the_leaderboard(built, tmp_path, workdir):
+    results = tmp_path / "results"
+    code, out, err = run_cli("evaluate", "--data-dir", str(built), "--results-dir",
+                             str(results), "--ts-code", STOCKS, "--models", "arima,xgboost",
+                             "--test-start", "20180701", "--retrain-every", "60", "--quick")
+    assert code == 0, err
+    board = json.loads((results / "leaderboard.json").read_text())
+    rows = {r["model"]: r for r in board["rows"]}
+    assert list(rows) == ["persistence", "drift", "arima", "xgboost"]
+    for row in rows.values():
+        for key in ("rmse_price", "rmse_return", "directional_accuracy", "pt_pvalue",
+                    "dm_pvalue_vs_persistence", "ic", "rank_ic"):
+            assert key in row
+    assert rows["persistence"]["forecasts"] == rows["xgboost"]["forecasts"] > 200
+    assert "| persistence |" in (results / "leaderboard.md").read_text()
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--test-start", "20190101", "--test-end", "20181231"], "is after test end"),
+    (["--test-start", "20150101"], "must come after evaluation.validation_start"),
+    (["--models", "lstm,prophet"], "unknown model prophet"),
+])
+def test_evaluate_bad_input(args, phrase, built, workdir):
+    code, _, err = run_cli("evaluate", "--data-dir", str(built), *args)
+    assert code == 2 and phrase in err and err.count("\n") == 1
+
+
+def test_train_without_features_names_the_stage(tmp_path, workdir):
+    code, _, err = run_cli("train", "arima", "--data-dir", str(tmp_path / "empty"))
+    assert code == 5 and "run `stockpred features` first" in err
