@@ -324,6 +324,33 @@ def plot_features(ts_code, results_dir, config_path, data_dir):
         f"{paths.feature_figures_dir}"])
 
 
+@plot.command("lstm")
+@click.option("--ts-code", metavar="CODE", help="The stock (default: the first of "
+              "evaluation.ts_codes).")
+@click.option("--quick", is_flag=True, help="Tiny model sizes and few epochs.")
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
+@_common_options
+def plot_lstm(ts_code, quick, results_dir, config_path, data_dir):
+    """The LSTM experiments, into <results dir>/lstm/.
+
+    Point by point, full window, multiple sequences, seq-to-seq with overlapping
+    forecasts averaged, and the globally normalised feature LSTM with its moves
+    clamped to the price limit. Each figure shows the forecast's errors next to
+    persistence's (tomorrow = today).
+    """
+    from stockpred.plots import lstm as lstm_figures
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir, results_dir)
+    codes = _ts_codes(ts_code)
+    if codes is not None and len(codes) != 1:
+        raise InputError("--ts-code: give one stock to draw")
+    _run_and_echo(paths, "plot", lambda: [
+        f"{len(lstm_figures.run(config, paths, codes[0] if codes else None, quick))} figures "
+        f"in {paths.model_figures_dir}"])
+
+
 @cli.command()
 @click.option("--results-dir", type=click.Path(file_okay=False),
               help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")

@@ -127,3 +127,29 @@ def test_evaluate_bad_input(args, phrase, built, workdir):
 def test_train_without_features_names_the_stage(tmp_path, workdir):
     code, _, err = run_cli("train", "arima", "--data-dir", str(tmp_path / "empty"))
     assert code == 5 and "run `stockpred features` first" in err
+
+
+def test_lstm_experiment_figures(built, tmp_path, workdir):
+    results = tmp_path / "results"
+    code, out, err = run_cli("plot", "lstm", "--quick", "--data-dir", str(built),
+                             "--results-dir", str(results), "--ts-code", "600519.SH")
+    assert code == 0, err
+    made = sorted(p.name for p in (results / "lstm").glob("*.png"))
+    assert made == ["full_window.png", "global_rectified.png", "multiple_sequences.png",
+                    "point_by_point.png", "seq2seq_averaged.png"]
+    assert "E0000" not in err and "I0000" not in err  # TensorFlow's chatter goes to the log
+
+
+def test_experiments_are_causal_and_rectified(stocks):
+    from stockpred.evaluation import experiments
+
+    config = Config()
+    stock = stocks[1]
+    wild = stock.close * 1.5  # a forecast 50% above the close must be clamped to +10%
+    runs = {e.name: e for e in experiments.run(config, stock, wild, quick=True)}
+    rectified = runs["global_rectified"]
+    np.testing.assert_allclose(rectified.predicted, rectified.previous * 1.1)
+    for exp in runs.values():
+        assert exp.dates[0] >= "20170101"
+        assert np.isfinite(exp.predicted).all()
+        np.testing.assert_array_equal(exp.previous[1:], exp.actual[:-1])

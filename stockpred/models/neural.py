@@ -10,7 +10,11 @@ next day. Two normalisations, both learned from training rows only:
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +22,33 @@ import numpy as np
 from stockpred.evaluation.dataset import Standardizer, StockData, windows
 from stockpred.models.base import Forecaster
 
-# TensorFlow's C++ start-up chatter (no GPU found, CPU instructions) buries the
-# per-epoch lines; set TF_CPP_MIN_LOG_LEVEL yourself to see it
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 WINDOW_INPUTS = ("close", "vol")
 
 
+@contextmanager
+def native_stderr_to_log() -> Iterator[None]:
+    """Send what TensorFlow's C++ core writes to stderr (no GPU found, CPU features, graph
+    notes) to the log instead of the terminal; Keras' epoch lines go to stdout and stay."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            chatter = sink.read().decode("utf-8", errors="replace").strip()
+            if chatter:
+                log.debug("tensorflow: %s", chatter)
+
+
 def _keras(seed: int):
-    import keras
-    import tensorflow as tf
+    with native_stderr_to_log():
+        import keras
+        import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -37,6 +57,11 @@ def _keras(seed: int):
 
 def build_network(kind: str, settings: dict, length: int, inputs: int, outputs: int = 1):
     """The architecture of ``kind`` ("lstm", "gru" or "tcn") for windows of ``length`` x ``inputs``."""
+    with native_stderr_to_log():  # the first layer starts TensorFlow's devices
+        return _network(kind, settings, length, inputs, outputs)
+
+
+def _network(kind: str, settings: dict, length: int, inputs: int, outputs: int):
     import keras
     from keras import layers
 
@@ -121,10 +146,11 @@ class _SequenceForecaster(Forecaster):
                 restore_best_weights=True))
         if log_dir is not None:
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
-        self.history_ = self.network_.fit(
-            x, y, validation_data=validation, epochs=self.settings["epochs"],
-            batch_size=self.settings["batch_size"], callbacks=callbacks, verbose=verbose,
-            shuffle=True).history
+        with native_stderr_to_log():
+            self.history_ = self.network_.fit(
+                x, y, validation_data=validation, epochs=self.settings["epochs"],
+                batch_size=self.settings["batch_size"], callbacks=callbacks, verbose=verbose,
+                shuffle=True).history
         return self
 
     def predict(self, data: StockData) -> np.ndarray:
@@ -135,7 +161,8 @@ class _SequenceForecaster(Forecaster):
         ok = ~np.isnan(x).any(axis=(1, 2))
         z = np.full(len(x), np.nan)
         if ok.any():
-            z[ok] = self.network_.predict(x[ok], verbose=0, batch_size=1024)[:, 0]
+            with native_stderr_to_log():
+                z[ok] = self.network_.predict(x[ok], verbose=0, batch_size=1024)[:, 0]
         if self.by_window:
             forecast = data.close[:len(x)] * (1 + z)
         else:
@@ -155,12 +182,12 @@ class _SequenceForecaster(Forecaster):
                 "target_std": self.target_std_}
 
     def _restore(self, state, folder: Path):
-        import keras
-
+        keras = _keras(self.seed)
         if state:
             self.scaler_ = Standardizer.from_json(state["scaler"])
             self.target_mean_, self.target_std_ = state["target_mean"], state["target_std"]
-        self.network_ = keras.models.load_model(folder / MODEL_FILE)
+        with native_stderr_to_log():
+            self.network_ = keras.models.load_model(folder / MODEL_FILE)
 
 
 class LSTMForecaster(_SequenceForecaster):
