@@ -333,6 +333,7 @@ class EvaluationSettings(_Section):
 
 class RefreshSettings(_Section):
     stages: list[str] = Field(default_factory=lambda: list(LATER_STAGES))
+    train_model: str = "lstm"
 
     @field_validator("stages")
     @classmethod

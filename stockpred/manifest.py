@@ -66,6 +66,13 @@ def read_manifest(path: Path) -> dict | None:
         return None
 
 
+def upstream(paths: "Paths") -> dict[str, str | None]:
+    """When the features and the feature selection that later stages read were written;
+    a stage records this, and `refresh` reruns it when it changes."""
+    return {"features": (read_manifest(paths.features_manifest) or {}).get("finished_at"),
+            "selection": (read_manifest(paths.selected_features) or {}).get("finished_at")}
+
+
 def write_manifest(path: Path, payload: dict) -> None:
     atomic_write_text(Path(path), json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 

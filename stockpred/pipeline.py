@@ -9,7 +9,9 @@ from stockpred.data import fetch
 from stockpred.features import build as features
 from stockpred.features import importance
 from stockpred.layout import Paths
-from stockpred.manifest import read_manifest, section_hash
+from stockpred.evaluation import evaluate
+from stockpred.models import train
+from stockpred.manifest import read_manifest, section_hash, upstream
 from stockpred.plots import features as feature_figures
 
 
@@ -33,11 +35,20 @@ def _importance_stale(config: Config, paths: Paths) -> bool:
 
 def _plot_stale(config: Config, paths: Paths) -> bool:
     drawn = read_manifest(paths.feature_figures_dir / feature_figures.MANIFEST)
-    return (drawn is None
-            or drawn.get("features_finished_at")
-            != (read_manifest(paths.features_manifest) or {}).get("finished_at")
-            or drawn.get("importance_finished_at")
-            != (read_manifest(paths.selected_features) or {}).get("finished_at"))
+    return drawn is None or drawn.get("upstream") != upstream(paths)
+
+
+def _train_stale(config: Config, paths: Paths) -> bool:
+    folder = paths.model_runs(config.refresh.train_model)
+    runs = sorted(folder.glob("*/metrics.json")) if folder.is_dir() else []
+    last = read_manifest(runs[-1]) if runs else None
+    return last is None or last.get("quick") or last.get("upstream") != upstream(paths)
+
+
+def _evaluate_stale(config: Config, paths: Paths) -> bool:
+    board = read_manifest(paths.results_dir / "leaderboard.json")
+    return (board is None or board.get("quick") or board.get("upstream") != upstream(paths)
+            or board.get("settings_sha256") != evaluate.settings_hash(config))
 
 
 # stage -> (is it stale?, run it and return summary lines)
@@ -46,6 +57,10 @@ STAGES: dict[str, tuple[Callable[[Config, Paths], bool], Callable[[Config, Paths
                  lambda config, paths: features.run(config, paths, progress=False).summary()),
     "importance": (_importance_stale,
                    lambda config, paths: importance.run(config, paths).summary()),
+    "train": (_train_stale, lambda config, paths: train.run(
+        config, paths, config.refresh.train_model, progress=False).summary()),
+    "evaluate": (_evaluate_stale,
+                 lambda config, paths: evaluate.run(config, paths, progress=False).summary()),
     "plot": (_plot_stale,
              lambda config, paths: [f"plot: {len(feature_figures.run(config, paths))} figures in "
                                     f"{paths.feature_figures_dir}"]),

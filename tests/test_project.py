@@ -13,7 +13,8 @@ def test_ci_runs_exactly_the_readme_test_command():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
     install_and_run, install_and_test = blocks[0], blocks[1]
-    assert install_and_run.endswith("stockpred fetch")
+    assert install_and_run.endswith("stockpred fetch && .venv/bin/stockpred features && "
+                                    ".venv/bin/stockpred train lstm")
     assert "pytest" in install_and_test
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
     assert ci[-1] == install_and_test

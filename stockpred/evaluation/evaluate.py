@@ -20,7 +20,8 @@ from stockpred.evaluation.dataset import load_stock, model_features
 from stockpred.evaluation.walkforward import (leaderboard_markdown, model_settings, score,
                                               walk_forward)
 from stockpred.layout import Paths
-from stockpred.manifest import config_hash, package_versions, read_manifest
+from stockpred.manifest import (config_hash, package_versions, read_manifest, section_hash,
+                                upstream)
 from stockpred.models.base import check_models
 
 ALWAYS = ["persistence", "drift"]
@@ -44,6 +45,11 @@ def stocks_to_use(config: Config, paths: Paths, ts_codes: list[str] | None) -> l
     if not built.get("stocks"):
         raise InputError("no stocks with features: run `stockpred features` first")
     return sorted(built["stocks"])
+
+
+def settings_hash(config: Config) -> str:
+    """The settings a leaderboard depends on: the evaluation protocol and the models."""
+    return section_hash(config.evaluation) + section_hash(config.models)
 
 
 def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
@@ -79,6 +85,7 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
                "stocks": [s.ts_code for s in stocks], "retrain_every": ev.retrain_every,
                "train_window_days": ev.train_window_days, "quick": quick,
                "features": features, "config_sha256": config_hash(config),
+               "settings_sha256": settings_hash(config), "upstream": upstream(paths),
                "versions": package_versions(), "rows": rows}
     folder = paths.evaluation_runs / run_id
     atomic_write_parquet(pd.concat([f.assign(model=n) for n, f in forecasts.items()],

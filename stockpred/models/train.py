@@ -23,7 +23,7 @@ from stockpred.evaluation.dataset import load_stock, model_features
 from stockpred.evaluation.evaluate import stocks_to_use
 from stockpred.evaluation.walkforward import NEURAL, model_settings, score
 from stockpred.layout import Paths
-from stockpred.manifest import package_versions
+from stockpred.manifest import package_versions, upstream
 from stockpred.models.base import check_models, forecaster_class
 
 
@@ -77,6 +77,7 @@ def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = No
         "model": name, "settings": settings, "quick": quick, "features": features,
         "train_until": ev.validation_start, "validation": [ev.validation_start, ev.test_start],
         "test": [ev.test_start, ev.test_end], "stocks": [s.ts_code for s in stocks],
-        "metrics": metrics, "persistence": baseline, "versions": package_versions()},
+        "metrics": metrics, "persistence": baseline, "upstream": upstream(paths),
+        "versions": package_versions()},
         indent=1, default=str) + "\n")
     return TrainReport(run_dir, metrics, baseline)

@@ -18,7 +18,7 @@ from stockpred.config import Config
 from stockpred.data.store import RawStore
 from stockpred.errors import MissingInputError
 from stockpred.layout import Paths
-from stockpred.manifest import read_manifest, write_manifest
+from stockpred.manifest import read_manifest, upstream, write_manifest
 
 MANIFEST = "figures.json"
 
@@ -255,8 +255,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     write_manifest(out / MANIFEST, {
         "stage": "plot features",
         "ts_code": code,
-        "features_finished_at": (read_manifest(paths.features_manifest) or {}).get("finished_at"),
-        "importance_finished_at": (chosen or {}).get("finished_at"),
+        "upstream": upstream(paths),
         "figures": [p.name for p in made],
     })
     return made
