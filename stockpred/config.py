@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.errors import InputError
+from stockpred.generative.settings import GenerativeSettings
+from stockpred.news.settings import NewsSettings
 
 CONFIG_ENV = "STOCKPRED_CONFIG"
 TOKEN_ENV = "TUSHARE_TOKEN"
@@ -350,6 +352,8 @@ class Config(_Section):
     importance: ImportanceSettings = Field(default_factory=ImportanceSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    news: NewsSettings = Field(default_factory=NewsSettings)
+    generative: GenerativeSettings = Field(default_factory=GenerativeSettings)
     plot: PlotSettings = Field(default_factory=PlotSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     # where relative paths in this config are anchored (the file's folder, or the cwd)

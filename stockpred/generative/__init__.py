@@ -1,0 +1,1 @@
+"""Generative models of price windows: a VAE and a WGAN with gradient penalty."""

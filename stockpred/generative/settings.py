@@ -1,0 +1,38 @@
+"""The `generative` section of config.json (kept here so the generative code owns it)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class VAESettings(_Section):
+    window: int = Field(20, gt=1)
+    latent_dim: int = Field(2, gt=0)
+    epochs: int = Field(40, gt=0)
+    batch_size: int = Field(64, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    kl_warmup_epochs: int = Field(10, ge=0)
+
+
+class WGANSettings(_Section):
+    window: int = Field(20, gt=1)
+    horizon: int = Field(5, gt=0)
+    noise_dim: int = Field(8, gt=0)
+    generator_units: int = Field(32, gt=0)
+    critic_filters: int = Field(32, gt=0)
+    gp_weight: float = Field(10.0, ge=0)
+    critic_steps: int = Field(5, gt=0)
+    generator_learning_rate: float = Field(1e-4, gt=0)
+    critic_learning_rate: float = Field(1e-4, gt=0)
+    epochs: int = Field(30, gt=0)
+    batch_size: int = Field(64, gt=0)
+    samples: int = Field(200, gt=1)
+
+
+class GenerativeSettings(_Section):
+    vae: VAESettings = Field(default_factory=VAESettings)
+    wgan: WGANSettings = Field(default_factory=WGANSettings)
