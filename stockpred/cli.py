@@ -16,7 +16,7 @@ from stockpred.config import (Config, Universe, check_ts_code, load_config, pars
 from stockpred.data import fetch as fetch_stage
 from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.data.store import RawStore
-from stockpred.errors import InputError, StockpredError
+from stockpred.errors import InputError, MissingInputError, StockpredError
 from stockpred.features import build as features_stage
 from stockpred.features import importance as importance_stage
 from stockpred.models.base import REGISTRY
@@ -296,9 +296,70 @@ def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, resul
         config, paths, codes, names, quick).summary())
 
 
-@cli.group()
-def plot():
-    """Regenerate the figures the README shows (into project_results/)."""
+@cli.command()
+@click.option("--agent", type=click.Choice(["dqn", "optuna", "random"]), default="dqn",
+              show_default=True, help="Who searches: a DQN agent, Optuna's TPE, or random.")
+@click.option("--model", default="lstm", show_default=True,
+              help="The model to tune: lstm, gru, tcn, xgboost or svr.")
+@click.option("--budget", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Distinct configurations to try.")
+@click.option("--ts-code", "ts_codes", metavar="A,B", help="Stocks (default "
+              "evaluation.ts_codes).")
+@click.option("--quick", is_flag=True, help="Tiny model sizes and few epochs.")
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where the leaderboard goes (env STOCKPRED_RESULTS_DIR).")
+@_common_options
+def tune(agent, model, budget, ts_codes, quick, results_dir, config_path, data_dir):
+    """Tune a model's hyperparameters by validation skill, then test the best walk-forward.
+
+    Each trial fits on rows before evaluation.validation_start and scores on the
+    validation year; no row of the test period is read. DQN moves one hyperparameter
+    a step per action (reward: the change in skill); Optuna's TPE and random search get
+    the same budget. Trials go to <data dir>/runs/tune/<model>/<agent>.parquet; a
+    rerun resumes without repeating finished trials. The best configuration is then
+    evaluated walk-forward on the test period and enters the leaderboard as
+    "<model> (tuned by <agent>)".
+    """
+    from stockpred.tuning import search
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir, results_dir)
+    codes = _ts_codes(ts_codes)
+    _run_and_echo(paths, "tune", lambda: search.run(config, paths, model, agent, budget, codes,
+                                                    quick).summary())
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
+@_common_options
+@click.pass_context
+def plot(ctx, results_dir, config_path, data_dir):
+    """Regenerate the figures the README shows (into project_results/).
+
+    Without a subcommand, every family whose inputs exist: features, lstm, tuning.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from stockpred.plots import lstm as lstm_figures
+    from stockpred.plots import tuning as tuning_figures
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir, results_dir)
+    families = {"features": lambda: feature_figures.run(config, paths),
+                "lstm": lambda: lstm_figures.run(config, paths),
+                "tuning": lambda: tuning_figures.run(config, paths)}
+
+    def work():
+        lines = []
+        for name, draw in families.items():
+            try:
+                lines.append(f"{name}: {len(draw())} figures")
+            except MissingInputError as exc:
+                lines.append(f"{name}: skipped ({exc})")
+        return lines
+
+    _run_and_echo(paths, "plot", work)
 
 
 @plot.command("features")
@@ -349,6 +410,38 @@ def plot_lstm(ts_code, quick, results_dir, config_path, data_dir):
     _run_and_echo(paths, "plot", lambda: [
         f"{len(lstm_figures.run(config, paths, codes[0] if codes else None, quick))} figures "
         f"in {paths.model_figures_dir}"])
+
+
+@plot.command("tuning")
+@click.option("--model", help="The tuned model (default: every model with trials).")
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
+@_common_options
+def plot_tuning(model, results_dir, config_path, data_dir):
+    """Best validation skill so far against trials, per agent, into <results dir>/tuning/."""
+    from stockpred.plots import tuning as tuning_figures
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir, results_dir)
+    _run_and_echo(paths, "plot", lambda: [
+        f"{len(tuning_figures.run(config, paths, model))} figures in "
+        f"{paths.results_dir / 'tuning'}"])
+
+
+@cli.command("run")
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
+@_common_options
+def run_all(results_dir, config_path, data_dir):
+    """Every stage in order on the current config (the shipped sample by default).
+
+    fetch, then each stage of refresh.stages (features, importance, train, evaluate,
+    plot), skipping a stage whose inputs and settings have not changed since it last
+    ran; ends with a summary. The same pipeline as `refresh`, with progress bars.
+    """
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir, results_dir)
+    _run_and_echo(paths, "run", lambda: refresh_pipeline(config, paths, progress=True))
 
 
 @cli.command()

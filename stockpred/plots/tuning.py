@@ -1,0 +1,40 @@
+"""Best validation skill so far against trials, for each tuning agent of a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from stockpred.config import Config
+from stockpred.errors import MissingInputError
+from stockpred.layout import Paths
+from stockpred.tuning.search import SPACES, trial_curves
+
+
+def run(config: Config, paths: Paths, model: str | None = None) -> list[Path]:
+    models = [model] if model else [m for m in SPACES if trial_curves(paths, m)]
+    made = []
+    out = paths.results_dir / "tuning"
+    for name in models:
+        curves = trial_curves(paths, name)
+        if not curves:
+            raise MissingInputError(f"no tuning trials for {name}: run `stockpred tune "
+                                    f"--model {name}` first")
+        out.mkdir(parents=True, exist_ok=True)
+        fig, ax = plt.subplots(figsize=(9, 4.2))
+        for agent, curve in curves.items():
+            ax.step(range(1, len(curve) + 1), curve, where="post", label=agent)
+        ax.axhline(0, color="gray", ls="--", lw=0.8, label="persistence")
+        ax.set_xlabel("trial (distinct configurations)")
+        ax.set_ylabel("best validation skill so far\n(1 - RMSE / persistence RMSE)")
+        ax.set_title(f"Tuning {name}: DQN, Optuna TPE and random search at equal budgets "
+                     f"(validation {config.evaluation.validation_start[:4]})")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out / f"{name}_best_so_far.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+    return made

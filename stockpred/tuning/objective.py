@@ -1,0 +1,118 @@
+"""What tuning optimises: validation skill, from rows before the test period only.
+
+The objective loads each stock, keeps rows strictly before evaluation.test_start and
+drops the last of them (its target is the first test day's close), so no test or later
+row is ever read. A configuration is fit on rows before evaluation.validation_start
+(neural models stop early on the last ``validation_days`` of those) and scored on the
+validation period: skill = 1 - RMSE(next-day return) / RMSE(persistence), so 0 is
+persistence and above 0 beats it.
+
+Trials are logged (parquet, rewritten atomically after each one) and the objective is
+memoised by that log: a rerun with the same seed repeats the agents' choices, finds
+finished trials in the log and computes only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stockpred.config import Config
+from stockpred.data.store import atomic_write_parquet
+from stockpred.evaluation import metrics
+from stockpred.evaluation.dataset import StockData, load_stock, model_features
+from stockpred.evaluation.walkforward import NEURAL, model_settings, split_validation
+from stockpred.layout import Paths
+from stockpred.models.base import forecaster_class
+
+# The values each hyperparameter may take, per model (index order = "down" to "up").
+SPACES: dict[str, dict[str, list]] = {
+    **{name: {"learning_rate": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+              "sequence_length": [5, 10, 20, 40],
+              "dropout": [0.0, 0.1, 0.2, 0.4],
+              "units": [[8], [16], [32], [64], [64, 64]]} for name in NEURAL},
+    "xgboost": {"learning_rate": [0.01, 0.03, 0.1, 0.3],
+                "max_depth": [2, 3, 4, 6, 8],
+                "n_estimators": [25, 50, 100, 200],
+                "subsample": [0.5, 0.8, 1.0]},
+    "svr": {"c": [0.01, 0.1, 1.0, 10.0], "epsilon": [0.01, 0.1, 0.5, 1.0]},
+}
+
+
+def key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+@dataclass
+class TrialLog:
+    path: Path
+
+    def read(self) -> pd.DataFrame:
+        if self.path.exists():
+            return pd.read_parquet(self.path)
+        return pd.DataFrame(columns=["trial", "agent", "params", "skill", "wall_s"])
+
+    def append(self, row: dict) -> None:
+        frame = pd.concat([self.read(), pd.DataFrame([row])], ignore_index=True)
+        atomic_write_parquet(frame, self.path)
+
+
+def pre_test(stock: StockData, test_start: str) -> StockData:
+    """Rows before the test period whose target (the next close) is before it too."""
+    keep = stock.dates < test_start
+    keep[np.flatnonzero(keep)[-1:]] = False  # its target is the first test day's close
+    return stock.rows(keep)
+
+
+class Objective:
+    def __init__(self, config: Config, paths: Paths, model: str, stocks: list[str],
+                 agent: str, log: TrialLog, quick: bool = False):
+        ev = config.evaluation
+        self.model, self.agent, self.log, self.seed = model, agent, log, ev.seed
+        self.base = model_settings(config, model, quick)
+        features = model_features(paths)
+        self.data = [pre_test(load_stock(paths, c, features), ev.test_start) for c in stocks]
+        self.validation_start = ev.validation_start
+        self.validation_days = ev.validation_days
+        done = log.read()
+        self.cache = {p: float(s) for p, s in zip(done["params"], done["skill"])}
+        self.computed = 0
+
+    @property
+    def trials(self) -> int:
+        return len(self.cache)
+
+    def __call__(self, params: dict) -> float:
+        name = key(params)
+        if name in self.cache:
+            return self.cache[name]
+        start = time.perf_counter()
+        skill = self.skill(params)
+        self.cache[name] = skill
+        self.computed += 1
+        self.log.append({"trial": len(self.cache), "agent": self.agent, "params": name,
+                         "skill": skill, "wall_s": time.perf_counter() - start})
+        return skill
+
+    def skill(self, params: dict) -> float:
+        train = [s.rows(s.dates < self.validation_start) for s in self.data]
+        valid = None
+        if self.model in NEURAL:
+            train, valid = split_validation(train, self.validation_days)
+        fitted = forecaster_class(self.model)({**self.base, **params}, self.seed).fit(train, valid)
+        actual, predicted, naive = [], [], []
+        for stock in self.data:
+            scored = stock.dates >= self.validation_start
+            forecast = fitted.predict(stock)[scored]
+            actual.append(stock.next_return[scored])
+            predicted.append(forecast / stock.close[scored] - 1)
+            naive.append(np.zeros(scored.sum()))
+        a, p, n = (np.concatenate(x) for x in (actual, predicted, naive))
+        model_error, naive_error = metrics.rmse(a, p), metrics.rmse(a, n)
+        skill = 1 - model_error / naive_error
+        return float(skill) if np.isfinite(skill) else -1.0

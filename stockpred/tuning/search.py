@@ -1,0 +1,169 @@
+"""The tune stage: DQN, Optuna's TPE or random search over one model's hyperparameters.
+
+Every agent gets the same budget of distinct configurations, scored by the same
+objective (validation skill before the test period, see objective.py), and logs its
+trials to <data dir>/runs/tune/<model>/<agent>.parquet. The best configuration is then
+evaluated walk-forward on the test period, which tuning never read, and its row enters
+the leaderboard labelled with the agent that found it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stockpred.config import Config
+from stockpred.data.store import atomic_write_text
+from stockpred.errors import InputError
+from stockpred.evaluation.dataset import load_stock, model_features
+from stockpred.evaluation.evaluate import stocks_to_use
+from stockpred.evaluation.walkforward import leaderboard_markdown, model_settings, score, walk_forward
+from stockpred.layout import Paths
+from stockpred.manifest import read_manifest
+from stockpred.tuning.objective import SPACES, Objective, TrialLog, key
+
+AGENTS = ("dqn", "optuna", "random")
+
+
+def search_random(objective: Objective, space: dict, budget: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(20 * budget):
+        if objective.trials >= budget:
+            return
+        objective({n: v[int(rng.integers(len(v)))] for n, v in space.items()})
+
+
+def search_optuna(objective: Objective, space: dict, budget: int, seed: int) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    grid = {n: optuna.distributions.CategoricalDistribution(list(range(len(v))))
+            for n, v in space.items()}
+    for _ in range(20 * budget):
+        if objective.trials >= budget:
+            return
+        trial = study.ask(grid)
+        study.tell(trial, objective({n: space[n][trial.params[n]] for n in space}))
+
+
+def search_dqn(objective: Objective, space: dict, budget: int, seed: int) -> None:
+    from stockpred.tuning.dqn import DQNAgent, DQNSettings
+    from stockpred.tuning.env import TuningEnv
+
+    env = TuningEnv(space, objective)
+    agent = DQNAgent(env.observation_space.shape[0], int(env.action_space.n),
+                     DQNSettings(epsilon_decay_steps=max(10, 2 * budget)), seed)
+    observation, _ = env.reset(seed=seed)
+    for _ in range(20 * budget):
+        if objective.trials >= budget:
+            return
+        action = agent.act(observation)
+        after, reward, terminated, truncated, _ = env.step(action)
+        agent.remember(observation, action, reward, after, terminated)
+        observation = after
+        if terminated or truncated:
+            observation, _ = env.reset()
+
+
+SEARCHES = {"dqn": search_dqn, "optuna": search_optuna, "random": search_random}
+
+
+@dataclass
+class TuneReport:
+    model: str
+    agent: str
+    trials: int
+    computed: int
+    best: dict
+    best_skill: float
+    test_row: dict
+    wall_s: float
+
+    def summary(self) -> list[str]:
+        row = self.test_row
+        return [f"tune {self.model} with {self.agent}: {self.trials} trials "
+                f"({self.computed} computed now, the rest from the log) in {self.wall_s:.0f} s",
+                f"  best validation skill {self.best_skill:+.4f} (0 = persistence) with "
+                f"{json.dumps(self.best)}",
+                f"  test period, walk-forward: rmse_return {row['rmse_return']:.5f}, "
+                f"DM vs persistence {row['dm_stat_vs_persistence']:.3g} "
+                f"(p {row['dm_pvalue_vs_persistence']:.3g})"]
+
+
+def tuning_dir(paths: Paths, model: str):
+    return paths.data_dir / "runs" / "tune" / model
+
+
+def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
+        ts_codes: list[str] | None = None, quick: bool = False,
+        progress: bool = True) -> TuneReport:
+    if model not in SPACES:
+        raise InputError(f"no search space for {model!r}; tunable models are "
+                         f"{', '.join(SPACES)}")
+    if agent not in AGENTS:
+        raise InputError(f"unknown agent {agent!r}; agents are {', '.join(AGENTS)}")
+    ev = config.evaluation
+    stocks = stocks_to_use(config, paths, ts_codes)
+    folder = tuning_dir(paths, model)
+    log = trial_log(paths, model, agent, quick)
+    objective = Objective(config, paths, model, stocks, agent, log, quick)
+    start = time.perf_counter()
+    SEARCHES[agent](objective, SPACES[model], budget, ev.seed)
+    trials = log.read()
+    best_row = trials.loc[trials["skill"].astype(float).idxmax()]
+    best = json.loads(best_row["params"])
+
+    features = model_features(paths)
+    data = [load_stock(paths, code, features) for code in stocks]
+    settings = {**model_settings(config, model, quick), **best}
+    forecasts = walk_forward(model, settings, data, config, ev.test_start, ev.test_end,
+                             ev.retrain_every, progress)
+    persistence = walk_forward("persistence", {}, data, config, ev.test_start, ev.test_end,
+                               ev.retrain_every, False)
+    row = {"model": f"{model} (tuned by {agent})", **score(forecasts, persistence)}
+    report = TuneReport(model, agent, objective.trials, objective.computed, best,
+                        float(best_row["skill"]), row, time.perf_counter() - start)
+    atomic_write_text(folder / f"{agent}.best.json", json.dumps({
+        "model": model, "agent": agent, "budget": budget, "quick": quick, "stocks": stocks,
+        "best": best, "validation_skill": report.best_skill, "test": row,
+        "search_space": SPACES[model], "best_key": key(best)}, indent=1, default=str))
+    enter_leaderboard(paths, row, stocks, (ev.test_start, ev.test_end))
+    return report
+
+
+def enter_leaderboard(paths: Paths, row: dict, stocks: list[str], period) -> None:
+    """Put the tuned row into the leaderboard when it covers the same stocks and period."""
+    board = read_manifest(paths.results_dir / "leaderboard.json")
+    if board is None or sorted(board["stocks"]) != sorted(stocks) or \
+            list(board["test_period"]) != list(period):
+        return
+    rows = [r for r in board["rows"] if r["model"] != row["model"]] + [row]
+    board["rows"] = rows
+    atomic_write_text(paths.results_dir / "leaderboard.json",
+                      json.dumps(board, indent=1, default=str) + "\n")
+    header = paths.leaderboard.read_text(encoding="utf-8").split("\n\n|")[0] \
+        if paths.leaderboard.exists() else "# Leaderboard"
+    atomic_write_text(paths.leaderboard, leaderboard_markdown(rows, header))
+
+
+def trial_log(paths: Paths, model: str, agent: str, quick: bool) -> TrialLog:
+    # quick trials are logged apart: the same settings at tiny sizes score differently
+    return TrialLog(tuning_dir(paths, model) / f"{agent}{'-quick' if quick else ''}.parquet")
+
+
+def trial_curves(paths: Paths, model: str) -> dict[str, pd.Series]:
+    """Best validation skill so far after each trial, per agent (full runs, else quick)."""
+    curves = {}
+    for agent in AGENTS:
+        for quick in (False, True):
+            log = trial_log(paths, model, agent, quick).read()
+            if len(log):
+                curves[agent] = log["skill"].astype(float).cummax().reset_index(drop=True)
+                break
+    return curves
