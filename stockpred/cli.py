@@ -215,8 +215,14 @@ def importance(ts_codes, target, top_k, config_path, data_dir):
                   lambda: importance_stage.run(config, paths, codes).summary())
 
 
+# models with a stage of their own: what they train and report is not a forecaster's
+OWN_STAGES = {"vae": "stockpred.generative.vae", "wgan": "stockpred.generative.wgan",
+              "seq2seq": "stockpred.news.seq2seq"}
+
+
 @cli.command()
-@click.argument("model", type=click.Choice(list(REGISTRY)))
+@click.argument("model", type=click.Choice([*REGISTRY, *[m for m in OWN_STAGES
+                                                         if m not in REGISTRY]]))
 @click.option("--ts-code", "ts_codes", metavar="A,B",
               help="Stocks to train on, pooled (default evaluation.ts_codes: 600036.SH).")
 @click.option("--quick", is_flag=True, help="Tiny sizes and few epochs (a smoke run).")
@@ -230,14 +236,26 @@ def train(model, ts_codes, quick, config_path, data_dir):
     the fitted model. Prints the test errors next to persistence's (tomorrow = today)
     and saves everything under <data dir>/models/MODEL/<run id>/. Neural models print
     a line per epoch and log to TensorBoard there. Same seed, same result.
+
+    vae and wgan train the generative models (latent features; sampled paths with
+    CRPS and band coverage); seq2seq trains the news model on minute bars.
     """
+    import importlib
+
     from stockpred.models import train as train_stage
 
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir)
     codes = _ts_codes(ts_codes)
-    _run_and_echo(paths, "train",
-                  lambda: train_stage.run(config, paths, model, codes, quick).summary())
+
+    def work():
+        if model in OWN_STAGES:
+            stage = importlib.import_module(OWN_STAGES[model])
+            stocks = () if model == "seq2seq" else (codes,)  # the news model is market-wide
+            return stage.run(config, paths, *stocks, quick=quick).summary()
+        return train_stage.run(config, paths, model, codes, quick).summary()
+
+    _run_and_echo(paths, "train", work)
 
 
 @cli.command()

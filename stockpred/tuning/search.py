@@ -83,6 +83,7 @@ class TuneReport:
     best: dict
     best_skill: float
     test_row: dict
+    test_skill: float
     wall_s: float
 
     def summary(self) -> list[str]:
@@ -91,7 +92,8 @@ class TuneReport:
                 f"({self.computed} computed now, the rest from the log) in {self.wall_s:.0f} s",
                 f"  best validation skill {self.best_skill:+.4f} (0 = persistence) with "
                 f"{json.dumps(self.best)}",
-                f"  test period, walk-forward: rmse_return {row['rmse_return']:.5f}, "
+                f"  test period, walk-forward: skill {self.test_skill:+.4f}, "
+                f"rmse_return {row['rmse_return']:.5f}, "
                 f"DM vs persistence {row['dm_stat_vs_persistence']:.3g} "
                 f"(p {row['dm_pvalue_vs_persistence']:.3g})"]
 
@@ -127,11 +129,14 @@ def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
     persistence = walk_forward("persistence", {}, data, config, ev.test_start, ev.test_end,
                                ev.retrain_every, False)
     row = {"model": f"{model} (tuned by {agent})", **score(forecasts, persistence)}
+    naive = score(persistence, persistence)["rmse_return"]
     report = TuneReport(model, agent, objective.trials, objective.computed, best,
-                        float(best_row["skill"]), row, time.perf_counter() - start)
+                        float(best_row["skill"]), row, 1 - row["rmse_return"] / naive,
+                        time.perf_counter() - start)
     atomic_write_text(folder / f"{agent}.best.json", json.dumps({
         "model": model, "agent": agent, "budget": budget, "quick": quick, "stocks": stocks,
         "best": best, "validation_skill": report.best_skill, "test": row,
+        "test_skill": report.test_skill, "wall_s": report.wall_s,
         "search_space": SPACES[model], "best_key": key(best)}, indent=1, default=str))
     enter_leaderboard(paths, row, stocks, (ev.test_start, ev.test_end))
     return report
