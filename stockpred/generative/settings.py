@@ -12,6 +12,8 @@ class _Section(BaseModel):
 class VAESettings(_Section):
     window: int = Field(20, gt=1)
     latent_dim: int = Field(2, gt=0)
+    units: int = Field(32, gt=0)  # GRU width of the encoder and of the decoder
+    features: list[str] = Field(default_factory=list)  # empty: the model features
     epochs: int = Field(40, gt=0)
     batch_size: int = Field(64, gt=0)
     learning_rate: float = Field(1e-3, gt=0)
@@ -21,6 +23,7 @@ class VAESettings(_Section):
 class WGANSettings(_Section):
     window: int = Field(20, gt=1)
     horizon: int = Field(5, gt=0)
+    features: list[str] = Field(default_factory=list)  # extra conditioning features
     noise_dim: int = Field(8, gt=0)
     generator_units: int = Field(32, gt=0)
     critic_filters: int = Field(32, gt=0)
@@ -31,6 +34,7 @@ class WGANSettings(_Section):
     epochs: int = Field(30, gt=0)
     batch_size: int = Field(64, gt=0)
     samples: int = Field(200, gt=1)
+    fan_origins: int = Field(4, gt=0)  # test days drawn as fan charts
 
 
 class GenerativeSettings(_Section):

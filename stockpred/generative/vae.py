@@ -1,0 +1,319 @@
+"""A variational autoencoder of multivariate windows, and its latent codes as features.
+
+A window is the last ``vae.window`` days (ending at t, never later) of one stock's
+features, standardised with statistics of the training rows only (median imputation,
+z-scores clipped at +-10). A GRU encoder maps it to q(z | window) = N(mean, diag var); a
+GRU decoder maps z back to the window. The likelihood is Gaussian with unit variance,
+fit for standardised data, so the loss per window is
+
+    -ELBO = sum 0.5 (x - x_hat)^2 + 0.5 D log(2 pi)  +  beta KL(q(z | x) || N(0, I))
+
+(D = window x features), which is positive; beta rises linearly from 0 to 1 over
+``kl_warmup_epochs`` (KL warm-up). The original project used binary cross-entropy on
+data that is not in [0, 1], which is not a likelihood of it and went negative.
+
+`run` trains on rows before evaluation.validation_start, monitors the validation
+period (the weights of the epoch with the lowest validation -ELBO at beta = 1 are
+kept), saves the model and scaler under <data dir>/models/vae/<run id>/ and writes,
+per stock, <data dir>/features/<ts_code>.vae.parquet: trade_date and vae_z0..vae_z{k-1},
+the mean of q(z | window ending at t), NaN while the window is incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stockpred.config import Config, config_as_json
+from stockpred.data.store import atomic_write_parquet, atomic_write_text
+from stockpred.evaluation.dataset import Standardizer, StockData, windows
+from stockpred.generative import common
+from stockpred.generative.settings import VAESettings
+from stockpred.layout import Paths
+from stockpred.manifest import package_versions, upstream, write_manifest
+from stockpred.models.neural import _keras, native_stderr_to_log
+
+STATE_FILE = "vae.json"
+ENCODER_FILE = "encoder.keras"
+DECODER_FILE = "decoder.keras"
+LOG_2PI = math.log(2 * math.pi)
+
+
+def quick_settings(settings: dict) -> dict:
+    """Tiny sizes and two epochs: a smoke run."""
+    return {**settings, "window": min(settings["window"], 10), "units": 8, "epochs": 2,
+            "batch_size": 128, "kl_warmup_epochs": 1}
+
+
+def latent_columns(k: int) -> list[str]:
+    return [f"vae_z{i}" for i in range(k)]
+
+
+class WindowVAE:
+    """A VAE of feature windows. ``__init__`` stores settings; ``fit`` returns self and
+    keeps learned state in attributes ending in ``_``; ``encode`` gives the latent means."""
+
+    def __init__(self, settings: dict | None = None, seed: int = 42):
+        self.settings = {**VAESettings().model_dump(), **(settings or {})}
+        self.seed = seed
+
+    @property
+    def window(self) -> int:
+        return int(self.settings["window"])
+
+    # -- tensors ----------------------------------------------------------------------------
+    def _windows(self, stock: StockData) -> np.ndarray:
+        x = self.scaler_.transform(stock.features[self.features_].to_numpy(float))
+        return windows(x, self.window).astype("float32")
+
+    def _dataset(self, stocks: list[StockData]) -> np.ndarray:
+        parts = [self._windows(s) for s in stocks if len(s) >= self.window]
+        if not parts:
+            return np.zeros((0, self.window, len(self.features_)), dtype="float32")
+        return np.concatenate(parts)
+
+    def _build(self, features: int):
+        import keras
+        from keras import layers
+
+        s, k = self.settings, int(self.settings["latent_dim"])
+        source = keras.Input(shape=(self.window, features), name="window")
+        h = layers.GRU(s["units"], name="encoder_gru")(source)
+        encoder = keras.Model(source, [layers.Dense(k, name="z_mean")(h),
+                                       layers.Dense(k, name="z_log_var")(h)], name="encoder")
+        code = keras.Input(shape=(k,), name="z")
+        y = layers.Dense(s["units"], activation="tanh", name="decoder_in")(code)
+        y = layers.RepeatVector(self.window)(y)
+        y = layers.GRU(s["units"], return_sequences=True, name="decoder_gru")(y)
+        decoder = keras.Model(code, layers.Dense(features, name="x_mean")(y), name="decoder")
+        return encoder, decoder
+
+    # -- learning ---------------------------------------------------------------------------
+    def fit(self, train: list[StockData], valid: list[StockData] | None = None,
+            verbose: int = 0) -> "WindowVAE":
+        keras = _keras(self.seed)
+        import tensorflow as tf
+
+        s = self.settings
+        self.features_ = list(train[0].features.columns)
+        self.scaler_ = Standardizer().fit(np.vstack([t.features[self.features_].to_numpy(float)
+                                                     for t in train]))
+        x = self._dataset(train)
+        if not len(x):
+            raise ValueError(f"no training window of {self.window} days")
+        xv = self._dataset(valid) if valid else x[:0]
+        k, dims = int(s["latent_dim"]), x.shape[1] * x.shape[2]
+        with native_stderr_to_log():
+            self.encoder_, self.decoder_ = self._build(x.shape[2])
+        optimizer = keras.optimizers.Adam(s["learning_rate"])
+        const = tf.constant(0.5 * dims * LOG_2PI, tf.float32)
+
+        def terms(xb, eps, training):
+            mean, log_var = self.encoder_(xb, training=training)
+            z = mean + tf.exp(0.5 * log_var) * eps
+            x_hat = self.decoder_(z, training=training)
+            sq = tf.reduce_sum(tf.square(xb - x_hat), axis=[1, 2])
+            kl = -0.5 * tf.reduce_sum(1 + log_var - tf.square(mean) - tf.exp(log_var), axis=1)
+            return 0.5 * sq + const, kl, sq / dims
+
+        @tf.function(reduce_retracing=True)
+        def train_step(xb, eps, beta):
+            with tf.GradientTape() as tape:
+                nll, kl, mse = terms(xb, eps, True)
+                loss = tf.reduce_mean(nll + beta * kl)
+            variables = self.encoder_.trainable_variables + self.decoder_.trainable_variables
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return tf.reduce_sum(nll), tf.reduce_sum(kl), tf.reduce_sum(mse)
+
+        @tf.function(reduce_retracing=True)
+        def eval_step(xb, eps):
+            nll, kl, mse = terms(xb, eps, False)
+            return tf.reduce_sum(nll), tf.reduce_sum(kl), tf.reduce_sum(mse)
+
+        rng = np.random.default_rng(self.seed)
+        batch, warmup = int(s["batch_size"]), int(s["kl_warmup_epochs"])
+        history: dict[str, list[float]] = {key: [] for key in (
+            "beta", "loss", "neg_elbo", "nll", "kl", "mse", "val_neg_elbo", "val_nll",
+            "val_kl", "val_mse", "seconds")}
+        best, best_weights = math.inf, None
+        for epoch in range(int(s["epochs"])):
+            started = time.perf_counter()
+            beta = 1.0 if warmup == 0 else min(1.0, epoch / warmup)
+            order = rng.permutation(len(x))
+            sums = np.zeros(3)
+            with native_stderr_to_log():
+                for i in range(0, len(x), batch):
+                    xb = x[order[i:i + batch]]
+                    eps = rng.standard_normal((len(xb), k)).astype("float32")
+                    sums += [float(v) for v in train_step(xb, eps, tf.constant(beta, tf.float32))]
+                nll, kl, mse = sums / len(x)
+                history["beta"].append(beta)
+                history["loss"].append(nll + beta * kl)
+                history["neg_elbo"].append(nll + kl)
+                history["nll"].append(nll)
+                history["kl"].append(kl)
+                history["mse"].append(mse)
+                if len(xv):
+                    vr = np.random.default_rng(self.seed + 1)  # the same noise every epoch
+                    vsums = np.zeros(3)
+                    for i in range(0, len(xv), 1024):
+                        xb = xv[i:i + 1024]
+                        eps = vr.standard_normal((len(xb), k)).astype("float32")
+                        vsums += [float(v) for v in eval_step(xb, eps)]
+                    vnll, vkl, vmse = vsums / len(xv)
+                    for key, value in (("val_neg_elbo", vnll + vkl), ("val_nll", vnll),
+                                       ("val_kl", vkl), ("val_mse", vmse)):
+                        history[key].append(value)
+                    if beta >= 1.0 and vnll + vkl < best:
+                        best = vnll + vkl
+                        best_weights = (self.encoder_.get_weights(), self.decoder_.get_weights())
+                        self.best_epoch_ = epoch
+            history["seconds"].append(time.perf_counter() - started)
+            if verbose:
+                print(f"vae epoch {epoch + 1}/{s['epochs']}: beta {beta:.2f} -ELBO "
+                      f"{nll + kl:.2f}" + (f" val {history['val_neg_elbo'][-1]:.2f}"
+                                           if len(xv) else ""), flush=True)
+        if best_weights is not None:
+            self.encoder_.set_weights(best_weights[0])
+            self.decoder_.set_weights(best_weights[1])
+        else:
+            self.best_epoch_ = int(s["epochs"]) - 1
+        self.history_ = history
+        self.train_windows_ = int(len(x))
+        return self
+
+    # -- using it ---------------------------------------------------------------------------
+    def encode(self, stock: StockData) -> np.ndarray:
+        """(rows, latent_dim): the mean of q(z | window ending at t); NaN before a full window."""
+        k = int(self.settings["latent_dim"])
+        out = np.full((len(stock), k), np.nan)
+        if len(stock) < self.window:
+            return out
+        with native_stderr_to_log():
+            mean, _ = self.encoder_.predict(self._windows(stock), verbose=0, batch_size=1024)
+        out[self.window - 1:] = mean
+        return out
+
+    def reconstruct(self, stock: StockData) -> np.ndarray:
+        """(windows, window, features): the decoder's mean at each window's latent mean."""
+        z = self.encode(stock)[self.window - 1:].astype("float32")
+        with native_stderr_to_log():
+            return self.decoder_.predict(z, verbose=0, batch_size=1024)
+
+    def latent_frame(self, stock: StockData) -> pd.DataFrame:
+        z = self.encode(stock)
+        frame = pd.DataFrame(z, columns=latent_columns(z.shape[1]))
+        frame.insert(0, "trade_date", stock.dates.astype(str))
+        return frame
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {"settings": self.settings, "seed": self.seed, "features": self.features_,
+                 "scaler": json.loads(self.scaler_.to_json()), "history": self.history_,
+                 "best_epoch": self.best_epoch_, "train_windows": self.train_windows_}
+        atomic_write_text(folder / STATE_FILE, json.dumps(state, indent=1) + "\n")
+        self.encoder_.save(folder / ENCODER_FILE)
+        self.decoder_.save(folder / DECODER_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> "WindowVAE":
+        folder = Path(folder)
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        model = cls(state["settings"], state["seed"])
+        keras = _keras(model.seed)
+        model.features_ = state["features"]
+        model.scaler_ = Standardizer.from_json(json.dumps(state["scaler"]))
+        model.history_ = state["history"]
+        model.best_epoch_ = state["best_epoch"]
+        model.train_windows_ = state["train_windows"]
+        with native_stderr_to_log():
+            model.encoder_ = keras.models.load_model(folder / ENCODER_FILE)
+            model.decoder_ = keras.models.load_model(folder / DECODER_FILE)
+        return model
+
+
+# -- the stage ----------------------------------------------------------------------------------
+@dataclass
+class VAEReport:
+    run_dir: Path
+    history: dict
+    latent_files: list[Path]
+    figures: list[Path]
+    checks: dict = field(default_factory=dict)
+    model: WindowVAE | None = None
+
+    def summary(self) -> list[str]:
+        h, c = self.history, self.checks
+        lines = [f"saved {self.run_dir}",
+                 f"train -ELBO per window {h['neg_elbo'][0]:.2f} -> {h['neg_elbo'][-1]:.2f} "
+                 f"(floor 0.5 D log 2pi = {c['nll_constant']:.1f}), reconstruction MSE {h['mse'][0]:.4f} -> {h['mse'][-1]:.4f}"]
+        if h["val_neg_elbo"]:
+            lines.append(f"validation -ELBO {h['val_neg_elbo'][0]:.2f} -> "
+                         f"{h['val_neg_elbo'][-1]:.2f} (kept epoch {c['best_epoch'] + 1}), "
+                         f"MSE {h['val_mse'][0]:.4f} -> {h['val_mse'][-1]:.4f}")
+        lines.append(f"loss positive: {'yes' if c['loss_positive'] else 'NO'}; training loss "
+                     f"falls: {'yes' if c['loss_falls'] else 'NO'}; "
+                     f"{c['seconds_per_epoch']:.2f} s per epoch")
+        lines += [f"latent features: {p}" for p in self.latent_files]
+        lines += [f"figure: {p}" for p in self.figures]
+        return lines
+
+
+def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
+        quick: bool = False, progress: bool = False) -> VAEReport:
+    settings = config.generative.vae.model_dump()
+    if quick:
+        settings = quick_settings(settings)
+    stocks, features = common.load_stocks(config, paths, ts_codes, settings["features"])
+    train, valid, tests = common.split_periods(config, stocks)
+    common.check_enough(train, settings["window"] + 1, "VAE")
+    seed = config.evaluation.seed
+    run_dir = common.runs_dir(paths, "vae") / common.new_run_id(quick)
+    model = WindowVAE(settings, seed).fit(train, valid, verbose=1 if progress else 0)
+    model.save(run_dir)
+
+    ev = config.evaluation
+    files, codes = [], {}
+    for stock in stocks:
+        frame = model.latent_frame(stock)
+        path = common.latent_table(paths, stock.ts_code)
+        atomic_write_parquet(frame, path)
+        files.append(path)
+        codes[stock.ts_code] = frame
+    h = model.history_
+    losses = h["neg_elbo"] + h["val_neg_elbo"] + h["loss"]
+    checks = {"loss_positive": bool(all(v > 0 for v in losses)),
+              "loss_falls": bool(h["neg_elbo"][-1] < h["neg_elbo"][0]),
+              "best_epoch": int(model.best_epoch_),
+              "nll_constant": 0.5 * settings["window"] * len(features) * LOG_2PI,
+              "seconds_per_epoch": float(np.mean(h["seconds"]))}
+    finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_manifest(common.latent_manifest(paths), {
+        "stage": "vae", "finished_at": finished, "run_dir": str(run_dir),
+        "columns": latent_columns(int(settings["latent_dim"])),
+        "window": settings["window"], "train_until": ev.validation_start,
+        "files": {s.ts_code: {"path": str(p), "rows": len(s)}
+                  for s, p in zip(stocks, files)}})
+    atomic_write_text(run_dir / "config.json", config_as_json(config))
+    atomic_write_text(run_dir / "metrics.json", json.dumps({
+        "model": "vae", "settings": settings, "quick": quick, "features": features,
+        "train_until": ev.validation_start, "validation": [ev.validation_start, ev.test_start],
+        "stocks": [s.ts_code for s in stocks], "train_windows": model.train_windows_,
+        "checks": checks, "history": h, "latent_files": [str(p) for p in files],
+        "finished_at": finished, "upstream": upstream(paths), "versions": package_versions()},
+        indent=1) + "\n")
+
+    from stockpred.plots import generative as figures
+
+    out = common.figures_dir(paths)
+    drawn = [figures.vae_latent(stocks, codes, config, out / "vae_latent.png"),
+             figures.vae_loss(h, model.best_epoch_, out / "vae_loss.png")]
+    return VAEReport(run_dir, h, files, drawn, checks, model)

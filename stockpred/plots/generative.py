@@ -1,0 +1,229 @@
+"""Figures of the generative models: the VAE's latent space and losses, the WGAN's training
+curves and fan charts of sampled paths against what happened (next to a Gaussian random
+walk's band, the honest baseline).
+
+`run` redraws every figure from the latest saved runs (`stockpred plot generative`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from stockpred.config import Config
+from stockpred.errors import MissingInputError
+from stockpred.evaluation.dataset import StockData
+from stockpred.generative import common
+from stockpred.layout import Paths
+
+UP, DOWN = "#d62728", "#2ca02c"  # Chinese convention: red rises, green falls
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- VAE ------------------------------------------------------------------------------------------
+def vae_latent(stocks: list[StockData], codes: dict[str, pd.DataFrame], config: Config,
+               path: Path) -> Path:
+    """The latent means (first two dimensions) of every day's window, one panel per period,
+    coloured by the next day's return."""
+    ev = config.evaluation
+    periods = [("training", lambda d: d < ev.validation_start),
+               ("validation", lambda d: (d >= ev.validation_start) & (d < ev.test_start)),
+               ("test", lambda d: (d >= ev.test_start) & (d <= ev.test_end))]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.8), sharex=True, sharey=True)
+    names = ", ".join(s.ts_code for s in stocks[:3]) + (", ..." if len(stocks) > 3 else "")
+    fig.suptitle(f"VAE latent space (mean of q(z | window)), {names}: colour = next-day return",
+                 fontsize=12)
+    scatter = None
+    for ax, (title, pick) in zip(axes, periods):
+        xs, ys, cs = [], [], []
+        for stock in stocks:
+            z = codes[stock.ts_code].filter(like="vae_z").to_numpy(float)
+            keep = pick(stock.dates) & np.isfinite(z).all(axis=1) & np.isfinite(
+                stock.next_return)
+            xs.append(z[keep, 0])
+            ys.append(z[keep, 1] if z.shape[1] > 1 else np.flatnonzero(keep))
+            cs.append(stock.next_return[keep] * 100)
+        x, y, c = (np.concatenate(a) for a in (xs, ys, cs))
+        scatter = ax.scatter(x, y, c=np.clip(c, -3, 3), cmap="RdYlGn_r", vmin=-3, vmax=3, s=7,
+                             alpha=0.8, linewidths=0)
+        ax.set_title(f"{title} ({len(x)} days)", fontsize=10)
+        ax.set_xlabel("z0")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("z1" if stocks and codes[stocks[0].ts_code].filter(
+        like="vae_z").shape[1] > 1 else "row")
+    if scatter is not None:
+        fig.colorbar(scatter, ax=axes, shrink=0.85, label="next-day return, % (clipped at ±3)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def vae_loss(history: dict, best_epoch: int, path: Path) -> Path:
+    """-ELBO per window (training and validation) with beta, and its two terms."""
+    epochs = np.arange(1, len(history["neg_elbo"]) + 1)
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4.4))
+    fig.suptitle("VAE training: Gaussian likelihood, KL warm-up", fontsize=12)
+    ax[0].plot(epochs, history["neg_elbo"], marker="o", ms=3, label="training -ELBO")
+    if history.get("val_neg_elbo"):
+        ax[0].plot(epochs, history["val_neg_elbo"], marker="o", ms=3, label="validation -ELBO")
+        ax[0].axvline(best_epoch + 1, color="gray", ls=":", lw=1, label="kept weights")
+    ax[0].plot(epochs, history["loss"], ls="--", lw=1, label="training objective (beta KL)")
+    ax[0].set_ylabel("loss per window (nats, incl. 0.5 D log 2π)")
+    beta = ax[0].twinx()
+    beta.plot(epochs, history["beta"], color="black", lw=0.8, alpha=0.5, label="beta")
+    beta.set_ylabel("beta (KL weight)")
+    beta.set_ylim(-0.05, 1.05)
+    ax[1].plot(epochs, history["mse"], label="training reconstruction MSE")
+    if history.get("val_mse"):
+        ax[1].plot(epochs, history["val_mse"], label="validation reconstruction MSE")
+    ax[1].set_ylabel("MSE per standardised value")
+    kl = ax[1].twinx()
+    kl.plot(epochs, history["kl"], color="tab:purple", ls="--", label="training KL")
+    if history.get("val_kl"):
+        kl.plot(epochs, history["val_kl"], color="tab:brown", ls="--", label="validation KL")
+    kl.set_ylabel("KL per window (nats)")
+    lines = ax[1].get_legend_handles_labels()
+    more = kl.get_legend_handles_labels()
+    ax[1].legend(lines[0] + more[0], lines[1] + more[1], fontsize=8)
+    handles = [sum(pair, []) for pair in zip(ax[0].get_legend_handles_labels(),
+                                             beta.get_legend_handles_labels())]
+    beta.legend(*handles, fontsize=8, loc="center right")  # on top of both axes
+    for a in ax:
+        a.set_xlabel("epoch")
+        a.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+# -- WGAN -----------------------------------------------------------------------------------------
+def wgan_training(history: dict, path: Path) -> Path:
+    """Critic loss and Wasserstein estimate, generator loss, gradient penalty, validation CRPS."""
+    epochs = np.arange(1, len(history["critic_loss"]) + 1)
+    fig, ax = plt.subplots(2, 2, figsize=(12, 7))
+    fig.suptitle("WGAN-GP training (per epoch means)", fontsize=12)
+    a = ax[0, 0]
+    a.plot(epochs, history["critic_loss"], label="critic loss (-W + GP)")
+    a.plot(epochs, history["wasserstein"], label="Wasserstein estimate, training")
+    if history.get("val_wasserstein"):
+        a.plot(epochs, history["val_wasserstein"], label="Wasserstein estimate, validation")
+    a.set_title("critic", fontsize=10)
+    ax[0, 1].plot(epochs, history["generator_loss"], color="tab:green")
+    ax[0, 1].set_title("generator loss (-E[D(fake)])", fontsize=10)
+    ax[1, 0].plot(epochs, history["gradient_penalty"], color="tab:red")
+    ax[1, 0].set_title("gradient penalty (weighted)", fontsize=10)
+    a = ax[1, 1]
+    if history.get("val_crps"):
+        a.plot(epochs, history["val_crps"], label="WGAN")
+        if history.get("val_crps_random_walk"):
+            a.axhline(history["val_crps_random_walk"][0], color="gray", ls="--",
+                      label="Gaussian random walk")
+    a.set_title("validation CRPS, next day (standardised returns)", fontsize=10)
+    for a in ax.flat:
+        a.set_xlabel("epoch")
+        a.grid(alpha=0.3)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def fan_origins(dates: np.ndarray, mask: np.ndarray, count: int, horizon: int) -> np.ndarray:
+    """``count`` rows spread evenly over the masked period, each with ``horizon`` days after it."""
+    rows = np.flatnonzero(mask)
+    rows = rows[rows + horizon < len(dates)]
+    if not len(rows):
+        return rows
+    return rows[np.unique(np.linspace(0, len(rows) - 1, count + 2).round().astype(int)[1:-1])]
+
+
+def wgan_fan(model, stock: StockData, test_mask: np.ndarray, path: Path,
+             history_days: int = 30, shown_paths: int = 15) -> Path:
+    """Fan charts at a few test origins: sampled closes (median, 80% and 95% bands, a few
+    paths), what happened, and the Gaussian random walk's 95% band."""
+    from stockpred.generative.wgan import random_walk_returns
+
+    k = model.horizon
+    origins = fan_origins(stock.dates, test_mask, int(model.settings["fan_origins"]), k)
+    cols = min(2, max(1, len(origins)))
+    rows_ = max(1, int(np.ceil(len(origins) / cols)))
+    fig, axes = plt.subplots(rows_, cols, figsize=(6.5 * cols, 3.8 * rows_), squeeze=False)
+    fig.suptitle(f"{stock.ts_code}: WGAN sampled paths over the next {k} days vs what happened "
+                 f"(test period)", fontsize=12)
+    paths = model.sample_paths(stock, rows=origins)
+    dates = pd.to_datetime(pd.Series(stock.dates), format="%Y%m%d")
+    for ax, t in zip(axes.flat, origins):
+        past = slice(max(0, t - history_days), t + 1)
+        ax.plot(dates[past], stock.close[past], color="black", lw=1, label="close")
+        ax.plot(dates[t:t + k + 1], stock.close[t:t + k + 1], color="black", lw=1.5,
+                ls="--", marker="o", ms=3, label="what happened")
+        sampled = paths[t]
+        with_origin = np.hstack([np.full((len(sampled), 1), stock.close[t]), sampled])
+        span = dates[t:t + k + 1]
+        for lo, hi, alpha, label in ((2.5, 97.5, 0.18, "WGAN 95%"), (10, 90, 0.35, "WGAN 80%")):
+            ax.fill_between(span, np.percentile(with_origin, lo, axis=0),
+                            np.percentile(with_origin, hi, axis=0), color="tab:blue",
+                            alpha=alpha, lw=0, label=label)
+        for p in with_origin[:shown_paths]:
+            ax.plot(span, p, color="tab:blue", lw=0.4, alpha=0.5)
+        ax.plot(span, np.median(with_origin, axis=0), color="tab:blue", lw=1.2,
+                label="WGAN median")
+        walk = random_walk_returns(1, 4000, k, model.return_mean_, model.return_std_,
+                                   model.seed)[0]
+        walk = stock.close[t] * np.exp(np.cumsum(walk, axis=1))
+        walk = np.hstack([np.full((len(walk), 1), stock.close[t]), walk])
+        for q in (2.5, 97.5):
+            ax.plot(span, np.percentile(walk, q, axis=0), color="gray", ls=":", lw=1,
+                    label="random walk 95%" if q == 2.5 else None)
+        ax.set_title(f"origin {stock.dates[t]}", fontsize=10)
+        ax.set_ylabel("close (CNY, adjusted)")
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(origins):]:
+        ax.axis("off")
+    if len(origins):
+        axes.flat[0].legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+# -- redraw from saved runs ------------------------------------------------------------------------
+def run(config: Config, paths: Paths) -> list[Path]:
+    """Redraw the figures from the latest VAE and WGAN runs (whichever exist)."""
+    from stockpred.generative.vae import WindowVAE
+    from stockpred.generative.wgan import WGANForecaster
+
+    out = common.figures_dir(paths)
+    drawn = []
+    vae_run, wgan_run = common.latest_run(paths, "vae"), common.latest_run(paths, "wgan")
+    if vae_run is None and wgan_run is None:
+        raise MissingInputError(f"no VAE or WGAN run under {paths.data_dir / 'models'}: run "
+                                f"`stockpred train vae` or `stockpred train wgan` first")
+    if vae_run is not None:
+        metrics = json.loads((vae_run / "metrics.json").read_text(encoding="utf-8"))
+        model = WindowVAE.load(vae_run)
+        stocks, _ = common.load_stocks(config, paths, metrics["stocks"], model.features_)
+        codes = {s.ts_code: model.latent_frame(s) for s in stocks}
+        drawn.append(vae_latent(stocks, codes, config, out / "vae_latent.png"))
+        drawn.append(vae_loss(model.history_, model.best_epoch_, out / "vae_loss.png"))
+    if wgan_run is not None:
+        metrics = json.loads((wgan_run / "metrics.json").read_text(encoding="utf-8"))
+        model = WGANForecaster.load(wgan_run)
+        stocks, _ = common.load_stocks(config, paths, metrics["stocks"][:1],
+                                       model.settings["features"])
+        ev = config.evaluation
+        test = (stocks[0].dates >= ev.test_start) & (stocks[0].dates <= ev.test_end)
+        drawn.append(wgan_training(model.history_, out / "wgan_training.png"))
+        drawn.append(wgan_fan(model, stocks[0], test, out / "wgan_fan.png"))
+    return drawn
