@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_DAY = re.compile(r"^\d{8}$")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _day(value: str, what: str) -> str:
+    """A YYYYMMDD calendar day (stockpred.config.parse_day's rule; that module imports this one)."""
+    if not isinstance(value, str) or not _DAY.match(value):
+        raise ValueError(f"{what} must be a day written YYYYMMDD, got {value!r}")
+    try:
+        date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not a calendar day") from None
+    return value
 
 
 class _Section(BaseModel):
@@ -16,9 +32,81 @@ class BertServiceSettings(_Section):
     port: int = Field(5555, gt=0)
     port_out: int = Field(5556, gt=0)
     timeout_ms: int = Field(30000, gt=0)
+    batch_size: int = Field(256, gt=0)
+
+
+class NewsSeq2SeqSettings(_Section):
+    """The news encoder-decoder: samples, split, architecture and training."""
+
+    index_code: str = "000001.SH"
+    # in-session samples: news of the last `lookback_minutes` clock minutes (one step a
+    # minute) -> the index's cumulative return over the next `horizon_minutes` bars
+    lookback_minutes: int = Field(30, gt=0)
+    horizon_minutes: int = Field(30, gt=0)
+    # off-hours samples: news after the previous close and before `open_cutoff` on the
+    # target day, in `offhours_steps` steps of `offhours_step_minutes` ending at the
+    # cutoff (older articles fall in the first step) -> the day's opening gap
+    offhours_steps: int = Field(40, gt=0)
+    offhours_step_minutes: int = Field(30, gt=0)
+    open_cutoff: str = "09:25"
+    # minutes without news: "noise" (Gaussian noise, std = noise_scale x the training
+    # vectors' component std) or "mask" (zeros skipped by keras Masking)
+    fill: Literal["noise", "mask"] = "mask"
+    noise_scale: float = Field(1.0, gt=0)
+    compare_fill: bool = True
+    # split by the time a forecast is made: train before valid_start, validate before
+    # test_start, test up to test_end
+    valid_start: str = "20180701"
+    test_start: str = "20180801"
+    test_end: str = "20181231"
+    units: int = Field(32, gt=0)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    epochs: int = Field(60, gt=0)
+    batch_size: int = Field(32, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    patience: int = Field(10, gt=0)
+    seed: int = 42
+
+    @field_validator("valid_start", "test_start", "test_end")
+    @classmethod
+    def _days(cls, value: str, info) -> str:
+        return _day(value, info.field_name)
+
+    @field_validator("open_cutoff")
+    @classmethod
+    def _cutoff(cls, value: str) -> str:
+        if not _CLOCK.match(value) or not "09:15" <= value <= "09:30":
+            raise ValueError(f"open_cutoff must be HH:MM between 09:15 and 09:30, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "NewsSeq2SeqSettings":
+        if not self.valid_start < self.test_start <= self.test_end:
+            raise ValueError("need valid_start < test_start <= test_end")
+        return self
 
 
 class NewsSettings(_Section):
     encoder: Literal["offline", "bert-service"] = "offline"
     dimensions: int = Field(64, gt=1)
+    # offline encoder: character n-gram TF-IDF + TruncatedSVD, fit only on articles
+    # published before fit_end (no later article shapes any vector)
+    fit_end: str = "20180701"
+    ngram_range: tuple[int, int] = (1, 3)
+    # an article's text: its title, then the first text_max_chars characters of its content
+    text_max_chars: int = Field(1000, ge=0)
     bert: BertServiceSettings = Field(default_factory=BertServiceSettings)
+    seq2seq: NewsSeq2SeqSettings = Field(default_factory=NewsSeq2SeqSettings)
+
+    @field_validator("fit_end")
+    @classmethod
+    def _fit_end(cls, value: str) -> str:
+        return _day(value, "fit_end")
+
+    @field_validator("ngram_range")
+    @classmethod
+    def _ngrams(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= value[0] <= value[1] <= 6:
+            raise ValueError(f"ngram_range must be [low, high] with 1 <= low <= high <= 6, "
+                             f"got {list(value)}")
+        return value

@@ -1,0 +1,100 @@
+"""The news-vector figure: every article's vector projected on its first two principal components.
+
+Left, coloured by channel (tushare's ``channels``), as the original project's news_vectors
+plots; right, coloured by the month of publication, which shows how far the topics drift
+over time (the sample has a single channel, so the left panel is one colour there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib import font_manager
+
+from stockpred.config import Config
+from stockpred.layout import Paths
+from stockpred.news.embed import read_vectors, vector_columns
+from stockpred.plots.features import _CJK_FONTS
+
+FIGURE = "news_vectors.png"
+MAX_GROUPS = 10
+
+
+def news_figures_dir(paths: Paths) -> Path:
+    return paths.results_dir / "news"
+
+
+def _cjk_font() -> str | None:
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((f for f in _CJK_FONTS if f in installed), None)
+
+
+def ascii_labels(values: pd.Series) -> pd.Series:
+    """Labels that draw without a CJK font: non-ASCII ones become "channel N" unless a
+    CJK font is installed (then it is switched on and the label kept)."""
+    values = values.fillna("(none)").astype(str)
+    if all(v.isascii() for v in values.unique()):
+        return values
+    font = _cjk_font()
+    if font is not None:
+        plt.rcParams["font.sans-serif"] = [font, *plt.rcParams["font.sans-serif"]]
+        return values
+    order = {v: i for i, v in enumerate(values.value_counts().index)}
+    return values.map(lambda v: v if v.isascii() else f"channel {order[v] + 1}")
+
+
+def _top_groups(labels: pd.Series) -> pd.Series:
+    """At most MAX_GROUPS labels, the rarest folded into "other"."""
+    keep = labels.value_counts().index[:MAX_GROUPS - 1]
+    if labels.nunique() <= MAX_GROUPS:
+        return labels
+    return labels.where(labels.isin(keep), "other")
+
+
+def _scatter(ax, xy: np.ndarray, labels: pd.Series, title: str, legend_title: str,
+             ordered: bool = False) -> None:
+    groups = sorted(labels.unique()) if ordered else list(labels.value_counts().index)
+    colours = plt.get_cmap("tab10" if len(groups) <= 10 else "viridis")
+    for i, group in enumerate(groups):
+        rows = (labels == group).to_numpy()
+        ax.scatter(xy[rows, 0], xy[rows, 1], s=10, alpha=0.7,
+                   color=colours(i if len(groups) <= 10 else i / max(len(groups) - 1, 1)),
+                   label=f"{group} ({rows.sum()})")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.grid(alpha=0.3)
+    ax.legend(title=legend_title, fontsize=7, title_fontsize=8, loc="best", markerscale=1.5)
+
+
+def run(config: Config, paths: Paths) -> list[Path]:
+    vectors, manifest = read_vectors(paths)  # MissingInputError naming `stockpred embed-news`
+    cols = vector_columns(vectors)
+    matrix = vectors[cols].to_numpy(float)
+    centred = matrix - matrix.mean(axis=0)
+    # PCA by SVD of the centred vectors (two components; deterministic sign: largest +)
+    _, singular, basis = np.linalg.svd(centred, full_matrices=False)
+    basis = basis[:2]
+    basis = basis * np.sign(basis[np.arange(2), np.abs(basis).argmax(axis=1)])[:, None]
+    xy = centred @ basis.T
+    share = singular[:2] ** 2 / max(float((singular ** 2).sum()), 1e-12)
+
+    channels = _top_groups(ascii_labels(vectors["channels"]))
+    months = pd.to_datetime(vectors["datetime"], errors="coerce").dt.to_period("M")
+    encoder = manifest.get("encoder", "unknown encoder")
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
+    fig.suptitle(f"News vectors ({len(vectors)} articles, {len(cols)} dimensions, {encoder}): "
+                 f"PCA, {share[0]:.0%} and {share[1]:.0%} of the variance", fontsize=12)
+    _scatter(axes[0], xy, channels, "coloured by channel", "channel")
+    _scatter(axes[1], xy, months.astype(str).where(months.notna(), "undated"),
+             "coloured by month of publication", "month", ordered=True)
+    fig.tight_layout()
+    out = news_figures_dir(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / FIGURE
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
