@@ -215,6 +215,26 @@ def importance(ts_codes, target, top_k, config_path, data_dir):
                   lambda: importance_stage.run(config, paths, codes).summary())
 
 
+@cli.command("embed-news")
+@click.option("--encoder", type=click.Choice(["offline", "bert-service"]),
+              help="offline (default news.encoder): character n-gram TF-IDF + SVD, nothing "
+                   "to download; bert-service: a bert-as-service server (news.bert).")
+@click.option("--quick", is_flag=True, help="Fewer dimensions, for a smoke run.")
+@_common_options
+def embed_news(encoder, quick, config_path, data_dir):
+    """Encode the stored news into vectors: <data dir>/news/vectors.parquet.
+
+    The offline encoder learns only from articles before news.fit_end, so no later
+    article shapes an earlier vector. `stockpred plot news` draws them.
+    """
+    from stockpred.news import embed
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir)
+    _run_and_echo(paths, "embed-news",
+                  lambda: embed.run(config, paths, encoder, quick).summary())
+
+
 # models with a stage of their own: what they train and report is not a forecaster's
 OWN_STAGES = {"vae": "stockpred.generative.vae", "wgan": "stockpred.generative.wgan",
               "seq2seq": "stockpred.news.seq2seq"}
@@ -355,7 +375,8 @@ def tune(agent, model, budget, ts_codes, quick, results_dir, config_path, data_d
 def plot(ctx, results_dir, config_path, data_dir):
     """Regenerate the figures the README shows (into project_results/).
 
-    Without a subcommand, every family whose inputs exist: features, lstm, tuning.
+    Without a subcommand, every family whose inputs exist: features, lstm, tuning,
+    generative, news.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -364,9 +385,14 @@ def plot(ctx, results_dir, config_path, data_dir):
 
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
+    from stockpred.plots import generative as generative_figures
+    from stockpred.plots import news as news_figures
+
     families = {"features": lambda: feature_figures.run(config, paths),
                 "lstm": lambda: lstm_figures.run(config, paths),
-                "tuning": lambda: tuning_figures.run(config, paths)}
+                "tuning": lambda: tuning_figures.run(config, paths),
+                "generative": lambda: generative_figures.run(config, paths),
+                "news": lambda: news_figures.run(config, paths)}
 
     def work():
         lines = []
@@ -428,6 +454,36 @@ def plot_lstm(ts_code, quick, results_dir, config_path, data_dir):
     _run_and_echo(paths, "plot", lambda: [
         f"{len(lstm_figures.run(config, paths, codes[0] if codes else None, quick))} figures "
         f"in {paths.model_figures_dir}"])
+
+
+@plot.command("generative")
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
+@_common_options
+def plot_generative(results_dir, config_path, data_dir):
+    """VAE latent space and losses, WGAN training curves and fan charts, into
+    <results dir>/generative/, from the latest `stockpred train vae` and `train wgan` runs."""
+    from stockpred.plots import generative as generative_figures
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir, results_dir)
+    _run_and_echo(paths, "plot", lambda: [
+        f"{len(generative_figures.run(config, paths))} figures in "
+        f"{paths.results_dir / 'generative'}"])
+
+
+@plot.command("news")
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
+@_common_options
+def plot_news(results_dir, config_path, data_dir):
+    """The news vectors projected to 2-D, coloured by channel, into <results dir>/news/."""
+    from stockpred.plots import news as news_figures
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir, results_dir)
+    _run_and_echo(paths, "plot", lambda: [
+        f"{len(news_figures.run(config, paths))} figures in {paths.results_dir / 'news'}"])
 
 
 @plot.command("tuning")

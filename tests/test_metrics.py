@@ -50,6 +50,7 @@ def test_pesaran_timmermann_matches_the_reference_formula():
     assert p == pytest.approx(0.024514466850141192, rel=1e-10)
     # a forecast that never calls a direction carries no information: no test
     assert np.isnan(metrics.pesaran_timmermann(actual, np.zeros(15))[0])
+    assert np.isnan(metrics.pesaran_timmermann(actual, np.ones(15))[1])  # always "up"
 
 
 def test_errors_and_direction_by_hand():

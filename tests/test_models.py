@@ -153,3 +153,23 @@ def test_experiments_are_causal_and_rectified(stocks):
         assert exp.dates[0] >= "20170101"
         assert np.isfinite(exp.predicted).all()
         np.testing.assert_array_equal(exp.previous[1:], exp.actual[:-1])
+
+
+def test_fusion_blends_lstm_and_wgan_with_alpha_fit_on_validation(stocks):
+    config = Config()
+    settings = model_settings(config, "fusion", quick=True)
+    train = [s.rows(s.dates < "20170101") for s in stocks[:1]]
+    valid = [s.rows((s.dates >= "20170101") & (s.dates < "20180101")) for s in stocks[:1]]
+    fused = forecaster_class("fusion")(settings, 7).fit(train, valid)
+    assert 0.0 <= fused.alpha_ <= 1.0
+    lstm, wgan = (c.predict(stocks[0]) for c in fused.components_)
+    np.testing.assert_allclose(fused.predict(stocks[0]),
+                               fused.alpha_ * lstm + (1 - fused.alpha_) * wgan, equal_nan=True)
+    # the chosen alpha is the grid's best on the validation rows
+    a = valid[0].next_close / valid[0].close - 1
+    errors = {w: np.nanmean((a - (w * (c0 / valid[0].close - 1)
+                                  + (1 - w) * (c1 / valid[0].close - 1))) ** 2)
+              for w in np.linspace(0, 1, 21)
+              for c0, c1 in [tuple(c.predict(valid[0]) for c in fused.components_)]}
+    assert errors[min(errors, key=errors.get)] == pytest.approx(
+        errors[min(errors, key=lambda w: abs(w - fused.alpha_))])

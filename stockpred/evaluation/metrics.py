@@ -58,6 +58,8 @@ def pesaran_timmermann(actual_change, predicted_change) -> tuple[float, float]:
         return math.nan, math.nan
     hit = float(np.mean(a * p > 0))
     py, px = float(np.mean(a > 0)), float(np.mean(p > 0))
+    if not (0 < px < 1 and 0 < py < 1):  # one side never called, or never happened
+        return math.nan, math.nan
     expected = py * px + (1 - py) * (1 - px)
     var_hit = expected * (1 - expected) / n
     var_expected = ((2 * py - 1) ** 2 * px * (1 - px) / n

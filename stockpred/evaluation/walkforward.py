@@ -22,6 +22,9 @@ from stockpred.evaluation.dataset import StockData
 from stockpred.models.base import forecaster_class
 
 NEURAL = ("lstm", "gru", "tcn")
+# models that hold back the last days of their training rows: to stop early (neural),
+# to monitor (wgan) or to fit the fusion weight
+VALIDATED = (*NEURAL, "wgan", "fusion")
 
 
 def model_settings(config: Config, name: str, quick: bool) -> dict:
@@ -37,6 +40,14 @@ def model_settings(config: Config, name: str, quick: bool) -> dict:
         return {**params, "n_estimators": 30} if quick else params
     if name == "arima":
         return {"order": list(m.arima_order)}
+    if name == "wgan":
+        from stockpred.generative.wgan import forecaster_settings
+
+        return forecaster_settings(config, quick)
+    if name == "fusion":
+        return {"components": ["lstm", "wgan"], "alpha": None,
+                "lstm": model_settings(config, "lstm", quick),
+                "wgan": model_settings(config, "wgan", quick)}
     return {}
 
 
@@ -70,7 +81,7 @@ def walk_forward(name: str, settings: dict, stocks: list[StockData], config: Con
         train = [tail(s.rows(s.dates < first), ev.train_window_days) for s in stocks]
         train = [s for s in train if len(s)]
         valid = None
-        if name in NEURAL:
+        if name in VALIDATED:
             train, valid = split_validation(train, ev.validation_days)
         model = forecaster_class(name)(settings, ev.seed).fit(train, valid)
         for stock in stocks:

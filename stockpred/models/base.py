@@ -31,6 +31,8 @@ REGISTRY = {
     "lstm": "stockpred.models.neural:LSTMForecaster",
     "gru": "stockpred.models.neural:GRUForecaster",
     "tcn": "stockpred.models.neural:TCNForecaster",
+    "wgan": "stockpred.generative.wgan:WGANForecaster",
+    "fusion": "stockpred.models.fusion:FusionForecaster",
 }
 
 

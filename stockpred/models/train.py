@@ -21,7 +21,7 @@ from stockpred.config import Config, config_as_json
 from stockpred.data.store import atomic_write_parquet, atomic_write_text
 from stockpred.evaluation.dataset import load_stock, model_features
 from stockpred.evaluation.evaluate import stocks_to_use
-from stockpred.evaluation.walkforward import NEURAL, model_settings, score
+from stockpred.evaluation.walkforward import NEURAL, VALIDATED, model_settings, score
 from stockpred.layout import Paths
 from stockpred.manifest import package_versions, upstream
 from stockpred.models.base import check_models, forecaster_class
@@ -55,7 +55,7 @@ def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = No
     run_id = datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "")
     run_dir = paths.model_runs(name) / run_id
     model = forecaster_class(name)(settings, ev.seed)
-    model.fit(train, valid if name in NEURAL else None,
+    model.fit(train, valid if name in VALIDATED else None,
               log_dir=run_dir / "tensorboard" if name in NEURAL else None,
               verbose=2 if progress and name in NEURAL else 0)
     model.save(run_dir)

@@ -26,7 +26,7 @@ from stockpred.config import Config
 from stockpred.data.store import atomic_write_parquet
 from stockpred.evaluation import metrics
 from stockpred.evaluation.dataset import StockData, load_stock, model_features
-from stockpred.evaluation.walkforward import NEURAL, model_settings, split_validation
+from stockpred.evaluation.walkforward import NEURAL, VALIDATED, model_settings, split_validation
 from stockpred.layout import Paths
 from stockpred.models.base import forecaster_class
 
@@ -41,6 +41,11 @@ SPACES: dict[str, dict[str, list]] = {
                 "n_estimators": [25, 50, 100, 200],
                 "subsample": [0.5, 0.8, 1.0]},
     "svr": {"c": [0.01, 0.1, 1.0, 10.0], "epsilon": [0.01, 0.1, 0.5, 1.0]},
+    # the WGAN's loss weights: the gradient penalty and the critic/generator balance
+    "wgan": {"gp_weight": [1.0, 5.0, 10.0, 20.0], "critic_steps": [1, 3, 5, 8],
+             "generator_learning_rate": [3e-5, 1e-4, 3e-4, 1e-3],
+             "critic_learning_rate": [3e-5, 1e-4, 3e-4, 1e-3]},
+    "fusion": {"alpha": [0.0, 0.25, 0.5, 0.75, 1.0]},
 }
 
 
@@ -102,7 +107,7 @@ class Objective:
     def skill(self, params: dict) -> float:
         train = [s.rows(s.dates < self.validation_start) for s in self.data]
         valid = None
-        if self.model in NEURAL:
+        if self.model in VALIDATED:
             train, valid = split_validation(train, self.validation_days)
         fitted = forecaster_class(self.model)({**self.base, **params}, self.seed).fit(train, valid)
         actual, predicted, naive = [], [], []
