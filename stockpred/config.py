@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.errors import InputError
 from stockpred.generative.settings import GenerativeSettings
 from stockpred.news.settings import NewsSettings
+from stockpred.settings_base import Section, parse_day
 
 CONFIG_ENV = "STOCKPRED_CONFIG"
 TOKEN_ENV = "TUSHARE_TOKEN"
@@ -31,20 +31,6 @@ TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 LATER_STAGES = ("features", "importance", "train", "evaluate", "plot")
 
 _TS_CODE = re.compile(r"^\d{6}\.(SH|SZ|BJ)$")
-_DAY = re.compile(r"^\d{8}$")
-
-
-def parse_day(value: str, what: str) -> str:
-    """Check a YYYYMMDD day and return it unchanged."""
-    if not isinstance(value, str) or not _DAY.match(value):
-        raise ValueError(f"{what} must be a day written YYYYMMDD, got {value!r}")
-    try:
-        date(int(value[:4]), int(value[4:6]), int(value[6:]))
-    except ValueError:
-        raise ValueError(f"{what} {value!r} is not a calendar day") from None
-    return value
-
-
 def _all_known(names: list[str], known, what: str, hint: str) -> list[str]:
     for name in names:
         if name not in known:
@@ -58,11 +44,7 @@ def check_ts_code(code: str) -> str:
     return code
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-class TushareSettings(_Section):
+class TushareSettings(Section):
     api_url: str = TUSHARE_DEFAULT_URL
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(6, ge=0)
@@ -81,7 +63,7 @@ class TushareSettings(_Section):
         return caps
 
 
-class Universe(_Section):
+class Universe(Section):
     index: str | None = "000016.SH"
     ts_codes: list[str] = Field(default_factory=list)
 
@@ -99,7 +81,7 @@ class Universe(_Section):
         return self
 
 
-class FetchSettings(_Section):
+class FetchSettings(Section):
     source: Literal["auto", "tushare", "sample"] = "auto"
     universe: Universe = Field(default_factory=Universe)
     indices: list[str] = Field(default_factory=lambda: ["000001.SH", "000300.SH", "000016.SH"])
@@ -151,28 +133,28 @@ class FetchSettings(_Section):
         return self
 
 
-class _Window(_Section):
+class _Window(Section):
     window: int = Field(gt=1)
     ma: int = Field(gt=0)
 
 
-class CRSettings(_Section):
+class CRSettings(Section):
     window: int = Field(26, gt=1)
     ma: list[int] = Field(default_factory=lambda: [10, 20, 40, 62])
 
 
-class DMISettings(_Section):
+class DMISettings(Section):
     window: int = Field(14, gt=1)
     adx: int = Field(6, gt=0)
 
 
-class DMASettings(_Section):
+class DMASettings(Section):
     short: int = Field(10, gt=0)
     long: int = Field(50, gt=1)
     ma: int = Field(10, gt=0)
 
 
-class IndicatorSettings(_Section):
+class IndicatorSettings(Section):
     ma: list[int] = Field(default_factory=lambda: [7, 21])
     ema: list[int] = Field(default_factory=lambda: [12, 26])
     macd: tuple[int, int, int] = (12, 26, 9)
@@ -199,7 +181,7 @@ class IndicatorSettings(_Section):
                     *self.momentum, *self.volume])
 
 
-class FourierSettings(_Section):
+class FourierSettings(Section):
     window: int = Field(250, gt=8)
     components: list[int] = Field(default_factory=lambda: [3, 6, 9])
     harmonics: int = Field(8, ge=0)
@@ -211,7 +193,7 @@ class FourierSettings(_Section):
         return self
 
 
-class ArimaSettings(_Section):
+class ArimaSettings(Section):
     order: tuple[int, int, int] = (5, 1, 0)
     window: int = Field(250, gt=10)
 
@@ -223,7 +205,7 @@ class ArimaSettings(_Section):
         return order
 
 
-class FeatureSettings(_Section):
+class FeatureSettings(Section):
     indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
     fourier: FourierSettings = Field(default_factory=FourierSettings)
     arima: ArimaSettings = Field(default_factory=ArimaSettings)
@@ -235,7 +217,7 @@ class FeatureSettings(_Section):
                    self.arima.window + self.arima.order[0] + 1)
 
 
-class XGBoostSettings(_Section):
+class XGBoostSettings(Section):
     n_estimators: int = Field(300, gt=0)
     max_depth: int = Field(4, gt=0)
     learning_rate: float = Field(0.05, gt=0)
@@ -244,7 +226,7 @@ class XGBoostSettings(_Section):
     early_stopping_rounds: int = Field(30, gt=0)
 
 
-class ImportanceSettings(_Section):
+class ImportanceSettings(Section):
     target: Literal["next_return", "next_close", "next_direction"] = "next_return"
     train_end: str = "20161231"
     validation_fraction: float = Field(0.2, gt=0, lt=1)
@@ -259,7 +241,7 @@ class ImportanceSettings(_Section):
         return parse_day(value, "train_end")
 
 
-class PlotSettings(_Section):
+class PlotSettings(Section):
     ts_code: str = "600036.SH"
     days: int = Field(500, gt=20)
 
@@ -269,7 +251,7 @@ class PlotSettings(_Section):
         return check_ts_code(value)
 
 
-class NeuralSettings(_Section):
+class NeuralSettings(Section):
     """A Keras sequence model (LSTM, GRU, TCN): architecture and training."""
 
     sequence_length: int = Field(20, gt=1)
@@ -284,7 +266,7 @@ class NeuralSettings(_Section):
     normalisation: Literal["global", "window"] = "global"
 
 
-class ModelSettings(_Section):
+class ModelSettings(Section):
     lstm: NeuralSettings = Field(default_factory=NeuralSettings)
     gru: NeuralSettings = Field(default_factory=NeuralSettings)
     tcn: NeuralSettings = Field(default_factory=lambda: NeuralSettings(units=[32]))
@@ -304,7 +286,7 @@ class ModelSettings(_Section):
         return ArimaSettings._supported(order)
 
 
-class EvaluationSettings(_Section):
+class EvaluationSettings(Section):
     ts_codes: list[str] = Field(default_factory=lambda: ["600036.SH"])
     validation_start: str = "20160101"
     test_start: str = "20170101"
@@ -333,7 +315,7 @@ class EvaluationSettings(_Section):
         return self
 
 
-class RefreshSettings(_Section):
+class RefreshSettings(Section):
     stages: list[str] = Field(default_factory=lambda: list(LATER_STAGES))
     train_model: str = "lstm"
 
@@ -343,7 +325,7 @@ class RefreshSettings(_Section):
         return _all_known(stages, LATER_STAGES, "stage", f"stages are {', '.join(LATER_STAGES)}")
 
 
-class Config(_Section):
+class Config(Section):
     data_dir: str = "data"
     results_dir: str = "project_results"
     tushare: TushareSettings = Field(default_factory=TushareSettings)

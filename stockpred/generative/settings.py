@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from stockpred.settings_base import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-class VAESettings(_Section):
+class VAESettings(Section):
     window: int = Field(20, gt=1)
     latent_dim: int = Field(2, gt=0)
     units: int = Field(32, gt=0)  # GRU width of the encoder and of the decoder
@@ -20,7 +18,7 @@ class VAESettings(_Section):
     kl_warmup_epochs: int = Field(10, ge=0)
 
 
-class WGANSettings(_Section):
+class WGANSettings(Section):
     window: int = Field(20, gt=1)
     horizon: int = Field(5, gt=0)
     features: list[str] = Field(default_factory=list)  # extra conditioning features
@@ -37,6 +35,6 @@ class WGANSettings(_Section):
     fan_origins: int = Field(4, gt=0)  # test days drawn as fan charts
 
 
-class GenerativeSettings(_Section):
+class GenerativeSettings(Section):
     vae: VAESettings = Field(default_factory=VAESettings)
     wgan: WGANSettings = Field(default_factory=WGANSettings)

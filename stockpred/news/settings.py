@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-_DAY = re.compile(r"^\d{8}$")
+from stockpred.settings_base import Section, parse_day
+
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-def _day(value: str, what: str) -> str:
-    """A YYYYMMDD calendar day (stockpred.config.parse_day's rule; that module imports this one)."""
-    if not isinstance(value, str) or not _DAY.match(value):
-        raise ValueError(f"{what} must be a day written YYYYMMDD, got {value!r}")
-    try:
-        date(int(value[:4]), int(value[4:6]), int(value[6:]))
-    except ValueError:
-        raise ValueError(f"{what} {value!r} is not a calendar day") from None
-    return value
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-class BertServiceSettings(_Section):
+class BertServiceSettings(Section):
     host: str = "localhost"
     port: int = Field(5555, gt=0)
     port_out: int = Field(5556, gt=0)
@@ -35,7 +20,7 @@ class BertServiceSettings(_Section):
     batch_size: int = Field(256, gt=0)
 
 
-class NewsSeq2SeqSettings(_Section):
+class NewsSeq2SeqSettings(Section):
     """The news encoder-decoder: samples, split, architecture and training."""
 
     index_code: str = "000001.SH"
@@ -70,7 +55,7 @@ class NewsSeq2SeqSettings(_Section):
     @field_validator("valid_start", "test_start", "test_end")
     @classmethod
     def _days(cls, value: str, info) -> str:
-        return _day(value, info.field_name)
+        return parse_day(value, info.field_name)
 
     @field_validator("open_cutoff")
     @classmethod
@@ -86,7 +71,7 @@ class NewsSeq2SeqSettings(_Section):
         return self
 
 
-class NewsSettings(_Section):
+class NewsSettings(Section):
     encoder: Literal["offline", "bert-service"] = "offline"
     dimensions: int = Field(64, gt=1)
     # offline encoder: character n-gram TF-IDF + TruncatedSVD, fit only on articles
@@ -101,7 +86,7 @@ class NewsSettings(_Section):
     @field_validator("fit_end")
     @classmethod
     def _fit_end(cls, value: str) -> str:
-        return _day(value, "fit_end")
+        return parse_day(value, "fit_end")
 
     @field_validator("ngram_range")
     @classmethod
