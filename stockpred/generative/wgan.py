@@ -50,6 +50,7 @@ from stockpred.layout import Paths
 from stockpred.manifest import package_versions, upstream
 from stockpred.models.base import Forecaster
 from stockpred.models.neural import _keras, native_stderr_to_log
+from stockpred.models.train import forecast_period
 
 GENERATOR_FILE = "generator.keras"
 CRITIC_FILE = "critic.keras"
@@ -546,13 +547,7 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     model = WGANForecaster(settings, ev.seed).fit(train, valid, verbose=1 if progress else 0)
     model.save(run_dir)
 
-    frames = []
-    for stock, test in zip(stocks, tests):
-        frames.append(pd.DataFrame({
-            "ts_code": stock.ts_code, "trade_date": stock.dates[test],
-            "close": stock.close[test], "next_close": stock.next_close[test],
-            "predicted_close": model.predict(stock)[test]}))
-    predictions = pd.concat(frames, ignore_index=True)
+    predictions = forecast_period(model, stocks, ev.test_start, ev.test_end)
     persistence = predictions.assign(predicted_close=predictions["close"])
     metrics = {
         "model": "wgan", "settings": settings, "quick": quick,

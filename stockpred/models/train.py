@@ -19,7 +19,7 @@ import pandas as pd
 
 from stockpred.config import Config, config_as_json
 from stockpred.data.store import atomic_write_parquet, atomic_write_text
-from stockpred.evaluation.dataset import load_stock, model_features
+from stockpred.evaluation.dataset import StockData, load_stock, model_features
 from stockpred.evaluation.evaluate import stocks_to_use
 from stockpred.evaluation.walkforward import NEURAL, VALIDATED, model_settings, score
 from stockpred.layout import Paths
@@ -42,6 +42,18 @@ class TrainReport:
                 f"{m['dm_stat_vs_persistence']:.3g} (p {m['dm_pvalue_vs_persistence']:.3g})"]
 
 
+def forecast_period(model, stocks: list[StockData], start: str, end: str) -> pd.DataFrame:
+    """A fitted model's next-close forecasts for every day from ``start`` to ``end``."""
+    frames = []
+    for stock in stocks:
+        days = (stock.dates >= start) & (stock.dates <= end)
+        frames.append(pd.DataFrame({
+            "ts_code": stock.ts_code, "trade_date": stock.dates[days],
+            "close": stock.close[days], "next_close": stock.next_close[days],
+            "predicted_close": model.predict(stock)[days]}))
+    return pd.concat(frames, ignore_index=True)
+
+
 def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = None,
         quick: bool = False, progress: bool = True) -> TrainReport:
     check_models([name])
@@ -60,14 +72,7 @@ def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = No
               verbose=2 if progress and name in NEURAL else 0)
     model.save(run_dir)
 
-    frames = []
-    for stock in stocks:
-        test = (stock.dates >= ev.test_start) & (stock.dates <= ev.test_end)
-        frames.append(pd.DataFrame({
-            "ts_code": stock.ts_code, "trade_date": stock.dates[test],
-            "close": stock.close[test], "next_close": stock.next_close[test],
-            "predicted_close": model.predict(stock)[test]}))
-    predictions = pd.concat(frames, ignore_index=True)
+    predictions = forecast_period(model, stocks, ev.test_start, ev.test_end)
     persistence = predictions.assign(predicted_close=predictions["close"])
     metrics = score(predictions, persistence)
     baseline = score(persistence, persistence)
