@@ -97,6 +97,14 @@ def _ts_codes(value: str | None) -> list[str] | None:
     return codes
 
 
+def _one_stock(value: str | None) -> str | None:
+    """--ts-code for a figure: one checked code, or None for the configured default."""
+    codes = _ts_codes(value)
+    if codes is not None and len(codes) != 1:
+        raise InputError("--ts-code: give one stock to draw")
+    return codes[0] if codes else None
+
+
 def _fetch_overrides(config: Config, source, ts_codes, start, end, only) -> Config:
     """config.json's fetch settings with the command-line flags applied and checked."""
     settings = config.fetch
@@ -421,11 +429,9 @@ def plot_features(ts_code, results_dir, config_path, data_dir):
     """
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
-    codes = _ts_codes(ts_code)
-    if codes is not None and len(codes) != 1:
-        raise InputError("--ts-code: give one stock to draw")
+    code = _one_stock(ts_code)
     _run_and_echo(paths, "plot", lambda: [
-        f"{len(feature_figures.run(config, paths, codes[0] if codes else None))} figures in "
+        f"{len(feature_figures.run(config, paths, code))} figures in "
         f"{paths.feature_figures_dir}"])
 
 
@@ -448,42 +454,34 @@ def plot_lstm(ts_code, quick, results_dir, config_path, data_dir):
 
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
-    codes = _ts_codes(ts_code)
-    if codes is not None and len(codes) != 1:
-        raise InputError("--ts-code: give one stock to draw")
+    code = _one_stock(ts_code)
     _run_and_echo(paths, "plot", lambda: [
-        f"{len(lstm_figures.run(config, paths, codes[0] if codes else None, quick))} figures "
+        f"{len(lstm_figures.run(config, paths, code, quick))} figures "
         f"in {paths.model_figures_dir}"])
 
 
-@plot.command("generative")
-@click.option("--results-dir", type=click.Path(file_okay=False),
-              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
-@_common_options
-def plot_generative(results_dir, config_path, data_dir):
-    """VAE latent space and losses, WGAN training curves and fan charts, into
-    <results dir>/generative/, from the latest `stockpred train vae` and `train wgan` runs."""
-    from stockpred.plots import generative as generative_figures
+def _figure_family(name: str, module: str, what: str) -> None:
+    """`stockpred plot NAME`: a figure family with no options of its own."""
 
-    config = load_config(config_path)
-    paths = resolve_paths(config, data_dir, results_dir)
-    _run_and_echo(paths, "plot", lambda: [
-        f"{len(generative_figures.run(config, paths))} figures in "
-        f"{paths.results_dir / 'generative'}"])
+    @plot.command(name, help=f"{what}, into <results dir>/{name}/.")
+    @click.option("--results-dir", type=click.Path(file_okay=False),
+                  help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
+    @_common_options
+    def command(results_dir, config_path, data_dir):
+        import importlib
+
+        draw = importlib.import_module(module).run
+        config = load_config(config_path)
+        paths = resolve_paths(config, data_dir, results_dir)
+        _run_and_echo(paths, "plot", lambda: [
+            f"{len(draw(config, paths))} figures in {paths.results_dir / name}"])
 
 
-@plot.command("news")
-@click.option("--results-dir", type=click.Path(file_okay=False),
-              help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
-@_common_options
-def plot_news(results_dir, config_path, data_dir):
-    """The news vectors projected to 2-D, coloured by channel, into <results dir>/news/."""
-    from stockpred.plots import news as news_figures
-
-    config = load_config(config_path)
-    paths = resolve_paths(config, data_dir, results_dir)
-    _run_and_echo(paths, "plot", lambda: [
-        f"{len(news_figures.run(config, paths))} figures in {paths.results_dir / 'news'}"])
+_figure_family("generative", "stockpred.plots.generative",
+               "VAE latent space and losses, WGAN training curves and fan charts, from the "
+               "latest `stockpred train vae` and `train wgan` runs")
+_figure_family("news", "stockpred.plots.news",
+               "The news vectors projected to 2-D, coloured by channel and by month")
 
 
 @plot.command("tuning")
