@@ -119,6 +119,16 @@ def classify_articles(times: pd.Series, trading_days: pd.DatetimeIndex,
     return kind
 
 
+def step_means(vectors: np.ndarray, step: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean vector of the articles in each step (zeros where none), and which steps had any."""
+    seq = np.zeros((steps, vectors.shape[1]), np.float32)
+    count = np.zeros(steps)
+    np.add.at(seq, step, vectors)
+    np.add.at(count, step, 1)
+    seq[count > 0] /= count[count > 0, None]
+    return seq, count > 0
+
+
 def build_offhours(vectors: pd.DataFrame, index: pd.DataFrame,
                    s: NewsSeq2SeqSettings) -> SampleSet:
     cols = vector_columns(vectors)
@@ -141,13 +151,9 @@ def build_offhours(vectors: pd.DataFrame, index: pd.DataFrame,
         end = pd.Timestamp(opens_at[day])
         offset = (end - times.iloc[members]).dt.total_seconds().to_numpy() / 60.0
         step = np.clip(steps - np.ceil(offset / width).astype(int), 0, steps - 1)
-        seq = np.zeros((steps, len(cols)), np.float32)
-        count = np.zeros(steps)
-        np.add.at(seq, step, values[members])
-        np.add.at(count, step, 1)
-        seq[count > 0] /= count[count > 0, None]
+        seq, present = step_means(values[members], step, steps)
         news.append(seq)
-        has.append(count > 0)
+        has.append(present)
         ys.append([open_[day] / close[day - 1] - 1])
         rows.append({"time": end, "target_day": _day_string(days.iloc[day]),
                      "previous_day": _day_string(days.iloc[day - 1]),
@@ -185,13 +191,9 @@ def build_insession(vectors: pd.DataFrame, index: pd.DataFrame, minutes: pd.Data
         hi = np.searchsorted(sorted_times, origin, side="right")
         members = order[lo:hi]
         step = lookback - 1 - ((origin - times.to_numpy()[members]) // minute).astype(int)
-        seq = np.zeros((lookback, len(cols)), np.float32)
-        count = np.zeros(lookback)
-        np.add.at(seq, step, values[members])
-        np.add.at(count, step, 1)
-        seq[count > 0] /= count[count > 0, None]
+        seq, present = step_means(values[members], step, lookback)
         news.append(seq)
-        has.append(count > 0)
+        has.append(present)
         ys.append(closes[base + 1:base + 1 + horizon] / closes[base] - 1)
         rows.append({"time": pd.Timestamp(origin), "base_bar_end": pd.Timestamp(end_times[base]),
                      "first_target_start": pd.Timestamp(end_times[base + 1] - minute),
