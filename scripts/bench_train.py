@@ -15,22 +15,13 @@ it takes several minutes on 2 cores.
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import stockpred
 
-CLI = [sys.executable, "-m", "stockpred"]
-
-
-def stockpred(*args, cwd):
-    done = subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"stockpred {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
-    return done.stdout
 
 
 def epoch_seconds(history_times):

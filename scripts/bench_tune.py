@@ -12,20 +12,12 @@ Usage: python scripts/bench_tune.py [--model lstm] [--budget 20] [--quick]
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "stockpred"]
+from benchlib import stockpred
 
-
-def stockpred(*args, cwd):
-    done = subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"stockpred {' '.join(args)} failed: {done.stderr.strip()[-400:]}")
-    return done.stdout
 
 
 def main() -> None:

@@ -88,6 +88,16 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def sample_features(folder: Path, ts_codes: str, start: str | None = None) -> Path:
+    """A data folder holding the shipped sample for ``ts_codes`` and their features."""
+    fetch = ["fetch", "--source", "sample", "--ts-code", ts_codes, "--data-dir", str(folder)]
+    code, _, err = run_cli(*fetch, *(["--start", start] if start else []))
+    assert code == 0, err
+    code, _, err = run_cli("features", "--data-dir", str(folder))
+    assert code == 0, err
+    return folder
+
+
 def tree_digest(folder: Path) -> dict[str, str]:
     """Content hashes of every parquet file under ``folder``."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -7,19 +7,14 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, sample_features
 
 STOCKS = "600036.SH,600519.SH,601318.SH,600000.SH"
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("imp")
-    assert run_cli("fetch", "--source", "sample", "--ts-code", STOCKS, "--data-dir",
-                   str(folder))[0] == 0
-    code, _, err = run_cli("features", "--data-dir", str(folder))
-    assert code == 0, err
-    return folder
+    return sample_features(tmp_path_factory.mktemp("imp"), STOCKS)
 
 
 def selection(folder):

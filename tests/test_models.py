@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, sample_features
 from stockpred.config import Config
 from stockpred.evaluation.dataset import load_stock, model_features
 from stockpred.evaluation.walkforward import model_settings, walk_forward
@@ -20,11 +20,7 @@ STOCKS = "600036.SH,600519.SH,601318.SH"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    assert run_cli("fetch", "--source", "sample", "--ts-code", STOCKS, "--start", "20120101",
-                   "--data-dir", str(folder))[0] == 0
-    assert run_cli("features", "--data-dir", str(folder))[0] == 0
-    return folder
+    return sample_features(tmp_path_factory.mktemp("models"), STOCKS, "20120101")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from conftest import run_cli
+from conftest import run_cli, sample_features
 from stockpred.config import Config
 from stockpred.layout import resolve_paths
 from stockpred.tuning import search
@@ -23,11 +23,7 @@ STOCK = "600036.SH"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tune")
-    assert run_cli("fetch", "--source", "sample", "--ts-code", STOCK, "--start", "20110101",
-                   "--data-dir", str(folder))[0] == 0
-    assert run_cli("features", "--data-dir", str(folder))[0] == 0
-    return folder
+    return sample_features(tmp_path_factory.mktemp("tune"), STOCK, "20110101")
 
 
 def objective(folder, agent="random", log_name="log.parquet"):
