@@ -70,14 +70,10 @@ STAGES: dict[str, tuple[Callable[[Config, Paths], bool], Callable[[Config, Paths
 def refresh(config: Config, paths: Paths, progress: bool = False) -> list[str]:
     """Incremental fetch of the configured universe, then each configured later stage.
 
-    A stage reruns only when the inputs or settings it last used have changed; a stage
-    this version does not have yet is reported as skipped.
+    A stage reruns only when the inputs or settings it last used have changed.
     """
     lines = fetch.run(config, paths, progress=progress).summary()
     for stage in config.refresh.stages:
-        if stage not in STAGES:
-            lines.append(f"{stage}: skipped, this version has no `stockpred {stage}` yet")
-            continue
         stale, run = STAGES[stage]
         if stale(config, paths):
             lines += run(config, paths)

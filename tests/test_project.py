@@ -41,3 +41,10 @@ def test_help_explains_each_command():
         assert command in out
         code, text, _ = run_cli(command, "--help")
         assert code == 0 and "Usage: stockpred" in text and len(text) > 300
+
+
+def test_every_stage_refresh_may_run_is_registered():
+    from stockpred.config import LATER_STAGES
+    from stockpred.pipeline import STAGES
+
+    assert set(STAGES) == set(LATER_STAGES)
