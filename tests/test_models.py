@@ -48,12 +48,26 @@ def test_fits_predicts_and_round_trips(name, stocks, tmp_path):
     np.testing.assert_allclose(again.predict(test), predicted, rtol=1e-6, equal_nan=True)
 
 
+def suspended(stock, first: str, last: str):
+    """The stock as if it had not traded from ``first`` to ``last`` (its rows removed)."""
+    keep = (stock.dates < first) | (stock.dates > last)
+    return type(stock)(stock.ts_code, stock.dates[keep], stock.close[keep],
+                       stock.features.loc[keep].reset_index(drop=True),
+                       np.append(stock.close[keep][1:], np.nan))
+
+
 @pytest.mark.parametrize("name", ["arima", "svr", "xgboost", "lstm"])
 def test_no_test_row_reaches_fitting_or_scaling(name, stocks):
-    """Scrambling every row from 2018-08-01 on leaves all earlier forecasts unchanged."""
+    """Scrambling every row from 2018-08-01 on leaves all earlier forecasts unchanged.
+
+    One stock is suspended from 2018-07-20 to 2018-08-10: its last row before the
+    suspension has a target (the close of 2018-08-13) after the cut, so it must not
+    train the block that starts before the cut.
+    """
     config = Config()
     settings = model_settings(config, name, quick=True)
     args = (config, "20180601", "20181228", 40, False)
+    stocks = [stocks[0], suspended(stocks[1], "20180720", "20180810"), *stocks[2:]]
     clean = walk_forward(name, settings, stocks, *args)
     scrambled = []
     for s in stocks:

@@ -27,6 +27,12 @@ class StockData:
     close: np.ndarray
     features: pd.DataFrame
     next_close: np.ndarray  # NaN on the last day
+    # the day of next_close: the next traded day, which a suspension can push far ahead
+    next_dates: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.next_dates is None:
+            self.next_dates = np.append(self.dates[1:], "99999999")
 
     @property
     def next_return(self) -> np.ndarray:
@@ -42,7 +48,12 @@ class StockData:
 
     def rows(self, mask: np.ndarray) -> "StockData":
         return StockData(self.ts_code, self.dates[mask], self.close[mask],
-                         self.features.loc[mask].reset_index(drop=True), self.next_close[mask])
+                         self.features.loc[mask].reset_index(drop=True), self.next_close[mask],
+                         self.next_dates[mask])
+
+    def known_by(self, day: str) -> "StockData":
+        """Rows whose target (the next traded close) is known at the close of ``day``."""
+        return self.rows(self.next_dates <= day)
 
 
 def model_features(paths: Paths) -> list[str]:

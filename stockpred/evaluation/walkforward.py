@@ -78,7 +78,9 @@ def walk_forward(name: str, settings: dict, stocks: list[StockData], config: Con
     for block in tqdm(blocks, desc=f"{name:12s}", unit="refit", leave=False,
                       disable=None if progress else True):
         first, last = block[0], block[-1]
-        train = [tail(s.rows(s.dates < first), ev.train_window_days) for s in stocks]
+        # rows whose target is known when the block's first forecast is made (a suspension
+        # can push a row's next traded close past the block)
+        train = [tail(s.known_by(first), ev.train_window_days) for s in stocks]
         train = [s for s in train if len(s)]
         valid = None
         if name in VALIDATED:

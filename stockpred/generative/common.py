@@ -77,7 +77,7 @@ def split_periods(config: Config, stocks: list[StockData]):
     """(train, validation, test masks) per the evaluation periods."""
     ev = config.evaluation
     train = [s.rows(s.dates < ev.validation_start) for s in stocks]
-    valid = [s.rows((s.dates >= ev.validation_start) & (s.dates < ev.test_start))
+    valid = [s.rows((s.dates >= ev.validation_start) & (s.next_dates <= ev.test_start))
              for s in stocks]
     tests = [(s.dates >= ev.test_start) & (s.dates <= ev.test_end) for s in stocks]
     return train, valid, tests

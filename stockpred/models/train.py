@@ -61,7 +61,8 @@ def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = No
     features = model_features(paths)
     stocks = [load_stock(paths, c, features) for c in stocks_to_use(config, paths, ts_codes)]
     train = [s.rows(s.dates < ev.validation_start) for s in stocks]
-    valid = [s.rows((s.dates >= ev.validation_start) & (s.dates < ev.test_start))
+    # validation targets must be known before the first test forecast
+    valid = [s.rows((s.dates >= ev.validation_start) & (s.next_dates <= ev.test_start))
              for s in stocks]
     settings = model_settings(config, name, quick)
     run_id = datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "")

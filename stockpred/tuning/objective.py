@@ -1,8 +1,7 @@
 """What tuning optimises: validation skill, from rows before the test period only.
 
-The objective loads each stock, keeps rows strictly before evaluation.test_start and
-drops the last of them (its target is the first test day's close), so no test or later
-row is ever read. A configuration is fit on rows before evaluation.validation_start
+The objective loads each stock and keeps only rows whose target (the next traded
+close) falls before evaluation.test_start, so no test or later row is ever read. A configuration is fit on rows before evaluation.validation_start
 (neural models stop early on the last ``validation_days`` of those) and scored on the
 validation period: skill = 1 - RMSE(next-day return) / RMSE(persistence), so 0 is
 persistence and above 0 beats it.
@@ -68,10 +67,8 @@ class TrialLog:
 
 
 def pre_test(stock: StockData, test_start: str) -> StockData:
-    """Rows before the test period whose target (the next close) is before it too."""
-    keep = stock.dates < test_start
-    keep[np.flatnonzero(keep)[-1:]] = False  # its target is the first test day's close
-    return stock.rows(keep)
+    """Rows whose target (the next traded close) falls before the test period."""
+    return stock.rows(stock.next_dates < test_start)
 
 
 class Objective:
