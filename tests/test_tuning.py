@@ -124,6 +124,15 @@ def test_tune_command_writes_the_best_and_enters_the_leaderboard(built, tmp_path
     board = json.loads((results / "leaderboard.json").read_text())
     assert [r["model"] for r in board["rows"]][-1] == "xgboost (tuned by random)"
     assert "| xgboost (tuned by random) |" in (results / "leaderboard.md").read_text()
+    # another period means other scores: the same command starts a fresh log
+    again = run_cli("tune", "--agent", "random", "--model", "xgboost", "--budget", "3",
+                    "--quick", "--data-dir", str(built), "--results-dir", str(results))
+    assert again[0] == 0 and "0 computed now" in again[1]
+    (workdir / "config.json").write_text(json.dumps({"evaluation": {
+        "validation_start": "20150101", "test_start": "20160101"}}))
+    moved = run_cli("tune", "--agent", "random", "--model", "xgboost", "--budget", "3",
+                    "--quick", "--data-dir", str(built), "--results-dir", str(results))
+    assert moved[0] == 0 and "3 computed now" in moved[1], moved
     code, _, err = run_cli("tune", "--model", "arima", "--data-dir", str(built))
     assert code == 2 and "no search space for 'arima'" in err
     code, out, err = run_cli("plot", "tuning", "--model", "xgboost", "--data-dir", str(built),

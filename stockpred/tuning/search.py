@@ -9,6 +9,7 @@ the leaderboard labelled with the agent that found it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
     ev = config.evaluation
     stocks = stocks_to_use(config, paths, ts_codes)
     folder = tuning_dir(paths, model)
-    log = trial_log(paths, model, agent, quick)
+    log = trial_log(config, paths, model, agent, stocks, quick)
     objective = Objective(config, paths, model, stocks, agent, log, quick)
     start = time.perf_counter()
     SEARCHES[agent](objective, SPACES[model], budget, ev.seed)
@@ -157,18 +158,26 @@ def enter_leaderboard(paths: Paths, row: dict, stocks: list[str], period) -> Non
     atomic_write_text(paths.leaderboard, leaderboard_markdown(rows, header))
 
 
-def trial_log(paths: Paths, model: str, agent: str, quick: bool) -> TrialLog:
-    # quick trials are logged apart: the same settings at tiny sizes score differently
-    return TrialLog(tuning_dir(paths, model) / f"{agent}{'-quick' if quick else ''}.parquet")
+def trial_log(config: Config, paths: Paths, model: str, agent: str, stocks: list[str],
+              quick: bool) -> TrialLog:
+    """The agent's log for this exact setting: a score depends on the stocks, the features,
+    the periods and the model's base settings, so each combination has its own log and a
+    rerun after any of them changed starts afresh instead of reusing stale scores."""
+    ev = config.evaluation
+    context = {"stocks": stocks, "features": model_features(paths),
+               "periods": [ev.validation_start, ev.test_start, ev.validation_days, ev.seed],
+               "settings": model_settings(config, model, quick)}
+    tag = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()
+    return TrialLog(tuning_dir(paths, model) / f"{agent}-{tag[:12]}.parquet")
 
 
 def trial_curves(paths: Paths, model: str) -> dict[str, pd.Series]:
-    """Best validation skill so far after each trial, per agent (full runs, else quick)."""
+    """Best validation skill so far after each trial, per agent (its latest log)."""
     curves = {}
     for agent in AGENTS:
-        for quick in (False, True):
-            log = trial_log(paths, model, agent, quick).read()
-            if len(log):
-                curves[agent] = log["skill"].astype(float).cummax().reset_index(drop=True)
-                break
+        logs = sorted(tuning_dir(paths, model).glob(f"{agent}-*.parquet"),
+                      key=lambda p: p.stat().st_mtime)
+        if logs:
+            log = TrialLog(logs[-1]).read()
+            curves[agent] = log["skill"].astype(float).cummax().reset_index(drop=True)
     return curves
