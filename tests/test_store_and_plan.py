@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from conftest import STOCKS, TOKEN, run_cli, write_config
 from stockpred.data.catalogue import CATALOGUE
-from stockpred.data.fetch import missing_ranges, settled_day
+from stockpred.data.fetch import coverage_end, missing_ranges, settled_day
 from stockpred.data.replay import ReplayServer, tables_as_of
 from stockpred.data.store import RawStore
 
@@ -65,6 +65,19 @@ def test_missing_ranges():
     assert missing_ranges("20180301", "20181130", ("20180101", "20181231")) == []
     assert missing_ranges("20181201", "20181231", ("20180101", "20181130")) == [
         ("20181201", "20181231")]
+
+
+def test_recent_ranges_count_as_asked_only_up_to_what_came_back():
+    final = "20181210"  # a week before the settled day
+    # an old range is final whatever came back
+    assert coverage_end("20180101", "20181130", None, final) == "20181130"
+    # a recent range with rows: up to the last day returned, at least to the final day
+    assert coverage_end("20181201", "20181217", "20181214", final) == "20181214"
+    assert coverage_end("20181201", "20181217", "20181203", final) == "20181210"
+    # no rows over a range reaching back past the final day: the subject has none there
+    assert coverage_end("20181201", "20181217", None, final) == "20181217"
+    # no rows for recent days only: not published yet, nothing counts as asked
+    assert coverage_end("20181214", "20181217", None, final) == "20181213"
 
 
 def test_settled_day_follows_beijing_settle_time():

@@ -58,6 +58,7 @@ class Interface:
     partition: str | None = None  # "subject", "year", "subject_year" or None (one file)
     datetime_params: bool = False  # start/end sent as 'YYYY-MM-DD HH:MM:SS'
     fixed_params: dict = field(default_factory=dict)
+    publication_lag_days: int = 0  # a day's rows can appear this many days after it
     derived_from: tuple[str, ...] = ()  # computed locally from these interfaces
 
     @property
@@ -112,7 +113,8 @@ INTERFACES: tuple[Interface, ...] = (
            rows_per_call=100, fixed_params={"type": "P"}),
     # market
     _market("moneyflow_hsgt", "market", ("trade_date",), "trade_date", rows_per_call=300),
-    _market("margin", "market", ("trade_date", "exchange_id"), "trade_date", rows_per_call=4000),
+    _market("margin", "market", ("trade_date", "exchange_id"), "trade_date", rows_per_call=4000,
+            publication_lag_days=1),  # the exchanges publish a day's margin the next morning
     _stock("pledge_stat", "market", ("ts_code", "end_date"), "end_date", range_query=False,
            rows_per_call=1000),
     _market("repurchase", "market", ("ts_code", "ann_date", "proc", "end_date"), "ann_date",

@@ -84,6 +84,28 @@ def settled_day(settle_time: str, now: datetime | None = None) -> str:
     return _day(today if (now.hour, now.minute) >= (hour, minute) else today - timedelta(days=1))
 
 
+# A market-wide day-by-day reply with no rows for a day this old means the day really
+# had none (no CCTV bulletin, no futures report); a more recent one is not published yet.
+EMPTY_DAY_FINAL_AFTER_DAYS = 7
+
+
+def coverage_end(lo: str, hi: str, last_returned: str | None, final_day: str) -> str:
+    """How far an answered request for [lo, hi] may be marked as asked (before lo: nothing).
+
+    Days up to ``final_day`` (the settled day less the interface's publication lag) are
+    final. When the reply has rows, later days count only up
+    to the last day it held, so a day published late is asked again by the next run. An
+    empty reply to a range reaching back past ``final_day`` means the subject has no data
+    there (a new listing, an interface it lacks); an empty reply to a range of recent days
+    only is asked again.
+    """
+    if hi <= final_day:
+        return hi
+    if last_returned is None:
+        return hi if lo <= final_day else _shift(lo, -1)
+    return min(hi, max(final_day, last_returned))
+
+
 def missing_ranges(start: str, end: str, covered: tuple[str, str] | None) -> list[tuple[str, str]]:
     """The parts of [start, end] outside the covered range (at most one before, one after)."""
     if start > end:
@@ -200,6 +222,8 @@ class _Fetcher:
         self.start = config.fetch.start_date
         self.end = config.fetch.end_date or _day(datetime.now(BEIJING).date())
         self.settled = min(self.end, settled_day(config.fetch.settle_time))
+        # a run that ends at day D is treated as run on D's night
+        self.empty_day_final = _shift(self.settled, -EMPTY_DAY_FINAL_AFTER_DAYS)
         self.selected = selected_interfaces(config)
         self.touched: dict[str, set[str]] = {}
         self.position = ""  # how far the current interface got, for a stop part way
@@ -314,14 +338,20 @@ class _Fetcher:
                 params.update(start_date=first, end_date=last)
             frame = self.client.fetch(iface, params)
             self._record(iface, self.store.upsert(iface, frame), [subject])
-            self.store.record_coverage(iface.name, {subject: (lo, hi)})
+            last = None
+            if iface.date_field and len(frame):
+                last = frame[iface.date_field].astype(str).str.replace("-", "").str[:8].max()
+            end = coverage_end(lo, hi, last, _shift(self.settled, -iface.publication_lag_days))
+            if end >= lo:
+                self.store.record_coverage(iface.name, {subject: (lo, end)})
 
     def _by_day(self, iface: Interface, subjects: list[str], days: list[str]) -> None:
-        """One call per day for the whole market, kept for ``subjects``; stops at a day not yet published."""
+        """One call per day for the whole market, kept for ``subjects``; stops at a recent day
+        with no rows (not published yet), skips an old one (a day that really had none)."""
         wanted = None if subjects == [ALL_SUBJECTS] else set(subjects)
         for day in self._steps(days, iface, "day"):
             frame = self.client.fetch(iface, {iface.day_param: day})
-            if frame.empty:
+            if frame.empty and day > self.empty_day_final:
                 self.report.table(iface.name).note = f"no rows yet for {day}; retried next run"
                 log.info("%s has no rows for %s yet; stopping there", iface.name, day)
                 return
