@@ -331,6 +331,9 @@ def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, resul
     if first <= config.evaluation.validation_start:
         raise InputError(f"test start {first} must come after evaluation.validation_start "
                          f"{config.evaluation.validation_start}")
+    if first <= config.importance.train_end:
+        raise InputError(f"test start {first} must come after importance.train_end "
+                         f"{config.importance.train_end}: the feature selection read those days")
     codes = None if ts_codes == "all" else _ts_codes(ts_codes)
     if ts_codes == "all":
         update["ts_codes"] = []

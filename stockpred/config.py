@@ -338,6 +338,14 @@ class Config(Section):
     generative: GenerativeSettings = Field(default_factory=GenerativeSettings)
     plot: PlotSettings = Field(default_factory=PlotSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    @model_validator(mode="after")
+    def _selection_before_test(self) -> "Config":
+        if self.importance.train_end >= self.evaluation.test_start:
+            raise ValueError(f"importance.train_end {self.importance.train_end} must come "
+                             f"before evaluation.test_start {self.evaluation.test_start}: "
+                             f"feature selection may not read the test period")
+        return self
+
     # where relative paths in this config are anchored (the file's folder, or the cwd)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 

@@ -50,6 +50,8 @@ def test_bad_flags(args, phrases, stored, workdir):
     ('{"tushare": {"max_retries": -1}}', ["tushare.max_retries:"]),
     ('{"fetch": {"groups": ["stock", "astrology"]}}', ["fetch.groups", "astrology"]),
     ('[1, 2]', ["top level must be a JSON object"]),
+    ('{"evaluation": {"validation_start": "20150101", "test_start": "20160101"}}',
+     ["importance.train_end 20161231 must come before evaluation.test_start 20160101"]),
 ])
 def test_malformed_config(text, phrases, stored, workdir):
     (workdir / "config.json").write_text(text, encoding="utf-8")

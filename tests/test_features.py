@@ -140,10 +140,16 @@ def test_order_flow_northbound_and_margin_join_by_day(full):
     assert day["flow_small_net_share"] == pytest.approx(-2 * lean)
     index = read_sample("index_daily").query("ts_code == '000001.SH'").set_index("trade_date")
     assert day["hsgt_north_money"] == index.loc["20180102", "pct_chg"] * 1000
-    assert day["margin_sse_rzye"] == index.loc["20180102", "close"] * 1e8
+    # margin is published the next morning: on 2018-01-02, 2017-12-29's figure
+    assert day["margin_sse_rzye"] == index.loc["20171229", "close"] * 1e8
     # the other stocks have no moneyflow, but the market series
     assert "flow_net_share" not in panel(full, "600519.SH").columns
     assert "margin_szse_rzye" in panel(full, "600519.SH").columns
+
+
+def test_forward_adjusted_prices_come_without_unadjusted_ones(full):
+    """qfq / unadjusted is the factor relative to the latest one: future dividends."""
+    assert not [c for c in panel(full, "600036.SH").columns if c.startswith("raw_")]
 
 
 def test_suspended_days_carry_the_last_traded_values(full):

@@ -128,8 +128,9 @@ def test_tune_command_writes_the_best_and_enters_the_leaderboard(built, tmp_path
     again = run_cli("tune", "--agent", "random", "--model", "xgboost", "--budget", "3",
                     "--quick", "--data-dir", str(built), "--results-dir", str(results))
     assert again[0] == 0 and "0 computed now" in again[1]
-    (workdir / "config.json").write_text(json.dumps({"evaluation": {
-        "validation_start": "20150101", "test_start": "20160101"}}))
+    (workdir / "config.json").write_text(json.dumps({
+        "evaluation": {"validation_start": "20150101", "test_start": "20160101"},
+        "importance": {"train_end": "20141231"}}))
     moved = run_cli("tune", "--agent", "random", "--model", "xgboost", "--budget", "3",
                     "--quick", "--data-dir", str(built), "--results-dir", str(results))
     assert moved[0] == 0 and "3 computed now" in moved[1], moved

@@ -2,10 +2,11 @@
 
 Rules that keep it free of look-ahead:
 - prices: hfq bars when stored (their factor is known on the day), else the sample's
-  qfq bars, else unadjusted; indicators run on traded days only, as charting software
+  qfq bars, else unadjusted; unadjusted bars join as raw_* beside hfq only (beside qfq
+  their ratio would reveal the dividends still to come); indicators run on traded days only, as charting software
   does; a suspended day carries the last traded day's values forward (``suspended``=1);
 - daily_basic and moneyflow are the same day's; market series (indices, Shibor,
-  northbound flows, margin) are joined as of the day, carried at most
+  northbound flows; margin from the next day, when it is published) are joined as of the day, carried at most
   ``market_max_gap_days`` calendar days when a series has a gap;
 - financial statements and other announcements count from their announcement date
   (``f_ann_date``, else ``ann_date``); one announced on a non-trading day counts from
@@ -88,6 +89,9 @@ def load_market(store: RawStore, settings: FeatureSettings, indices: list[str]) 
         margin = store.read("margin")
         for exchange, rows in margin.groupby("exchange_id"):
             join(rows, "trade_date", f"margin_{exchange.lower()}", "margin")
+        # a day's margin figures are published the next morning: known from the next day
+        lagged = [c for c in base.columns if c.startswith("margin_")]
+        base[lagged] = base[lagged].shift(1)
     return Market(open_days, base.set_index("day"), last_day, meta)
 
 
@@ -174,7 +178,10 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
     traded = bars[["trade_date", *[c for c in BAR_COLUMNS if c in bars.columns]]].copy()
     features = [Feature(c, "quote", basis, {}) for c in traded.columns if c != "trade_date"]
 
-    raw = store.read("daily", subjects=[code]) if basis != "daily" and store.has("daily") else None
+    # unadjusted bars beside hfq ones (their ratio is the factor, known on the day); not
+    # beside qfq ones, whose ratio to them reveals the dividends still to come
+    raw = store.read("daily", subjects=[code]) if basis == "hfq_daily" and store.has("daily") \
+        else None
     if raw is not None and not raw.empty:
         raw = raw[["trade_date", "open", "high", "low", "close"]].set_index("trade_date")
         raw = raw.add_prefix("raw_").reset_index()

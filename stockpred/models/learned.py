@@ -18,9 +18,12 @@ MODEL_FILE = "model.joblib"
 
 
 def training_matrix(stocks: list[StockData]) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features and next returns of rows whose target is known."""
+    """Pooled features and next returns of rows whose target is known, oldest day first."""
     x = np.vstack([s.features.to_numpy(float) for s in stocks])
     y = np.concatenate([s.next_return for s in stocks])
+    days = np.concatenate([s.dates for s in stocks])
+    order = np.argsort(days, kind="stable")
+    x, y = x[order], y[order]
     keep = ~np.isnan(y)
     return x[keep], y[keep]
 
@@ -32,7 +35,7 @@ class _FeatureRegressor(Forecaster):
     def fit(self, train, valid=None, log_dir=None, verbose=0):
         x, y = training_matrix(train)
         limit = self.settings.get("max_rows")
-        if limit and len(x) > limit:  # the most recent rows
+        if limit and len(x) > limit:  # the most recent rows, across stocks
             x, y = x[-limit:], y[-limit:]
         self.scaler_ = Standardizer().fit(x)
         self.target_mean_, self.target_std_ = float(y.mean()), float(y.std() or 1.0)

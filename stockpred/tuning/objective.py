@@ -115,6 +115,7 @@ class Objective:
             predicted.append(forecast / stock.close[scored] - 1)
             naive.append(np.zeros(scored.sum()))
         a, p, n = (np.concatenate(x) for x in (actual, predicted, naive))
-        model_error, naive_error = metrics.rmse(a, p), metrics.rmse(a, n)
+        scored = ~np.isnan(p)  # persistence is scored on the same rows as the model
+        model_error, naive_error = metrics.rmse(a, p), metrics.rmse(a[scored], n[scored])
         skill = 1 - model_error / naive_error
         return float(skill) if np.isfinite(skill) else -1.0
