@@ -97,6 +97,18 @@ def _ts_codes(value: str | None) -> list[str] | None:
     return codes
 
 
+def _flag_days(*flags: tuple[str, str | None, str]) -> dict[str, str]:
+    """Given (flag, value, key) triples, {key: day} for the flags given, each a checked YYYYMMDD."""
+    days = {}
+    for flag, value, key in flags:
+        if value is not None:
+            try:
+                days[key] = parse_day(value, flag)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+    return days
+
+
 def _one_stock(value: str | None) -> str | None:
     """--ts-code for a figure: one checked code, or None for the configured default."""
     codes = _ts_codes(value)
@@ -114,12 +126,7 @@ def _fetch_overrides(config: Config, source, ts_codes, start, end, only) -> Conf
     codes = _ts_codes(ts_codes)
     if codes is not None:
         update["universe"] = Universe(index=None, ts_codes=codes)
-    for flag, value, key in (("--start", start, "start_date"), ("--end", end, "end_date")):
-        if value is not None:
-            try:
-                update[key] = parse_day(value, flag)
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
+    update.update(_flag_days(("--start", start, "start_date"), ("--end", end, "end_date")))
     if only is not None:
         names = _split(only)
         unknown = [n for n in names if n not in CATALOGUE]
@@ -314,14 +321,8 @@ def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, resul
     from stockpred.evaluation import evaluate as evaluate_stage
 
     config = load_config(config_path)
-    update = {}
-    for flag, value, key in (("--test-start", test_start, "test_start"),
-                             ("--test-end", test_end, "test_end")):
-        if value is not None:
-            try:
-                update[key] = parse_day(value, flag)
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
+    update = _flag_days(("--test-start", test_start, "test_start"),
+                        ("--test-end", test_end, "test_end"))
     if retrain_every is not None:
         update["retrain_every"] = retrain_every
     first = update.get("test_start", config.evaluation.test_start)
@@ -552,12 +553,7 @@ def show(table, ts_codes, start, end, tail, config_path, data_dir):
     """Print a stored raw table, e.g. `stockpred show daily --ts-code 600036.SH`."""
     if table not in CATALOGUE:
         raise InputError(f"unknown table {table!r}; the tables are listed in doc/interfaces.md")
-    for flag, value in (("--start", start), ("--end", end)):
-        if value is not None:
-            try:
-                parse_day(value, flag)
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
+    _flag_days(("--start", start, "start"), ("--end", end, "end"))
     paths = resolve_paths(load_config(config_path), data_dir)
     frame = RawStore(paths.raw_dir).read(table, _split(ts_codes) if ts_codes else None,
                                          start, end)
