@@ -129,13 +129,19 @@ def step_means(vectors: np.ndarray, step: np.ndarray, steps: int) -> tuple[np.nd
     return seq, count > 0
 
 
-def build_offhours(vectors: pd.DataFrame, index: pd.DataFrame,
-                   s: NewsSeq2SeqSettings) -> SampleSet:
+def _articles(vectors: pd.DataFrame, index: pd.DataFrame, s: NewsSeq2SeqSettings):
+    """Vector columns, vectors, publication times, the index's trading days, and each
+    article's kind (off-hours or in-session) — what both sample builders start from."""
     cols = vector_columns(vectors)
-    values = vectors[cols].to_numpy(np.float32)
     times = article_times(vectors)
     days = pd.to_datetime(index["trade_date"], format="%Y%m%d")
     kind = classify_articles(times, pd.DatetimeIndex(days), s)
+    return cols, vectors[cols].to_numpy(np.float32), times, days, kind
+
+
+def build_offhours(vectors: pd.DataFrame, index: pd.DataFrame,
+                   s: NewsSeq2SeqSettings) -> SampleSet:
+    cols, values, times, days, kind = _articles(vectors, index, s)
     cut = pd.Timedelta(hours=int(s.open_cutoff[:2]), minutes=int(s.open_cutoff[3:]))
     opens_at = (days + cut).to_numpy()
     steps, width = s.offhours_steps, s.offhours_step_minutes
@@ -164,11 +170,7 @@ def build_offhours(vectors: pd.DataFrame, index: pd.DataFrame,
 
 def build_insession(vectors: pd.DataFrame, index: pd.DataFrame, minutes: pd.DataFrame,
                     s: NewsSeq2SeqSettings) -> SampleSet:
-    cols = vector_columns(vectors)
-    values = vectors[cols].to_numpy(np.float32)
-    times = article_times(vectors)
-    days = pd.to_datetime(index["trade_date"], format="%Y%m%d")
-    kind = classify_articles(times, pd.DatetimeIndex(days), s)
+    cols, values, times, days, kind = _articles(vectors, index, s)
     ends = pd.to_datetime(minutes["trade_time"].astype(str), format="%Y-%m-%d %H:%M:%S")
     bars = pd.DataFrame({"end": ends, "close": minutes["close"].to_numpy(float)})
     bars = bars.sort_values("end").drop_duplicates("end")
