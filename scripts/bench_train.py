@@ -30,7 +30,7 @@ def epoch_seconds(history_times):
 
 def epochs_compared(data_dir: Path) -> None:
     from stockpred.config import Config
-    from stockpred.evaluation.dataset import load_stock, model_features
+    from stockpred.dataset import load_stock, model_features
     from stockpred.layout import resolve_paths
     from stockpred.models.neural import LSTMForecaster, _keras, native_stderr_to_log
 

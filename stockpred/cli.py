@@ -11,19 +11,16 @@ from contextlib import contextmanager
 import click
 
 from stockpred import __version__
-from stockpred.config import (Config, Universe, check_ts_code, load_config, parse_day,
-                              resolve_token)
+from stockpred.config import (Config, check_ts_code, load_config, parse_day, resolve_token,
+                              with_overrides)
 from stockpred.data import fetch as fetch_stage
 from stockpred.data.catalogue import CATALOGUE, GROUPS
-from stockpred.data.store import RawStore
-from stockpred.errors import InputError, MissingInputError, StockpredError
-from stockpred.features import build as features_stage
-from stockpred.features import importance as importance_stage
-from stockpred.models.base import REGISTRY
+from stockpred.data.store import RawStore, remove_temporaries
+from stockpred.errors import InputError, StockpredError
 from stockpred.layout import Paths, resolve_paths
-from stockpred.pipeline import refresh as refresh_pipeline
-from stockpred.plots import features as feature_figures
+from stockpred.models.registry import REGISTRY
 from stockpred.runtime import data_dir_lock, start_log, stop_log
+from stockpred.stages import table as stage_table
 
 log = logging.getLogger("stockpred.cli")
 
@@ -42,7 +39,7 @@ def _session(paths: Paths, command: str) -> Iterator[None]:
     log.info("stockpred %s %s: %s", __version__, command, " ".join(sys.argv[1:]))
     try:
         with data_dir_lock(paths, command):
-            removed = RawStore(paths.raw_dir).remove_temporaries()
+            removed = remove_temporaries(paths.data_dir) + remove_temporaries(paths.results_dir)
             if removed:
                 log.info("removed %d temporary file(s) left by an interrupted run", removed)
             yield
@@ -57,10 +54,15 @@ def _session(paths: Paths, command: str) -> Iterator[None]:
         stop_log(handler)
 
 
-def _run_and_echo(paths: Paths, command: str, work) -> None:
-    """Run ``work`` (returning summary lines) inside a session, then print its lines."""
+def _run_and_echo(paths: Paths, command: str, work, record: tuple[str, Config] | None = None
+                  ) -> None:
+    """Run ``work`` (returning summary lines) inside a session, then print its lines.
+    With ``record`` = (stage, config), the stage table records the run, so that a later
+    refresh knows the stage is up to date."""
     with _session(paths, command):
         lines = work()
+        if record is not None:
+            stage_table.record_run(record[0], record[1], paths)
     for line in lines:
         click.echo(line)
 
@@ -125,7 +127,7 @@ def _fetch_overrides(config: Config, source, ts_codes, start, end, only) -> Conf
         update["source"] = source
     codes = _ts_codes(ts_codes)
     if codes is not None:
-        update["universe"] = Universe(index=None, ts_codes=codes)
+        update["universe"] = {"index": None, "ts_codes": codes}
     update.update(_flag_days(("--start", start, "start_date"), ("--end", end, "end_date")))
     if only is not None:
         names = _split(only)
@@ -138,7 +140,7 @@ def _fetch_overrides(config: Config, source, ts_codes, start, end, only) -> Conf
     last = update.get("end_date", settings.end_date)
     if last is not None and first > last:
         raise InputError(f"start {first} is after end {last}")
-    return config.model_copy(update={"fetch": settings.model_copy(update=update)})
+    return with_overrides(config, {"fetch": update})
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -199,10 +201,13 @@ def features(ts_codes, config_path, data_dir):
     ARIMA(5,1,0) features over trailing windows, statements from their announcement
     date. Settings: the "features" section of config.json (doc/features.md).
     """
+    from stockpred.features import build
+
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir)
     codes = _ts_codes(ts_codes)
-    _run_and_echo(paths, "features", lambda: features_stage.run(config, paths, codes).summary())
+    _run_and_echo(paths, "features", lambda: build.run(config, paths, codes).summary(),
+                  None if codes else ("features", config))
 
 
 @cli.command()
@@ -221,13 +226,15 @@ def importance(ts_codes, target, top_k, config_path, data_dir):
     importance.max_abs_corr_with_close) are set aside before ranking. Prints the
     validation error next to a naive forecast's.
     """
-    config = load_config(config_path)
+    from stockpred.features import importance as importance_stage
+
     update = {k: v for k, v in (("target", target), ("top_k", top_k)) if v is not None}
-    config = config.model_copy(update={"importance": config.importance.model_copy(update=update)})
+    config = with_overrides(load_config(config_path), {"importance": update})
     paths = resolve_paths(config, data_dir)
     codes = _ts_codes(ts_codes)
     _run_and_echo(paths, "importance",
-                  lambda: importance_stage.run(config, paths, codes).summary())
+                  lambda: importance_stage.run(config, paths, codes).summary(),
+                  None if codes else ("importance", config))
 
 
 @cli.command("embed-news")
@@ -250,9 +257,12 @@ def embed_news(encoder, quick, config_path, data_dir):
                   lambda: embed.run(config, paths, encoder, quick).summary())
 
 
-# models with a stage of their own: what they train and report is not a forecaster's
-OWN_STAGES = {"vae": "stockpred.generative.vae", "wgan": "stockpred.generative.wgan",
-              "seq2seq": "stockpred.news.seq2seq"}
+# what `train` fits besides the forecasters: stages of their own, which report more
+# than a forecaster's errors (module, run function)
+OWN_STAGES = {"vae": ("stockpred.stages.generative", "run_vae"),
+              "wgan": ("stockpred.stages.generative", "run_wgan"),
+              "seq2seq": ("stockpred.news.seq2seq", "run"),
+              "experiments": ("stockpred.stages.experiments", "run")}
 
 
 @cli.command()
@@ -273,24 +283,32 @@ def train(model, ts_codes, quick, config_path, data_dir):
     a line per epoch and log to TensorBoard there. Same seed, same result.
 
     vae and wgan train the generative models (latent features; sampled paths with
-    CRPS and band coverage); seq2seq trains the news model on minute bars.
+    CRPS and band coverage); seq2seq trains the news model on minute bars;
+    experiments runs the original LSTM experiments on one stock (for `plot lstm`).
     """
     import importlib
 
-    from stockpred.models import train as train_stage
+    from stockpred.stages import train as train_stage
 
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir)
     codes = _ts_codes(ts_codes)
 
     def work():
+        if model == "experiments":
+            code = _one_stock(ts_codes)
+            table = importlib.import_module(OWN_STAGES[model][0]).run(config, paths, code, quick)
+            return [f"experiments: {table}"]
         if model in OWN_STAGES:
-            stage = importlib.import_module(OWN_STAGES[model])
+            module, function = OWN_STAGES[model]
+            stage = getattr(importlib.import_module(module), function)
             stocks = () if model == "seq2seq" else (codes,)  # the news model is market-wide
-            return stage.run(config, paths, *stocks, quick=quick).summary()
+            return stage(config, paths, *stocks, quick=quick).summary()
         return train_stage.run(config, paths, model, codes, quick).summary()
 
-    _run_and_echo(paths, "train", work)
+    is_refresh_stage = model == config.refresh.train_model and not codes and not quick
+    record = ("experiments", config) if model == "experiments" and not quick else None
+    _run_and_echo(paths, "train", work, ("train", config) if is_refresh_stage else record)
 
 
 @cli.command()
@@ -318,7 +336,7 @@ def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, resul
     (Harvey-Leybourne-Newbold) against persistence and, over several stocks, IC,
     Rank IC and ICIR. Writes <results dir>/leaderboard.md and leaderboard.json.
     """
-    from stockpred.evaluation import evaluate as evaluate_stage
+    from stockpred.stages import evaluate as evaluate_stage
 
     config = load_config(config_path)
     update = _flag_days(("--test-start", test_start, "test_start"),
@@ -338,12 +356,13 @@ def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, resul
     codes = None if ts_codes == "all" else _ts_codes(ts_codes)
     if ts_codes == "all":
         update["ts_codes"] = []
-    config = config.model_copy(update={"evaluation": config.evaluation.model_copy(
-        update=update)})
+    defaults = not update and codes is None and models is None and not quick
+    config = with_overrides(config, {"evaluation": update})
     paths = resolve_paths(config, data_dir, results_dir)
     names = _split(models) if models is not None else None
     _run_and_echo(paths, "evaluate", lambda: evaluate_stage.run(
-        config, paths, codes, names, quick).summary())
+        config, paths, codes, names, quick).summary(),
+        ("evaluate", config) if defaults else None)
 
 
 @cli.command()
@@ -376,7 +395,7 @@ def tune(agent, model, budget, ts_codes, quick, results_dir, config_path, data_d
     paths = resolve_paths(config, data_dir, results_dir)
     codes = _ts_codes(ts_codes)
     _run_and_echo(paths, "tune", lambda: search.run(config, paths, model, agent, budget, codes,
-                                                    quick).summary())
+                                                    quick).summary(), ("tune", config))
 
 
 @cli.group(invoke_without_command=True)
@@ -392,30 +411,11 @@ def plot(ctx, results_dir, config_path, data_dir):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from stockpred.plots import lstm as lstm_figures
-    from stockpred.plots import tuning as tuning_figures
+    from stockpred.stages import plot as plot_stage
 
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
-    from stockpred.plots import generative as generative_figures
-    from stockpred.plots import news as news_figures
-
-    families = {"features": lambda: feature_figures.run(config, paths),
-                "lstm": lambda: lstm_figures.run(config, paths),
-                "tuning": lambda: tuning_figures.run(config, paths),
-                "generative": lambda: generative_figures.run(config, paths),
-                "news": lambda: news_figures.run(config, paths)}
-
-    def work():
-        lines = []
-        for name, draw in families.items():
-            try:
-                lines.append(f"{name}: {len(draw())} figures")
-            except MissingInputError as exc:
-                lines.append(f"{name}: skipped ({exc})")
-        return lines
-
-    _run_and_echo(paths, "plot", work)
+    _run_and_echo(paths, "plot", lambda: plot_stage.run_all(config, paths), ("plot", config))
 
 
 @plot.command("features")
@@ -431,40 +431,38 @@ def plot_features(ts_code, results_dir, config_path, data_dir):
     ARIMA forecasts with their errors next to persistence's, and (after
     `stockpred importance`) XGBoost's training vs validation error and importances.
     """
+    from stockpred.stages import plot as plot_stage
+
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
     code = _one_stock(ts_code)
-    _run_and_echo(paths, "plot", lambda: [
-        f"{len(feature_figures.run(config, paths, code))} figures in "
-        f"{paths.feature_figures_dir}"])
+    _run_and_echo(paths, "plot", lambda: plot_stage.draw("features", config, paths,
+                                                         ts_code=code))
 
 
 @plot.command("lstm")
 @click.option("--ts-code", metavar="CODE", help="The stock (default: the first of "
               "evaluation.ts_codes).")
-@click.option("--quick", is_flag=True, help="Tiny model sizes and few epochs.")
 @click.option("--results-dir", type=click.Path(file_okay=False),
               help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
 @_common_options
-def plot_lstm(ts_code, quick, results_dir, config_path, data_dir):
-    """The LSTM experiments, into <results dir>/lstm/.
+def plot_lstm(ts_code, results_dir, config_path, data_dir):
+    """The LSTM experiments, into <results dir>/lstm/ (after `stockpred train experiments`).
 
     Point by point, full window, multiple sequences, seq-to-seq with overlapping
     forecasts averaged, and the globally normalised feature LSTM with its moves
     clamped to the price limit. Each figure shows the forecast's errors next to
     persistence's (tomorrow = today).
     """
-    from stockpred.plots import lstm as lstm_figures
+    from stockpred.stages import plot as plot_stage
 
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
     code = _one_stock(ts_code)
-    _run_and_echo(paths, "plot", lambda: [
-        f"{len(lstm_figures.run(config, paths, code, quick))} figures "
-        f"in {paths.model_figures_dir}"])
+    _run_and_echo(paths, "plot", lambda: plot_stage.draw("lstm", config, paths, ts_code=code))
 
 
-def _figure_family(name: str, module: str, what: str) -> None:
+def _figure_family(name: str, what: str) -> None:
     """`stockpred plot NAME`: a figure family with no options of its own."""
 
     @plot.command(name, help=f"{what}, into <results dir>/{name}/.")
@@ -472,20 +470,16 @@ def _figure_family(name: str, module: str, what: str) -> None:
                   help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
     @_common_options
     def command(results_dir, config_path, data_dir):
-        import importlib
+        from stockpred.stages import plot as plot_stage
 
-        draw = importlib.import_module(module).run
         config = load_config(config_path)
         paths = resolve_paths(config, data_dir, results_dir)
-        _run_and_echo(paths, "plot", lambda: [
-            f"{len(draw(config, paths))} figures in {paths.results_dir / name}"])
+        _run_and_echo(paths, "plot", lambda: plot_stage.draw(name, config, paths))
 
 
-_figure_family("generative", "stockpred.plots.generative",
-               "VAE latent space and losses, WGAN training curves and fan charts, from the "
-               "latest `stockpred train vae` and `train wgan` runs")
-_figure_family("news", "stockpred.plots.news",
-               "The news vectors projected to 2-D, coloured by channel and by month")
+_figure_family("generative", "VAE latent space and losses, WGAN training curves and fan "
+               "charts, from the latest `stockpred train vae` and `train wgan` runs")
+_figure_family("news", "The news vectors projected to 2-D, coloured by channel and by month")
 
 
 @plot.command("tuning")
@@ -495,13 +489,11 @@ _figure_family("news", "stockpred.plots.news",
 @_common_options
 def plot_tuning(model, results_dir, config_path, data_dir):
     """Best validation skill so far against trials, per agent, into <results dir>/tuning/."""
-    from stockpred.plots import tuning as tuning_figures
+    from stockpred.stages import plot as plot_stage
 
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
-    _run_and_echo(paths, "plot", lambda: [
-        f"{len(tuning_figures.run(config, paths, model))} figures in "
-        f"{paths.results_dir / 'tuning'}"])
+    _run_and_echo(paths, "plot", lambda: plot_stage.draw("tuning", config, paths, model=model))
 
 
 @cli.command("run")
@@ -517,7 +509,7 @@ def run_all(results_dir, config_path, data_dir):
     """
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
-    _run_and_echo(paths, "run", lambda: refresh_pipeline(config, paths, progress=True))
+    _run_and_echo(paths, "run", lambda: stage_table.refresh(config, paths, progress=True))
 
 
 @cli.command()
@@ -534,7 +526,7 @@ def refresh(results_dir, config_path, data_dir):
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
     def work():
-        lines = refresh_pipeline(config, paths)
+        lines = stage_table.refresh(config, paths)
         for line in lines:
             log.info("%s", line)
         return lines

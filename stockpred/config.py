@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.errors import InputError
 from stockpred.generative.settings import GenerativeSettings
+from stockpred.models.registry import REGISTRY
 from stockpred.news.settings import NewsSettings
 from stockpred.settings_base import Section, parse_day
 
@@ -285,6 +286,13 @@ class ModelSettings(Section):
     def _arima(cls, order: tuple[int, int, int]) -> tuple[int, int, int]:
         return ArimaSettings._supported(order)
 
+    def quick_sizes(self) -> "ModelSettings":
+        """The sequence models at the `quick` sizes, fewer trees and rows: a smoke run."""
+        return self.model_copy(update={
+            "lstm": self.quick, "gru": self.quick, "tcn": self.quick,
+            "svr_max_rows": min(self.svr_max_rows, 1000),
+            "xgboost": self.xgboost.model_copy(update={"n_estimators": 30})})
+
 
 class EvaluationSettings(Section):
     ts_codes: list[str] = Field(default_factory=lambda: ["600036.SH"])
@@ -308,6 +316,11 @@ class EvaluationSettings(Section):
     def _codes(cls, codes: list[str]) -> list[str]:
         return [check_ts_code(c) for c in codes]
 
+    @field_validator("models")
+    @classmethod
+    def _models(cls, names: list[str]) -> list[str]:
+        return _all_known(names, REGISTRY, "model", f"models are {', '.join(REGISTRY)}")
+
     @model_validator(mode="after")
     def _ordered(self) -> "EvaluationSettings":
         if not self.validation_start < self.test_start <= self.test_end:
@@ -323,6 +336,11 @@ class RefreshSettings(Section):
     @classmethod
     def _stages(cls, stages: list[str]) -> list[str]:
         return _all_known(stages, LATER_STAGES, "stage", f"stages are {', '.join(LATER_STAGES)}")
+
+    @field_validator("train_model")
+    @classmethod
+    def _model(cls, name: str) -> str:
+        return _all_known([name], REGISTRY, "model", f"models are {', '.join(REGISTRY)}")[0]
 
 
 class Config(Section):
@@ -348,6 +366,35 @@ class Config(Section):
 
     # where relative paths in this config are anchored (the file's folder, or the cwd)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+
+def quick_config(config: Config) -> Config:
+    """The one "quick" overlay (`--quick`): every model section at smoke-run sizes. Runs made
+    with it say so and never enter the real leaderboard unmarked."""
+    return config.model_copy(update={"models": config.models.quick_sizes(),
+                                     "generative": config.generative.quick_sizes()})
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def with_overrides(config: Config, overrides: dict) -> Config:
+    """``config`` with ``overrides`` (nested, as in config.json; command-line flags land
+    here) merged in and validated by the same rules as config.json itself."""
+    if not overrides:
+        return config
+    raw = _merge(config.model_dump(mode="json"), overrides)
+    try:
+        return Config(**raw, base_dir=config.base_dir)
+    except ValidationError as exc:
+        raise InputError(_first_error(exc)) from None
 
 
 def _first_error(exc: ValidationError) -> str:

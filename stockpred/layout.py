@@ -1,12 +1,21 @@
-"""Where every stage reads and writes: the data/ and project_results/ trees, in one place."""
+"""The artefact catalogue: the only module that knows where a stage reads and writes.
+
+Every artefact under data/ and project_results/ has one method here; stages and their
+table (stockpred.stages) name artefacts by these methods, never by a path of their own.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from stockpred.config import Config
+from stockpred.data.store import TMP_MARK
 
 DATA_DIR_ENV = "STOCKPRED_DATA_DIR"
 RESULTS_DIR_ENV = "STOCKPRED_RESULTS_DIR"
@@ -17,6 +26,7 @@ class Paths:
     data_dir: Path
     results_dir: Path
 
+    # -- fetch --------------------------------------------------------------------------------
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
@@ -28,6 +38,7 @@ class Paths:
     def fetch_manifest(self) -> Path:
         return self.raw_dir / "manifest.json"
 
+    # -- features -----------------------------------------------------------------------------
     @property
     def features_dir(self) -> Path:
         return self.data_dir / "features"
@@ -43,24 +54,86 @@ class Paths:
     def selected_features(self) -> Path:
         return self.features_dir / "selected.json"
 
+    # -- latent codes of the VAE: features of their own, beside (not inside) the panel ---------
     @property
-    def feature_figures_dir(self) -> Path:
-        return self.results_dir / "feature_engineering"
+    def latent_dir(self) -> Path:
+        return self.data_dir / "latent"
 
+    def latent_table(self, ts_code: str) -> Path:
+        """trade_date + vae_z0..vae_z{k-1} of one stock."""
+        return self.latent_dir / f"{ts_code}.parquet"
+
+    @property
+    def latent_manifest(self) -> Path:
+        return self.latent_dir / "vae.json"
+
+    # -- news ---------------------------------------------------------------------------------
+    @property
+    def news_dir(self) -> Path:
+        return self.data_dir / "news"
+
+    @property
+    def news_vectors(self) -> Path:
+        return self.news_dir / "vectors.parquet"
+
+    @property
+    def news_vectors_manifest(self) -> Path:
+        return self.news_dir / "vectors.json"
+
+    # -- runs ---------------------------------------------------------------------------------
     def model_runs(self, model: str) -> Path:
+        """<data dir>/models/<model>/: one folder per `stockpred train <model>` run."""
+        if model == "seq2seq":
+            return self.news_dir / "seq2seq"
         return self.data_dir / "models" / model
+
+    def latest_run(self, model: str) -> Path | None:
+        """The newest finished run of ``model`` (one with its metrics.json)."""
+        folder = self.model_runs(model)
+        done = sorted(p.parent for p in folder.glob("*/metrics.json")) if folder.is_dir() else []
+        return done[-1] if done else None
 
     @property
     def evaluation_runs(self) -> Path:
         return self.data_dir / "runs" / "evaluate"
 
+    def experiments_table(self, ts_code: str) -> Path:
+        """The LSTM experiments' forecasts of one stock (what `plot lstm` draws)."""
+        return self.data_dir / "runs" / "experiments" / f"{ts_code}.parquet"
+
+    def tune_dir(self, model: str) -> Path:
+        """Trial logs and the best configuration of each agent that tuned ``model``."""
+        return self.data_dir / "runs" / "tune" / model
+
+    @property
+    def tune_root(self) -> Path:
+        return self.data_dir / "runs" / "tune"
+
+    # -- results ------------------------------------------------------------------------------
     @property
     def leaderboard(self) -> Path:
         return self.results_dir / "leaderboard.md"
 
     @property
+    def leaderboard_json(self) -> Path:
+        return self.results_dir / "leaderboard.json"
+
+    def figures_dir(self, family: str) -> Path:
+        """<results dir>/<family>/: one figure family (features, lstm, tuning, ...)."""
+        return self.results_dir / family
+
+    @property
+    def feature_figures_dir(self) -> Path:
+        return self.figures_dir("feature_engineering")
+
+    @property
     def model_figures_dir(self) -> Path:
-        return self.results_dir / "lstm"
+        return self.figures_dir("lstm")
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def stage_record(self, stage: str) -> Path:
+        """What a stage last ran on (the fingerprint `refresh` compares)."""
+        return self.data_dir / "stages" / f"{stage}.json"
 
     @property
     def logs_dir(self) -> Path:
@@ -83,3 +156,38 @@ def resolve_paths(config: Config, data_dir: str | Path | None = None,
 
     return Paths(data_dir=pick(data_dir, DATA_DIR_ENV, config.data_dir),
                  results_dir=pick(results_dir, RESULTS_DIR_ENV, config.results_dir))
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run being written: files go to ``writing``; ``final`` is where they are once the
+    run has finished."""
+
+    writing: Path
+    final: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.final.name
+
+
+@contextmanager
+def new_run_folder(runs: Path, quick: bool = False) -> Iterator[RunFolder]:
+    """A fresh run folder under ``runs``, named by the time (-quick for smoke runs; -2, -3
+    on a same-second clash). Everything is written into a temporary twin that is renamed
+    into place only when the block ends without error, so a killed or failed run leaves no
+    half-written run folder behind (the next run under the data lock deletes the twin)."""
+    base = datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "")
+    runs.mkdir(parents=True, exist_ok=True)
+    final, n = runs / base, 1
+    while final.exists():
+        n += 1
+        final = runs / f"{base}-{n}"
+    staging = runs / f"{final.name}{TMP_MARK}{os.getpid()}"
+    staging.mkdir()
+    try:
+        yield RunFolder(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    os.replace(staging, final)

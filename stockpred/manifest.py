@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +20,6 @@ from stockpred.config import Config, config_as_json
 from stockpred.data.store import RawStore, atomic_write_text
 
 if TYPE_CHECKING:
-    from stockpred.data.fetch import FetchReport
     from stockpred.layout import Paths
 
 _PACKAGES = ("stockpred", "pandas", "numpy", "pyarrow", "tushare")
@@ -75,23 +73,3 @@ def upstream(paths: "Paths") -> dict[str, str | None]:
 
 def write_manifest(path: Path, payload: dict) -> None:
     atomic_write_text(Path(path), json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
-def write_fetch_manifest(paths: "Paths", store: RawStore, config: Config,
-                         report: "FetchReport") -> None:
-    tables = {}
-    if store.raw_dir.is_dir():
-        for folder in sorted(p for p in store.raw_dir.iterdir() if p.is_dir()):
-            if store.has(folder.name):
-                tables[folder.name] = table_summary(store, folder.name)
-    write_manifest(paths.fetch_manifest, {
-        "stage": "fetch",
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": report.source,
-        "range": [report.start, report.end],
-        "stocks": report.stocks,
-        "config_sha256": config_hash(config),
-        "versions": package_versions(),
-        "last_run": {name: vars(t) for name, t in report.tables.items()},
-        "tables": tables,
-    })

@@ -14,8 +14,9 @@ import pytest
 from conftest import run_cli
 from stockpred.config import Config
 from stockpred.errors import MissingInputError
-from stockpred.evaluation.dataset import StockData, load_stock, model_features
-from stockpred.generative import common, vae, wgan
+from stockpred.dataset import StockData, load_stock, model_features
+from stockpred.generative import vae, wgan
+from stockpred.stages.generative import run_vae, run_wgan
 from stockpred.layout import resolve_paths
 
 STOCK = "600036.SH"
@@ -38,12 +39,12 @@ def stock(paths) -> StockData:
 
 @pytest.fixture(scope="module")
 def vae_run(paths):
-    return vae.run(Config(), paths, quick=True)
+    return run_vae(Config(), paths, quick=True)
 
 
 @pytest.fixture(scope="module")
 def wgan_run(paths):
-    return wgan.run(Config(), paths, quick=True)
+    return run_wgan(Config(), paths, quick=True)
 
 
 def scrambled(stock: StockData, cut: str = CUT) -> StockData:
@@ -61,7 +62,7 @@ def test_vae_trains_saves_and_writes_latent_features(vae_run, paths, stock):
     for name in ("encoder.keras", "decoder.keras", "vae.json", "metrics.json", "config.json"):
         assert (run_dir / name).exists(), name
     k, w = model.settings["latent_dim"], model.window
-    frame = pd.read_parquet(common.latent_table(paths, STOCK))
+    frame = pd.read_parquet(paths.latent_table(STOCK))
     assert list(frame.columns) == ["trade_date"] + [f"vae_z{i}" for i in range(k)]
     assert len(frame) == len(stock) and frame["trade_date"].is_unique
     assert (frame["trade_date"].to_numpy() == stock.dates).all()  # one row per traded day
@@ -85,7 +86,7 @@ def test_vae_round_trips(vae_run, paths, stock):
     again = vae.WindowVAE.load(vae_run.run_dir)
     np.testing.assert_allclose(again.encode(stock), vae_run.model.encode(stock), rtol=1e-6,
                                atol=1e-7, equal_nan=True)
-    stored = pd.read_parquet(common.latent_table(paths, STOCK)).filter(like="vae_z").to_numpy()
+    stored = pd.read_parquet(paths.latent_table(STOCK)).filter(like="vae_z").to_numpy()
     np.testing.assert_allclose(again.encode(stock), stored, rtol=1e-6, atol=1e-7,
                                equal_nan=True)
     recon = again.reconstruct(stock)
@@ -248,7 +249,7 @@ def test_band_coverage_matches_hand_computations():
 # -- refusals ------------------------------------------------------------------------------------
 def test_missing_features_name_the_stage(tmp_path, paths):
     empty = resolve_paths(Config(), tmp_path / "data", tmp_path / "results")
-    for stage in (vae.run, wgan.run):
+    for stage in (run_vae, run_wgan):
         with pytest.raises(MissingInputError, match="stockpred features"):
             stage(Config(), empty, quick=True)
         with pytest.raises(MissingInputError, match="stockpred features"):

@@ -39,7 +39,7 @@ def sample(tmp_path_factory):
 
 
 def vectors_of(folder) -> pd.DataFrame:
-    return pd.read_parquet(embed.vectors_path(paths_of(folder)))
+    return pd.read_parquet(paths_of(folder).news_vectors)
 
 
 def test_offline_vectors_one_finite_unit_row_per_article(sample):
@@ -56,7 +56,7 @@ def test_offline_vectors_one_finite_unit_row_per_article(sample):
     assert sorted(zip(table["datetime"], table["title"])) == sorted(zip(news["datetime"],
                                                                         news["title"]))
     assert table["datetime"].is_monotonic_increasing
-    manifest = json.loads(embed.vectors_manifest_path(paths_of(folder)).read_text())
+    manifest = json.loads(paths_of(folder).news_vectors_manifest.read_text())
     assert manifest["encoder"] == "offline" and manifest["dimensions"] == 64
     assert manifest["rows"] == 767 and manifest["fit_end"] == FIT_END
     assert manifest["fit_rows"] == int((news["datetime"] < "2018-07-01").sum()) == report.fit_rows
@@ -123,7 +123,7 @@ def test_bert_service_encoder_returns_the_servers_vectors(sample, tmp_path):
     expected = hashed_characters(embed.article_texts(embed.read_news(paths), 1000))
     assert report.dimensions == 32 and len(table) == 767
     assert np.array_equal(table[embed.vector_columns(table)].to_numpy(), expected)
-    manifest = json.loads(embed.vectors_manifest_path(paths).read_text())
+    manifest = json.loads(paths.news_vectors_manifest.read_text())
     assert manifest["encoder"] == "bert-service" and manifest["fit_end"] is None
 
 

@@ -45,6 +45,16 @@ def test_help_explains_each_command():
 
 def test_every_stage_refresh_may_run_is_registered():
     from stockpred.config import LATER_STAGES
-    from stockpred.pipeline import STAGES
+    from stockpred.stages.table import STAGE_NAMES
 
-    assert set(STAGES) == set(LATER_STAGES)
+    assert STAGE_NAMES == LATER_STAGES
+
+
+def test_no_import_cycle_and_no_upward_import():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "import_cycles.py")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    assert " 0 cycles, 0 upward imports" in done.stdout

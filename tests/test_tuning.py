@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from conftest import run_cli, sample_features
-from stockpred.config import Config
+from stockpred.config import Config, quick_config
 from stockpred.layout import resolve_paths
 from stockpred.tuning import search
 from stockpred.tuning.dqn import DQNAgent, DQNSettings
@@ -28,8 +28,8 @@ def built(tmp_path_factory):
 
 def objective(folder, agent="random", log_name="log.parquet"):
     paths = resolve_paths(Config(), folder)
-    return Objective(Config(), paths, "xgboost", [STOCK], agent, TrialLog(folder / log_name),
-                     quick=True)
+    return Objective(quick_config(Config()), paths, "xgboost", [STOCK], agent,
+                     TrialLog(folder / log_name))
 
 
 def test_environment_passes_gymnasiums_checker(built):
@@ -122,8 +122,16 @@ def test_tune_command_writes_the_best_and_enters_the_leaderboard(built, tmp_path
     best = json.loads((built / "runs" / "tune" / "xgboost" / "random.best.json").read_text())
     assert set(best["best"]) == set(SPACES["xgboost"])
     board = json.loads((results / "leaderboard.json").read_text())
-    assert [r["model"] for r in board["rows"]][-1] == "xgboost (tuned by random)"
-    assert "| xgboost (tuned by random) |" in (results / "leaderboard.md").read_text()
+    tuned = "xgboost (tuned by random) [quick]"  # a quick search is marked as such
+    assert [r["model"] for r in board["tuned_rows"]] == [tuned]
+    assert f"| {tuned} |" in (results / "leaderboard.md").read_text()
+    # evaluate reruns (as a refresh does after the features change): the tuned row stays
+    code, _, err = run_cli("evaluate", "--data-dir", str(built), "--results-dir", str(results),
+                           "--models", "xgboost", "--quick")
+    assert code == 0, err
+    board = json.loads((results / "leaderboard.json").read_text())
+    assert [r["model"] for r in board["tuned_rows"]] == [tuned]
+    assert f"| {tuned} |" in (results / "leaderboard.md").read_text()
     # another period means other scores: the same command starts a fresh log
     again = run_cli("tune", "--agent", "random", "--model", "xgboost", "--budget", "3",
                     "--quick", "--data-dir", str(built), "--results-dir", str(results))

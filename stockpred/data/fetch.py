@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 from tqdm import tqdm
 
 from stockpred.config import Config, api_url, resolve_token, user_config_path
@@ -27,7 +26,8 @@ from stockpred.data.sample import (CALENDAR_INDEX, SAMPLE_INDEX, SAMPLE_TABLES, 
 from stockpred.data.store import ALL_SUBJECTS, RawStore, UpsertResult, day_bounds
 from stockpred.errors import IncompleteError, InputError
 from stockpred.layout import Paths
-from stockpred.manifest import write_fetch_manifest
+from stockpred.manifest import (config_hash, package_versions, table_summary,
+                                write_manifest)
 
 log = logging.getLogger(__name__)
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -398,3 +398,24 @@ class _Fetcher:
                 continue
             result = self.store.replace_subject(iface, code, adjust_prices(daily, factors, how))
             self._record(iface, result, [code])
+
+
+def write_fetch_manifest(paths: Paths, store: RawStore, config: Config,
+                         report: FetchReport) -> None:
+    """raw/manifest.json: every stored table's files, rows and content hash, and this run."""
+    tables = {}
+    if store.raw_dir.is_dir():
+        for folder in sorted(p for p in store.raw_dir.iterdir() if p.is_dir()):
+            if store.has(folder.name):
+                tables[folder.name] = table_summary(store, folder.name)
+    write_manifest(paths.fetch_manifest, {
+        "stage": "fetch",
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": report.source,
+        "range": [report.start, report.end],
+        "stocks": report.stocks,
+        "config_sha256": config_hash(config),
+        "versions": package_versions(),
+        "last_run": {name: vars(t) for name, t in report.tables.items()},
+        "tables": tables,
+    })

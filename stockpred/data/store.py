@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from stockpred.data.catalogue import CATALOGUE, Interface
 from stockpred.errors import MissingInputError
 
 ALL_SUBJECTS = "*"
-_TMP_MARK = ".tmp-"
+TMP_MARK = ".tmp-"
 _COVERAGE = "_coverage.json"
 
 
@@ -38,13 +39,42 @@ def _fsync_dir(folder: Path) -> None:
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Replace ``path`` with ``payload`` so that readers see the old or the new file, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{_TMP_MARK}{os.getpid()}")
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
     with open(tmp, "wb") as fh:
         fh.write(payload)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def atomic_save(path: Path, write) -> None:
+    """Replace ``path`` with what ``write(temporary_path)`` writes (a library's own saver,
+    such as Keras' ``model.save``), flushed to disk, so a kill never leaves a torn file.
+    The temporary keeps the suffix, which some savers insist on (".keras")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}{TMP_MARK}{os.getpid()}{path.suffix}")
+    write(tmp)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Delete the temporaries that killed writers left anywhere under ``folder`` (files and
+    unfinished run folders); call only while holding the data lock."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.rglob(f"*{TMP_MARK}*")
+             if not any(TMP_MARK in parent.name for parent in p.parents)]
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -113,19 +143,14 @@ class RawStore:
         folder = self.table_dir(name)
         if not folder.is_dir():
             return []
-        return sorted(p for p in folder.glob("*.parquet") if _TMP_MARK not in p.name)
+        return sorted(p for p in folder.glob("*.parquet") if TMP_MARK not in p.name)
 
     def has(self, name: str) -> bool:
         return bool(self.files(name))
 
     def remove_temporaries(self) -> int:
         """Delete temp files left by a killed writer; call only while holding the data lock."""
-        if not self.raw_dir.is_dir():
-            return 0
-        stale = [p for p in self.raw_dir.rglob(f"*{_TMP_MARK}*") if p.is_file()]
-        for p in stale:
-            p.unlink(missing_ok=True)
-        return len(stale)
+        return remove_temporaries(self.raw_dir)
 
     # -- partitions -------------------------------------------------------------------------
 

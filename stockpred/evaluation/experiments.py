@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stockpred.config import Config
-from stockpred.evaluation.dataset import StockData, rectify, windows
+from stockpred.dataset import StockData, rectify, windows
 from stockpred.market_rules import price_limit
 from stockpred.models.neural import _keras, build_network, native_stderr_to_log
 
@@ -61,16 +61,16 @@ def _step(model, recent: np.ndarray) -> np.ndarray:
     return recent[:, :1] * (1 + np.asarray(model(rel, training=False)))
 
 
-def run(config: Config, stock: StockData, feature_forecast: np.ndarray,
-        quick: bool = False) -> list[Experiment]:
-    """The five experiments; ``feature_forecast`` is the feature LSTM's forecast per row."""
+def run(config: Config, stock: StockData, feature_forecast: np.ndarray) -> list[Experiment]:
+    """The five experiments; ``feature_forecast`` is the feature LSTM's forecast per row.
+    The networks take the sizes of models.lstm (apply the quick overlay for a smoke run)."""
     with native_stderr_to_log():
-        return _run(config, stock, feature_forecast, quick)
+        return _run(config, stock, feature_forecast)
 
 
-def _run(config, stock, feature_forecast, quick):
+def _run(config, stock, feature_forecast):
     ev, m = config.evaluation, config.models
-    settings = (m.quick if quick else m.lstm).model_dump()
+    settings = m.lstm.model_dump()
     length, horizon = settings["sequence_length"], m.predict_window
     close, dates = stock.close, stock.dates
     train_end = int(np.searchsorted(dates, ev.validation_start))

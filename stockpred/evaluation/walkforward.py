@@ -1,4 +1,4 @@
-"""Walk-forward (rolling-origin) evaluation and the leaderboard rows it produces.
+"""Walk-forward (rolling-origin) forecasts, and the one-fit forecasts of a test period.
 
 The test period is cut into blocks of ``retrain_every`` trading days. Before each
 block the model is refit on the trailing ``train_window_days`` rows that end the day
@@ -10,45 +10,32 @@ block, or after it, reaches fitting or scaling.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from stockpred.config import Config
-from stockpred.evaluation import metrics
-from stockpred.evaluation.dataset import StockData
-from stockpred.models.base import forecaster_class
-
-NEURAL = ("lstm", "gru", "tcn")
-# models that hold back the last days of their training rows: to stop early (neural),
-# to monitor (wgan) or to fit the fusion weight
-VALIDATED = (*NEURAL, "wgan", "fusion")
+from stockpred.dataset import StockData
+from stockpred.models.base import Forecaster
 
 
-def model_settings(config: Config, name: str, quick: bool) -> dict:
-    """The settings of ``name`` from config.json (tiny sizes and few epochs with quick)."""
-    m = config.models
-    if name in NEURAL:
-        return (m.quick if quick else getattr(m, name)).model_dump()
-    if name == "svr":
-        return {"c": m.svr_c, "epsilon": m.svr_epsilon,
-                "max_rows": min(m.svr_max_rows, 1000) if quick else m.svr_max_rows}
-    if name == "xgboost":
-        params = m.xgboost.model_dump(exclude={"early_stopping_rounds"})
-        return {**params, "n_estimators": 30} if quick else params
-    if name == "arima":
-        return {"order": list(m.arima_order)}
-    if name == "wgan":
-        from stockpred.generative.wgan import forecaster_settings
+@dataclass(frozen=True)
+class WalkForward:
+    """The walk-forward protocol, frozen: which days are forecast and how models are refit."""
 
-        return forecaster_settings(config, quick)
-    if name == "fusion":
-        return {"components": ["lstm", "wgan"], "alpha": None,
-                "lstm": model_settings(config, "lstm", quick),
-                "wgan": model_settings(config, "wgan", quick)}
-    return {}
+    test_start: str
+    test_end: str
+    retrain_every: int
+    train_window_days: int
+    validation_days: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> "WalkForward":
+        ev = config.evaluation
+        return cls(ev.test_start, ev.test_end, ev.retrain_every, ev.train_window_days,
+                   ev.validation_days)
 
 
 def tail(stock: StockData, rows: int) -> StockData:
@@ -67,25 +54,26 @@ def split_validation(train: list[StockData], days: int) -> tuple[list, list]:
     return fit, valid
 
 
-def walk_forward(name: str, settings: dict, stocks: list[StockData], config: Config,
-                 test_start: str, test_end: str, retrain_every: int,
+def walk_forward(prototype: Forecaster, stocks: list[StockData], protocol: WalkForward,
                  progress: bool = True) -> pd.DataFrame:
-    """Forecasts of every test day of every stock, refitting before each block."""
-    ev = config.evaluation
-    days = sorted({d for s in stocks for d in s.dates if test_start <= d <= test_end})
-    blocks = [days[i:i + retrain_every] for i in range(0, len(days), retrain_every)]
+    """Forecasts of every test day of every stock, refitting a clone of ``prototype``
+    before each block."""
+    days = sorted({d for s in stocks for d in s.dates
+                   if protocol.test_start <= d <= protocol.test_end})
+    every = protocol.retrain_every
+    blocks = [days[i:i + every] for i in range(0, len(days), every)]
     rows = []
-    for block in tqdm(blocks, desc=f"{name:12s}", unit="refit", leave=False,
+    for block in tqdm(blocks, desc=f"{prototype.name:12s}", unit="refit", leave=False,
                       disable=None if progress else True):
         first, last = block[0], block[-1]
         # rows whose target is known when the block's first forecast is made (a suspension
         # can push a row's next traded close past the block)
-        train = [tail(s.known_by(first), ev.train_window_days) for s in stocks]
+        train = [tail(s.known_by(first), protocol.train_window_days) for s in stocks]
         train = [s for s in train if len(s)]
         valid = None
-        if name in VALIDATED:
-            train, valid = split_validation(train, ev.validation_days)
-        model = forecaster_class(name)(settings, ev.seed).fit(train, valid)
+        if prototype.uses_validation:
+            train, valid = split_validation(train, protocol.validation_days)
+        model = prototype.clone().fit(train, valid)
         for stock in stocks:
             data = stock.upto(last)
             in_block = data.dates >= first
@@ -99,60 +87,15 @@ def walk_forward(name: str, settings: dict, stocks: list[StockData], config: Con
     return pd.concat(rows, ignore_index=True)
 
 
-def score(predictions: pd.DataFrame, persistence: pd.DataFrame) -> dict:
-    """A leaderboard row: errors, direction and tests against persistence on the same days."""
-    frame = predictions.merge(persistence[["ts_code", "trade_date", "predicted_close"]],
-                              on=["ts_code", "trade_date"], suffixes=("", "_persistence"))
-    frame = frame.dropna(subset=["next_close", "predicted_close"])
-    actual_change = frame["next_close"] - frame["close"]
-    predicted_change = frame["predicted_close"] - frame["close"]
-    actual_return = frame["next_close"] / frame["close"] - 1
-    predicted_return = frame["predicted_close"] / frame["close"] - 1
-    per_stock = frame.groupby("ts_code")
-    pt_stat, pt_p = metrics.pesaran_timmermann(actual_change, predicted_change)
-    dm_stat, dm_p = metrics.diebold_mariano(actual_return, predicted_return,
-                                            frame["predicted_close_persistence"] / frame["close"]
-                                            - 1)
-    row = {
-        "stocks": int(frame["ts_code"].nunique()),
-        "forecasts": int(len(frame)),
-        "rmse_price": float(per_stock.apply(
-            lambda g: metrics.rmse(g["next_close"], g["predicted_close"])).mean()),
-        "mae_price": float(per_stock.apply(
-            lambda g: metrics.mae(g["next_close"], g["predicted_close"])).mean()),
-        "mape": metrics.mape(frame["next_close"], frame["predicted_close"]),
-        "rmse_return": metrics.rmse(actual_return, predicted_return),
-        "directional_accuracy": metrics.directional_accuracy(actual_change, predicted_change),
-        "pt_stat": pt_stat, "pt_pvalue": pt_p,
-        "dm_stat_vs_persistence": dm_stat, "dm_pvalue_vs_persistence": dm_p,
-    }
-    if row["stocks"] > 1:
-        ic = metrics.information_coefficients(pd.DataFrame({
-            "trade_date": frame["trade_date"], "predicted_return": predicted_return,
-            "actual_return": actual_return}))
-        row.update({k: ic[k] for k in ("ic", "rank_ic", "icir")})
-    row["beats_persistence"] = bool(not math.isnan(dm_stat) and dm_stat < 0 and dm_p < 0.05)
-    return row
-
-
-def _cell(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
-
-
-LEADERBOARD_COLUMNS = ["model", "stocks", "forecasts", "rmse_price", "mae_price", "mape",
-                       "rmse_return", "directional_accuracy", "pt_pvalue",
-                       "dm_stat_vs_persistence", "dm_pvalue_vs_persistence", "ic", "rank_ic",
-                       "icir", "beats_persistence"]
-
-
-def leaderboard_markdown(rows: list[dict], header: str) -> str:
-    columns = [c for c in LEADERBOARD_COLUMNS if any(c in r for r in rows)]
-    lines = [header, "", "| " + " | ".join(columns) + " |",
-             "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c, math.nan)) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
+def forecast_period(model: Forecaster, stocks: list[StockData], start: str,
+                    end: str) -> pd.DataFrame:
+    """A fitted model's next-close forecasts for every day from ``start`` to ``end``
+    (one fit, no refit: what `stockpred train` reports)."""
+    frames = []
+    for stock in stocks:
+        days = (stock.dates >= start) & (stock.dates <= end)
+        frames.append(pd.DataFrame({
+            "ts_code": stock.ts_code, "trade_date": stock.dates[days],
+            "close": stock.close[days], "next_close": stock.next_close[days],
+            "predicted_close": model.predict(stock)[days]}))
+    return pd.concat(frames, ignore_index=True)

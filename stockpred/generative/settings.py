@@ -17,6 +17,11 @@ class VAESettings(Section):
     learning_rate: float = Field(1e-3, gt=0)
     kl_warmup_epochs: int = Field(10, ge=0)
 
+    def quick_sizes(self) -> "VAESettings":
+        """Tiny sizes and two epochs: a smoke run."""
+        return self.model_copy(update={"window": min(self.window, 10), "units": 8, "epochs": 2,
+                                       "batch_size": 128, "kl_warmup_epochs": 1})
+
 
 class WGANSettings(Section):
     window: int = Field(20, gt=1)
@@ -34,7 +39,18 @@ class WGANSettings(Section):
     samples: int = Field(200, gt=1)
     fan_origins: int = Field(4, gt=0)  # test days drawn as fan charts
 
+    def quick_sizes(self) -> "WGANSettings":
+        """Tiny sizes, two epochs, few samples: a smoke run."""
+        return self.model_copy(update={
+            "window": min(self.window, 10), "horizon": min(self.horizon, 3),
+            "generator_units": 8, "critic_filters": 8, "critic_steps": 2, "epochs": 2,
+            "batch_size": 128, "samples": 20, "noise_dim": min(self.noise_dim, 4),
+            "fan_origins": min(self.fan_origins, 2)})
+
 
 class GenerativeSettings(Section):
     vae: VAESettings = Field(default_factory=VAESettings)
     wgan: WGANSettings = Field(default_factory=WGANSettings)
+
+    def quick_sizes(self) -> "GenerativeSettings":
+        return self.model_copy(update={"vae": self.vae.quick_sizes(), "wgan": self.wgan.quick_sizes()})

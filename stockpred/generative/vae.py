@@ -12,11 +12,12 @@ fit for standardised data, so the loss per window is
 ``kl_warmup_epochs`` (KL warm-up). The original project used binary cross-entropy on
 data that is not in [0, 1], which is not a likelihood of it and went negative.
 
-`run` trains on rows before evaluation.validation_start, monitors the validation
-period (the weights of the epoch with the lowest validation -ELBO at beta = 1 are
-kept), saves the model and scaler under <data dir>/models/vae/<run id>/ and writes,
-per stock, <data dir>/features/<ts_code>.vae.parquet: trade_date and vae_z0..vae_z{k-1},
-the mean of q(z | window ending at t), NaN while the window is incomplete.
+The stage (stockpred.stages.generative.run_vae) trains on rows before
+evaluation.validation_start, monitors the validation period (the weights of the epoch
+with the lowest validation -ELBO at beta = 1 are kept), saves the model and scaler under
+<data dir>/models/vae/<run id>/ and writes, per stock, <data dir>/latent/<ts_code>.parquet:
+trade_date and vae_z0..vae_z{k-1}, the mean of q(z | window ending at t), NaN while the
+window is incomplete.
 """
 
 from __future__ import annotations
@@ -24,32 +25,20 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stockpred.config import Config, config_as_json
-from stockpred.data.store import atomic_write_parquet, atomic_write_text
-from stockpred.evaluation.dataset import Standardizer, StockData, windows
-from stockpred.generative import common
+from stockpred.data.store import atomic_save, atomic_write_text
+from stockpred.dataset import Standardizer, StockData, windows
 from stockpred.generative.settings import VAESettings
-from stockpred.layout import Paths
-from stockpred.manifest import package_versions, upstream, write_manifest
 from stockpred.models.neural import _keras, native_stderr_to_log
 
 STATE_FILE = "vae.json"
 ENCODER_FILE = "encoder.keras"
 DECODER_FILE = "decoder.keras"
 LOG_2PI = math.log(2 * math.pi)
-
-
-def quick_settings(settings: dict) -> dict:
-    """Tiny sizes and two epochs: a smoke run."""
-    return {**settings, "window": min(settings["window"], 10), "units": 8, "epochs": 2,
-            "batch_size": 128, "kl_warmup_epochs": 1}
 
 
 def latent_columns(k: int) -> list[str]:
@@ -220,8 +209,8 @@ class WindowVAE:
                  "scaler": json.loads(self.scaler_.to_json()), "history": self.history_,
                  "best_epoch": self.best_epoch_, "train_windows": self.train_windows_}
         atomic_write_text(folder / STATE_FILE, json.dumps(state, indent=1) + "\n")
-        self.encoder_.save(folder / ENCODER_FILE)
-        self.decoder_.save(folder / DECODER_FILE)
+        atomic_save(folder / ENCODER_FILE, self.encoder_.save)
+        atomic_save(folder / DECODER_FILE, self.decoder_.save)
 
     @classmethod
     def load(cls, folder: Path) -> "WindowVAE":
@@ -238,82 +227,3 @@ class WindowVAE:
             model.encoder_ = keras.models.load_model(folder / ENCODER_FILE)
             model.decoder_ = keras.models.load_model(folder / DECODER_FILE)
         return model
-
-
-# -- the stage ----------------------------------------------------------------------------------
-@dataclass
-class VAEReport:
-    run_dir: Path
-    history: dict
-    latent_files: list[Path]
-    figures: list[Path]
-    checks: dict = field(default_factory=dict)
-    model: WindowVAE | None = None
-
-    def summary(self) -> list[str]:
-        h, c = self.history, self.checks
-        lines = [f"saved {self.run_dir}",
-                 f"train -ELBO per window {h['neg_elbo'][0]:.2f} -> {h['neg_elbo'][-1]:.2f} "
-                 f"(floor 0.5 D log 2pi = {c['nll_constant']:.1f}), reconstruction MSE {h['mse'][0]:.4f} -> {h['mse'][-1]:.4f}"]
-        if h["val_neg_elbo"]:
-            lines.append(f"validation -ELBO {h['val_neg_elbo'][0]:.2f} -> "
-                         f"{h['val_neg_elbo'][-1]:.2f} (kept epoch {c['best_epoch'] + 1}), "
-                         f"MSE {h['val_mse'][0]:.4f} -> {h['val_mse'][-1]:.4f}")
-        lines.append(f"loss positive: {'yes' if c['loss_positive'] else 'NO'}; training loss "
-                     f"falls: {'yes' if c['loss_falls'] else 'NO'}; "
-                     f"{c['seconds_per_epoch']:.2f} s per epoch")
-        lines += [f"latent features: {p}" for p in self.latent_files]
-        lines += [f"figure: {p}" for p in self.figures]
-        return lines
-
-
-def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
-        quick: bool = False, progress: bool = False) -> VAEReport:
-    settings = config.generative.vae.model_dump()
-    if quick:
-        settings = quick_settings(settings)
-    stocks, features = common.load_stocks(config, paths, ts_codes, settings["features"])
-    train, valid, tests = common.split_periods(config, stocks)
-    common.check_enough(train, settings["window"] + 1, "VAE")
-    seed = config.evaluation.seed
-    run_dir = common.runs_dir(paths, "vae") / common.new_run_id(quick)
-    model = WindowVAE(settings, seed).fit(train, valid, verbose=1 if progress else 0)
-    model.save(run_dir)
-
-    ev = config.evaluation
-    files, codes = [], {}
-    for stock in stocks:
-        frame = model.latent_frame(stock)
-        path = common.latent_table(paths, stock.ts_code)
-        atomic_write_parquet(frame, path)
-        files.append(path)
-        codes[stock.ts_code] = frame
-    h = model.history_
-    losses = h["neg_elbo"] + h["val_neg_elbo"] + h["loss"]
-    checks = {"loss_positive": bool(all(v > 0 for v in losses)),
-              "loss_falls": bool(h["neg_elbo"][-1] < h["neg_elbo"][0]),
-              "best_epoch": int(model.best_epoch_),
-              "nll_constant": 0.5 * settings["window"] * len(features) * LOG_2PI,
-              "seconds_per_epoch": float(np.mean(h["seconds"]))}
-    finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_manifest(common.latent_manifest(paths), {
-        "stage": "vae", "finished_at": finished, "run_dir": str(run_dir),
-        "columns": latent_columns(int(settings["latent_dim"])),
-        "window": settings["window"], "train_until": ev.validation_start,
-        "files": {s.ts_code: {"path": str(p), "rows": len(s)}
-                  for s, p in zip(stocks, files)}})
-    atomic_write_text(run_dir / "config.json", config_as_json(config))
-    atomic_write_text(run_dir / "metrics.json", json.dumps({
-        "model": "vae", "settings": settings, "quick": quick, "features": features,
-        "train_until": ev.validation_start, "validation": [ev.validation_start, ev.test_start],
-        "stocks": [s.ts_code for s in stocks], "train_windows": model.train_windows_,
-        "checks": checks, "history": h, "latent_files": [str(p) for p in files],
-        "finished_at": finished, "upstream": upstream(paths), "versions": package_versions()},
-        indent=1) + "\n")
-
-    from stockpred.plots import generative as figures
-
-    out = common.figures_dir(paths)
-    drawn = [figures.vae_latent(stocks, codes, config, out / "vae_latent.png"),
-             figures.vae_loss(h, model.best_epoch_, out / "vae_loss.png")]
-    return VAEReport(run_dir, h, files, drawn, checks, model)

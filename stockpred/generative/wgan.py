@@ -19,7 +19,7 @@ sampled next-day closes, so it joins the walk-forward leaderboard; `sample_paths
 sampled future paths for fan charts. Noise for a day is drawn from a generator seeded by
 (seed, day, stock), so a day's samples do not depend on which other rows are present.
 
-`run` trains on rows before evaluation.validation_start (the validation period is
+The stage (stockpred.stages.generative.run_wgan) trains on rows before evaluation.validation_start (the validation period is
 monitored, not used to pick weights: Wasserstein estimate and next-day CRPS), saves under <data dir>/models/wgan/<run id>/
 and scores the sampled distributions on the test period against a Gaussian random walk
 with the training mean and volatility: CRPS and the coverage of central 80% and 95%
@@ -33,44 +33,21 @@ import json
 import math
 import time
 import zlib
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from stockpred.config import Config, config_as_json
-from stockpred.data.store import atomic_write_parquet, atomic_write_text
+from stockpred.data.store import atomic_save
+from stockpred.dataset import Standardizer, StockData, windows
 from stockpred.errors import InputError
-from stockpred.evaluation.dataset import Standardizer, StockData, windows
 from stockpred.generative import common
 from stockpred.generative.settings import WGANSettings
-from stockpred.layout import Paths
-from stockpred.manifest import package_versions, upstream
 from stockpred.models.base import Forecaster
 from stockpred.models.neural import _keras, native_stderr_to_log
-from stockpred.models.train import forecast_period
 
 GENERATOR_FILE = "generator.keras"
 CRITIC_FILE = "critic.keras"
 BANDS = (0.80, 0.95)
-
-
-def quick_settings(settings: dict) -> dict:
-    """Tiny sizes, two epochs, few samples: a smoke run."""
-    return {**settings, "window": min(settings["window"], 10),
-            "horizon": min(settings["horizon"], 3), "generator_units": 8,
-            "critic_filters": 8, "critic_steps": 2, "epochs": 2, "batch_size": 128,
-            "samples": 20, "noise_dim": min(settings["noise_dim"], 4),
-            "fan_origins": min(settings["fan_origins"], 2)}
-
-
-def forecaster_settings(config: Config, quick: bool = False) -> dict:
-    """The WGANForecaster's settings from config.json (what walkforward.model_settings
-    should return for "wgan")."""
-    settings = config.generative.wgan.model_dump()
-    return quick_settings(settings) if quick else settings
 
 
 # -- distribution scores ------------------------------------------------------------------------
@@ -216,6 +193,11 @@ class WGANForecaster(Forecaster):
     """Next close = median of sampled next-day closes; ``sample_paths`` for fan charts."""
 
     name = "wgan"
+    uses_validation = True  # monitored (Wasserstein estimate, next-day CRPS), not selected on
+
+    @classmethod
+    def settings_from(cls, config):
+        return config.generative.wgan.model_dump()
 
     def __init__(self, settings: dict | None = None, seed: int = 42):
         super().__init__({**WGANSettings().model_dump(), **(settings or {})}, seed)
@@ -439,8 +421,8 @@ class WGANForecaster(Forecaster):
     # -- saving -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         super().save(folder)
-        self.generator_.save(Path(folder) / GENERATOR_FILE)
-        self.critic_.save(Path(folder) / CRITIC_FILE)
+        atomic_save(Path(folder) / GENERATOR_FILE, self.generator_.save)
+        atomic_save(Path(folder) / CRITIC_FILE, self.critic_.save)
 
     @classmethod
     def load(cls, folder: Path) -> "WGANForecaster":
@@ -506,68 +488,3 @@ def score_distributions(model: WGANForecaster, stocks: list[StockData], masks: l
         out[label] = {"wgan": distribution_scores(gan[:, :, :days].sum(axis=2), y),
                       "random_walk": distribution_scores(walk[:, :, :days].sum(axis=2), y)}
     return out
-
-
-@dataclass
-class WGANReport:
-    run_dir: Path
-    metrics: dict
-    figures: list[Path]
-    model: WGANForecaster | None = field(default=None, repr=False)
-
-    def summary(self) -> list[str]:
-        m = self.metrics
-        lines = [f"saved {self.run_dir}"]
-        for label, scores in m["distribution"].items():
-            g, w = scores["wgan"], scores["random_walk"]
-            lines.append(f"test {label.replace('_', '-')} log return: CRPS {g['crps']:.5f} "
-                         f"(random walk {w['crps']:.5f}), 80% band covers {g['coverage_80']:.3f}"
-                         f" ({w['coverage_80']:.3f}), 95% band {g['coverage_95']:.3f} "
-                         f"({w['coverage_95']:.3f}); {g['origins']} origins")
-        f, p = m["forecast"], m["persistence"]
-        lines.append(f"sample-median next close: rmse_price {f['rmse_price']:.4f} (persistence "
-                     f"{p['rmse_price']:.4f}), rmse_return {f['rmse_return']:.5f} "
-                     f"({p['rmse_return']:.5f}), DM vs persistence "
-                     f"{f['dm_stat_vs_persistence']:.3g} (p {f['dm_pvalue_vs_persistence']:.3g})")
-        lines.append(f"{m['seconds_per_epoch']:.2f} s per epoch")
-        lines += [f"figure: {p}" for p in self.figures]
-        return lines
-
-
-def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
-        quick: bool = False, progress: bool = False) -> WGANReport:
-    from stockpred.evaluation.walkforward import score
-
-    settings = forecaster_settings(config, quick)
-    stocks, _ = common.load_stocks(config, paths, ts_codes, settings["features"])
-    train, valid, tests = common.split_periods(config, stocks)
-    common.check_enough(train, settings["window"] + settings["horizon"] + 1, "WGAN")
-    ev = config.evaluation
-    run_dir = common.runs_dir(paths, "wgan") / common.new_run_id(quick)
-    model = WGANForecaster(settings, ev.seed).fit(train, valid, verbose=1 if progress else 0)
-    model.save(run_dir)
-
-    predictions = forecast_period(model, stocks, ev.test_start, ev.test_end)
-    persistence = predictions.assign(predicted_close=predictions["close"])
-    metrics = {
-        "model": "wgan", "settings": settings, "quick": quick,
-        "train_until": ev.validation_start, "validation": [ev.validation_start, ev.test_start],
-        "test": [ev.test_start, ev.test_end], "stocks": [s.ts_code for s in stocks],
-        "train_pairs": model.train_pairs_,
-        "distribution": score_distributions(model, stocks, tests, ev.seed),
-        "forecast": score(predictions, persistence), "persistence": score(persistence,
-                                                                          persistence),
-        "seconds_per_epoch": float(np.mean(model.history_["seconds"])),
-        "history": model.history_,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "upstream": upstream(paths), "versions": package_versions()}
-    atomic_write_parquet(predictions, run_dir / "predictions.parquet")
-    atomic_write_text(run_dir / "config.json", config_as_json(config))
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1, default=str) + "\n")
-
-    from stockpred.plots import generative as figures
-
-    out = common.figures_dir(paths)
-    drawn = [figures.wgan_training(model.history_, out / "wgan_training.png"),
-             figures.wgan_fan(model, stocks[0], tests[0], out / "wgan_fan.png")]
-    return WGANReport(run_dir, metrics, drawn, model)

@@ -1,47 +1,53 @@
-"""One interface for every forecaster, and the registry `stockpred train <name>` reads.
+"""One interface for every forecaster: fit, predict, save, load, with typed settings and traits.
 
 As in scikit-learn: ``__init__`` only stores settings, ``fit`` returns self and learned
 state ends in ``_``. A forecaster predicts, for every row t of a stock's data, the close
 of the next traded day from rows up to t only; rows it cannot forecast (an incomplete
-window) get NaN. ``save``/``load`` round-trip a fitted forecaster through a folder.
+window) get NaN. ``save``/``load`` round-trip a fitted forecaster through a folder. The
+registry of names is stockpred.models.registry.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from stockpred.errors import InputError
-from stockpred.evaluation.dataset import StockData
+from stockpred.data.store import atomic_write_text
+from stockpred.dataset import StockData
+
+if TYPE_CHECKING:
+    from stockpred.config import Config
 
 STATE_FILE = "forecaster.json"
 
-# name -> "module:Class", imported on use so that baselines never import TensorFlow
-REGISTRY = {
-    "persistence": "stockpred.models.baselines:Persistence",
-    "drift": "stockpred.models.baselines:Drift",
-    "arima": "stockpred.models.baselines:Arima",
-    "svr": "stockpred.models.learned:SupportVectorForecaster",
-    "xgboost": "stockpred.models.learned:XGBoostForecaster",
-    "lstm": "stockpred.models.neural:LSTMForecaster",
-    "gru": "stockpred.models.neural:GRUForecaster",
-    "tcn": "stockpred.models.neural:TCNForecaster",
-    "wgan": "stockpred.generative.wgan:WGANForecaster",
-    "fusion": "stockpred.models.fusion:FusionForecaster",
-}
-
 
 class Forecaster(ABC):
+    """Traits (class attributes) tell the stages how to drive a model:
+    ``uses_validation``: it holds back the last days of its training rows (to stop early,
+    to monitor, or to fit a weight); ``writes_tensorboard``: it logs training to
+    TensorBoard; ``min_train_rows``: the fewest training rows of one stock it can fit on."""
+
     name: ClassVar[str]
+    uses_validation: ClassVar[bool] = False
+    writes_tensorboard: ClassVar[bool] = False
+    min_train_rows: ClassVar[int] = 1
 
     def __init__(self, settings: dict | None = None, seed: int = 42):
         self.settings = dict(settings or {})
         self.seed = seed
+
+    @classmethod
+    def settings_from(cls, config: "Config") -> dict:
+        """This model's settings from its section of config.json (typed there)."""
+        return {}
+
+    def clone(self) -> "Forecaster":
+        """An unfitted copy with the same settings and seed (walk-forward refits clones)."""
+        return type(self)(self.settings, self.seed)
 
     @abstractmethod
     def fit(self, train: list[StockData], valid: list[StockData] | None = None,
@@ -59,30 +65,18 @@ class Forecaster(ABC):
         """Set learned state from ``state`` (and files in ``folder``)."""
 
     def save(self, folder: Path) -> None:
+        """Write the fitted model into ``folder``; every file is written atomically."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         payload = {"name": self.name, "settings": self.settings, "seed": self.seed,
                    "state": self._state()}
-        (folder / STATE_FILE).write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        atomic_write_text(folder / STATE_FILE, json.dumps(payload, indent=1))
 
     @classmethod
     def load(cls, folder: Path) -> "Forecaster":
+        from stockpred.models.registry import forecaster_class
+
         payload = json.loads((Path(folder) / STATE_FILE).read_text(encoding="utf-8"))
         model = forecaster_class(payload["name"])(payload["settings"], payload["seed"])
         model._restore(payload["state"], Path(folder))
         return model
-
-
-def forecaster_class(name: str) -> type[Forecaster]:
-    if name not in REGISTRY:
-        raise InputError(f"unknown model {name!r}; models are {', '.join(REGISTRY)}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def check_models(names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in REGISTRY]
-    if unknown or not names:
-        raise InputError(f"unknown model {', '.join(unknown) or '(none given)'}; models are "
-                         f"{', '.join(REGISTRY)}")
-    return names

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stockpred.evaluation.dataset import StockData
+from stockpred.dataset import StockData
 from stockpred.models.base import Forecaster
 
 
@@ -52,6 +52,10 @@ class Arima(Forecaster):
     """
 
     name = "arima"
+
+    @classmethod
+    def settings_from(cls, config):
+        return {"order": list(config.models.arima_order)}
 
     @property
     def lags(self) -> int:

@@ -11,14 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
-from stockpred.evaluation.dataset import StockData
-from stockpred.models.base import Forecaster, forecaster_class
+from stockpred.dataset import StockData
+from stockpred.models.base import Forecaster
+from stockpred.models.registry import forecaster_class
 
 ALPHAS = np.linspace(0.0, 1.0, 21)
 
 
 class FusionForecaster(Forecaster):
     name = "fusion"
+    uses_validation = True  # alpha is fit on the validation rows
+
+    @classmethod
+    def settings_from(cls, config):
+        parts = ["lstm", "wgan"]
+        return {"components": parts, "alpha": None,
+                **{part: forecaster_class(part).settings_from(config) for part in parts}}
 
     @property
     def parts(self) -> tuple[str, str]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from stockpred.evaluation.dataset import Standardizer, StockData
+from stockpred.data.store import atomic_save
+from stockpred.dataset import Standardizer, StockData
 from stockpred.models.base import Forecaster
 
 MODEL_FILE = "model.joblib"
@@ -49,7 +50,7 @@ class _FeatureRegressor(Forecaster):
 
     def save(self, folder: Path) -> None:
         super().save(folder)
-        joblib.dump(self.estimator_, Path(folder) / MODEL_FILE)
+        atomic_save(Path(folder) / MODEL_FILE, lambda path: joblib.dump(self.estimator_, path))
 
     def _state(self):
         return {"scaler": self.scaler_.to_json(), "target_mean": self.target_mean_,
@@ -64,6 +65,11 @@ class _FeatureRegressor(Forecaster):
 class SupportVectorForecaster(_FeatureRegressor):
     name = "svr"
 
+    @classmethod
+    def settings_from(cls, config):
+        m = config.models
+        return {"c": m.svr_c, "epsilon": m.svr_epsilon, "max_rows": m.svr_max_rows}
+
     def _estimator(self):
         from sklearn.svm import SVR
 
@@ -72,6 +78,10 @@ class SupportVectorForecaster(_FeatureRegressor):
 
 class XGBoostForecaster(_FeatureRegressor):
     name = "xgboost"
+
+    @classmethod
+    def settings_from(cls, config):
+        return config.models.xgboost.model_dump(exclude={"early_stopping_rounds"})
 
     def _estimator(self):
         import xgboost

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stockpred.evaluation.dataset import Standardizer, StockData, windows
+from stockpred.data.store import atomic_save
+from stockpred.dataset import Standardizer, StockData, windows
 from stockpred.models.base import Forecaster
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,12 @@ def _network(kind: str, settings: dict, length: int, inputs: int, outputs: int):
 
 class _SequenceForecaster(Forecaster):
     kind: str
+    uses_validation = True  # early stopping
+    writes_tensorboard = True
+
+    @classmethod
+    def settings_from(cls, config):
+        return getattr(config.models, cls.kind).model_dump()
 
     @property
     def length(self) -> int:
@@ -173,7 +180,7 @@ class _SequenceForecaster(Forecaster):
 
     def save(self, folder: Path) -> None:
         super().save(folder)
-        self.network_.save(Path(folder) / MODEL_FILE)
+        atomic_save(Path(folder) / MODEL_FILE, self.network_.save)
 
     def _state(self):
         if self.by_window:

@@ -45,18 +45,6 @@ ENCODERS = ("offline", "bert-service")
 QUICK_DIMENSIONS = 8
 
 
-def news_dir(paths: Paths) -> Path:
-    return paths.data_dir / "news"
-
-
-def vectors_path(paths: Paths) -> Path:
-    return news_dir(paths) / "vectors.parquet"
-
-
-def vectors_manifest_path(paths: Paths) -> Path:
-    return news_dir(paths) / "vectors.json"
-
-
 def vector_columns(frame: pd.DataFrame) -> list[str]:
     cols = [c for c in frame.columns if c.startswith("v") and c[1:].isdigit()]
     return sorted(cols, key=lambda c: int(c[1:]))
@@ -225,9 +213,9 @@ def run(config: Config, paths: Paths, encoder: str | None = None,
     table = news[META_COLUMNS].astype("string").reset_index(drop=True)
     table = pd.concat([table, pd.DataFrame(vectors.astype(np.float64),
                                            columns=[f"v{i}" for i in range(dims)])], axis=1)
-    out = vectors_path(paths)
+    out = paths.news_vectors
     atomic_write_parquet(table, out)
-    write_manifest(vectors_manifest_path(paths), {
+    write_manifest(paths.news_vectors_manifest, {
         "stage": "embed-news", "encoder": name, "dimensions": dims, "rows": len(table),
         "quick": quick, "fit_end": fit_end, "fit_rows": fit_rows,
         "first_article": str(table["datetime"].min()), "last_article": str(table["datetime"].max()),
@@ -240,12 +228,12 @@ def run(config: Config, paths: Paths, encoder: str | None = None,
 
 def read_vectors(paths: Paths) -> tuple[pd.DataFrame, dict]:
     """vectors.parquet and its manifest; MissingInputError naming `stockpred embed-news`."""
-    path = vectors_path(paths)
+    path = paths.news_vectors
     if not path.exists():
         raise MissingInputError(f"no news vectors at {path}: run `stockpred embed-news` first")
     manifest = {}
     try:
-        manifest = json.loads(vectors_manifest_path(paths).read_text(encoding="utf-8"))
+        manifest = json.loads(paths.news_vectors_manifest.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        log.warning("no readable %s beside the news vectors", vectors_manifest_path(paths))
+        log.warning("no readable %s beside the news vectors", paths.news_vectors_manifest)
     return pd.read_parquet(path), manifest

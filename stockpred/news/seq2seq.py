@@ -30,7 +30,6 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +39,9 @@ from stockpred.config import Config, config_as_json
 from stockpred.data.store import RawStore, atomic_write_parquet, atomic_write_text
 from stockpred.errors import InputError, MissingInputError
 from stockpred.evaluation.metrics import directional_accuracy, mae, pesaran_timmermann, rmse
-from stockpred.layout import Paths
+from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import package_versions
-from stockpred.news.embed import news_dir, read_vectors, vector_columns
+from stockpred.news.embed import read_vectors, vector_columns
 from stockpred.news.settings import NewsSeq2SeqSettings
 
 log = logging.getLogger(__name__)
@@ -54,10 +53,6 @@ STATE_FILE = "news_seq2seq.json"
 SESSION_OPEN, SESSION_CLOSE = 9 * 60 + 30, 15 * 60  # minutes after midnight
 QUICK = {"units": 4, "epochs": 2, "batch_size": 64, "patience": 1, "lookback_minutes": 10,
          "horizon_minutes": 5, "offhours_steps": 8, "offhours_step_minutes": 120}
-
-
-def seq2seq_runs_dir(paths: Paths) -> Path:
-    return news_dir(paths) / "seq2seq"
 
 
 def effective_settings(settings: NewsSeq2SeqSettings, quick: bool) -> NewsSeq2SeqSettings:
@@ -231,7 +226,7 @@ def load_inputs(config: Config, paths: Paths, settings: NewsSeq2SeqSettings | No
     s = settings or config.news.seq2seq
     vectors, manifest = read_vectors(paths)  # MissingInputError naming `stockpred embed-news`
     if vectors.empty or not vector_columns(vectors):
-        raise MissingInputError(f"the news vectors under {news_dir(paths)} are empty: run "
+        raise MissingInputError(f"the news vectors under {paths.news_dir} are empty: run "
                                 f"`stockpred embed-news` first")
     if manifest.get("fit_end") and manifest["fit_end"] > s.valid_start:
         raise InputError(f"the news vectors were fit on articles up to {manifest['fit_end']}, "
@@ -414,15 +409,6 @@ class Seq2SeqReport:
         return lines
 
 
-def _new_run_dir(paths: Paths, quick: bool) -> Path:
-    base = datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "")
-    run_dir, n = seq2seq_runs_dir(paths) / base, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = seq2seq_runs_dir(paths) / f"{base}-{n}"
-    return run_dir
-
-
 def _check_splits(samples: SampleSet, s: NewsSeq2SeqSettings) -> dict[str, int]:
     counts = {name: int((samples.meta["split"] == name).sum()) if len(samples) else 0
               for name in ("train", "valid", "test")}
@@ -440,46 +426,47 @@ def run(config: Config, paths: Paths, quick: bool = False, progress: bool = Fals
     vectors, manifest, index, minutes = load_inputs(config, paths, s)
     sets = build_samples(vectors, index, minutes, s)
     counts = {kind: _check_splits(sets[kind], s) for kind in KINDS}
-    run_dir = _new_run_dir(paths, quick)
-    fills = [s.fill] + ([f for f in FILLS if f != s.fill] if s.compare_fill else [])
-    verbose = 2 if progress else 0
-    metrics, frames = {}, []
-    for kind in KINDS:
-        train, valid, test = (sets[kind].split(n) for n in ("train", "valid", "test"))
-        naive_valid, naive_test = np.zeros(valid.target.shape), np.zeros(test.target.shape)
-        models, comparison = {}, {}
-        for fill in fills:
-            log.info("news seq2seq: %s, fill %s", kind, fill)
-            models[fill] = NewsSeq2Seq(model_settings(s, fill), s.seed).fit(train, valid, verbose)
-            comparison[fill] = score(valid.target, models[fill].predict(valid))
-        chosen = models[s.fill]
-        control = NewsSeq2Seq(model_settings(s, s.fill), s.seed, with_news=False).fit(
-            train, valid, verbose)
-        chosen.save(run_dir / kind)
-        predicted = {"with_news": chosen.predict(test), "without_news": control.predict(test),
-                     "naive": naive_test}
-        metrics[kind] = {
-            "samples": counts[kind], "fill": s.fill, "fill_comparison": comparison,
-            "epochs_run": len(chosen.history_["loss"]),
-            "horizon": int(test.target.shape[1]), "steps": int(test.news.shape[1]),
-            "valid": {"with_news": comparison[s.fill],
-                      "without_news": score(valid.target, control.predict(valid)),
-                      "naive": score(valid.target, naive_valid)},
-            "test": {name: score(test.target, p) for name, p in predicted.items()}}
-        for i in range(len(test)):
-            frames.append({"kind": kind, "time": test.meta["time"].iloc[i],
-                           "articles": int(test.meta["articles"].iloc[i]),
-                           **{f"actual_{h + 1}": test.target[i, h]
-                              for h in range(test.target.shape[1])},
-                           **{f"{name}_{h + 1}": p[i, h] for name, p in predicted.items()
-                              if name != "naive" for h in range(test.target.shape[1])}})
-    atomic_write_parquet(pd.DataFrame(frames), run_dir / "predictions.parquet")
-    atomic_write_text(run_dir / "config.json", config_as_json(config))
-    atomic_write_text(run_dir / "metrics.json", json.dumps({
-        "model": "news-seq2seq", "quick": quick, "settings": s.model_dump(mode="json"),
-        "vectors": {k: manifest.get(k) for k in ("encoder", "dimensions", "rows", "fit_end",
-                                                 "finished_at")},
-        "split": {"train": f"before {s.valid_start}", "valid": [s.valid_start, s.test_start],
-                  "test": [s.test_start, s.test_end]},
-        "metrics": metrics, "versions": package_versions()}, indent=1, default=str) + "\n")
-    return Seq2SeqReport(run_dir, metrics)
+    with new_run_folder(paths.model_runs("seq2seq"), quick) as run_folder:
+        run_dir = run_folder.writing
+        fills = [s.fill] + ([f for f in FILLS if f != s.fill] if s.compare_fill else [])
+        verbose = 2 if progress else 0
+        metrics, frames = {}, []
+        for kind in KINDS:
+            train, valid, test = (sets[kind].split(n) for n in ("train", "valid", "test"))
+            naive_valid, naive_test = np.zeros(valid.target.shape), np.zeros(test.target.shape)
+            models, comparison = {}, {}
+            for fill in fills:
+                log.info("news seq2seq: %s, fill %s", kind, fill)
+                models[fill] = NewsSeq2Seq(model_settings(s, fill), s.seed).fit(train, valid, verbose)
+                comparison[fill] = score(valid.target, models[fill].predict(valid))
+            chosen = models[s.fill]
+            control = NewsSeq2Seq(model_settings(s, s.fill), s.seed, with_news=False).fit(
+                train, valid, verbose)
+            chosen.save(run_dir / kind)
+            predicted = {"with_news": chosen.predict(test), "without_news": control.predict(test),
+                         "naive": naive_test}
+            metrics[kind] = {
+                "samples": counts[kind], "fill": s.fill, "fill_comparison": comparison,
+                "epochs_run": len(chosen.history_["loss"]),
+                "horizon": int(test.target.shape[1]), "steps": int(test.news.shape[1]),
+                "valid": {"with_news": comparison[s.fill],
+                          "without_news": score(valid.target, control.predict(valid)),
+                          "naive": score(valid.target, naive_valid)},
+                "test": {name: score(test.target, p) for name, p in predicted.items()}}
+            for i in range(len(test)):
+                frames.append({"kind": kind, "time": test.meta["time"].iloc[i],
+                               "articles": int(test.meta["articles"].iloc[i]),
+                               **{f"actual_{h + 1}": test.target[i, h]
+                                  for h in range(test.target.shape[1])},
+                               **{f"{name}_{h + 1}": p[i, h] for name, p in predicted.items()
+                                  if name != "naive" for h in range(test.target.shape[1])}})
+        atomic_write_parquet(pd.DataFrame(frames), run_dir / "predictions.parquet")
+        atomic_write_text(run_dir / "config.json", config_as_json(config))
+        atomic_write_text(run_dir / "metrics.json", json.dumps({
+            "model": "news-seq2seq", "quick": quick, "settings": s.model_dump(mode="json"),
+            "vectors": {k: manifest.get(k) for k in ("encoder", "dimensions", "rows", "fit_end",
+                                                     "finished_at")},
+            "split": {"train": f"before {s.valid_start}", "valid": [s.valid_start, s.test_start],
+                      "test": [s.test_start, s.test_end]},
+            "metrics": metrics, "versions": package_versions()}, indent=1, default=str) + "\n")
+    return Seq2SeqReport(run_folder.final, metrics)

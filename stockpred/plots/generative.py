@@ -17,8 +17,7 @@ import pandas as pd
 
 from stockpred.config import Config
 from stockpred.errors import MissingInputError
-from stockpred.evaluation.dataset import StockData
-from stockpred.generative import common
+from stockpred.dataset import Periods, StockData, load_stocks
 from stockpred.layout import Paths
 
 UP, DOWN = "#d62728", "#2ca02c"  # Chinese convention: red rises, green falls
@@ -38,10 +37,10 @@ def vae_latent(stocks: list[StockData], codes: dict[str, pd.DataFrame], config: 
                path: Path) -> Path:
     """The latent means (first two dimensions) of every day's window, one panel per period,
     coloured by the next day's return."""
-    ev = config.evaluation
-    periods = [("training", lambda d: d < ev.validation_start),
-               ("validation", lambda d: (d >= ev.validation_start) & (d < ev.test_start)),
-               ("test", lambda d: (d >= ev.test_start) & (d <= ev.test_end))]
+    cut = Periods.from_config(config)
+    periods = [("training", lambda d: d < cut.validation_start),
+               ("validation", lambda d: (d >= cut.validation_start) & (d < cut.test_start)),
+               ("test", cut.in_test)]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.8), sharex=True, sharey=True)
     names = ", ".join(s.ts_code for s in stocks[:3]) + (", ..." if len(stocks) > 3 else "")
     fig.suptitle(f"VAE latent space (mean of q(z | window)), {names}: colour = next-day return",
@@ -201,29 +200,27 @@ def wgan_fan(model, stock: StockData, test_mask: np.ndarray, path: Path,
 # -- redraw from saved runs ------------------------------------------------------------------------
 def run(config: Config, paths: Paths) -> list[Path]:
     """Redraw the figures from the latest VAE and WGAN runs (whichever exist)."""
-    from stockpred.generative.vae import WindowVAE
     from stockpred.generative.wgan import WGANForecaster
 
-    out = common.figures_dir(paths)
+    out = paths.figures_dir("generative")
     drawn = []
-    vae_run, wgan_run = common.latest_run(paths, "vae"), common.latest_run(paths, "wgan")
+    vae_run, wgan_run = paths.latest_run("vae"), paths.latest_run("wgan")
     if vae_run is None and wgan_run is None:
-        raise MissingInputError(f"no VAE or WGAN run under {paths.data_dir / 'models'}: run "
-                                f"`stockpred train vae` or `stockpred train wgan` first")
+        raise MissingInputError(f"no VAE or WGAN run under {paths.model_runs('vae').parent}: "
+                                f"run `stockpred train vae` or `stockpred train wgan` first")
     if vae_run is not None:
         metrics = json.loads((vae_run / "metrics.json").read_text(encoding="utf-8"))
-        model = WindowVAE.load(vae_run)
-        stocks, _ = common.load_stocks(config, paths, metrics["stocks"], model.features_)
-        codes = {s.ts_code: model.latent_frame(s) for s in stocks}
+        stocks, _ = load_stocks(config, paths, metrics["stocks"], metrics["features"])
+        codes = {s.ts_code: pd.read_parquet(paths.latent_table(s.ts_code)) for s in stocks}
         drawn.append(vae_latent(stocks, codes, config, out / "vae_latent.png"))
-        drawn.append(vae_loss(model.history_, model.best_epoch_, out / "vae_loss.png"))
+        drawn.append(vae_loss(metrics["history"], metrics["checks"]["best_epoch"],
+                              out / "vae_loss.png"))
     if wgan_run is not None:
         metrics = json.loads((wgan_run / "metrics.json").read_text(encoding="utf-8"))
         model = WGANForecaster.load(wgan_run)
-        stocks, _ = common.load_stocks(config, paths, metrics["stocks"][:1],
-                                       model.settings["features"])
-        ev = config.evaluation
-        test = (stocks[0].dates >= ev.test_start) & (stocks[0].dates <= ev.test_end)
+        stocks, _ = load_stocks(config, paths, metrics["stocks"][:1],
+                                model.settings["features"])
+        test = Periods.from_config(config).in_test(stocks[0].dates)
         drawn.append(wgan_training(model.history_, out / "wgan_training.png"))
         drawn.append(wgan_fan(model, stocks[0], test, out / "wgan_fan.png"))
     return drawn

@@ -11,32 +11,32 @@ from pathlib import Path
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from stockpred.config import Config
-from stockpred.evaluation import experiments
-from stockpred.evaluation.dataset import load_stock, model_features
-from stockpred.evaluation.evaluate import stocks_to_use
-from stockpred.evaluation.walkforward import model_settings
-from stockpred.layout import Paths
-from stockpred.models.base import forecaster_class
+from stockpred.dataset import stocks_to_use
+from stockpred.errors import MissingInputError
 from stockpred.evaluation.metrics import rmse
+from stockpred.layout import Paths
 
 
-def _figure(exp: experiments.Experiment, who: str, path: Path) -> Path:
-    x = pd.to_datetime(pd.Series(exp.dates), format="%Y%m%d")
+def _figure(exp: pd.DataFrame, who: str, path: Path) -> Path:
+    """One experiment's rows (trade_date, actual, predicted, previous): the forecast over
+    the actual close, and its error beside persistence's."""
+    x = pd.to_datetime(exp["trade_date"], format="%Y%m%d")
+    actual, predicted, previous = (exp[c].to_numpy(float)
+                                   for c in ("actual", "predicted", "previous"))
     fig, ax = plt.subplots(2, 1, figsize=(11, 6.4), sharex=True,
                            gridspec_kw={"height_ratios": [2, 1]})
-    fig.suptitle(f"{who}: {exp.title}", fontsize=12)
-    ax[0].plot(x, exp.actual, color="black", lw=1, label="actual close")
-    ax[0].plot(x, exp.predicted, lw=1, label="forecast")
+    fig.suptitle(f"{who}: {exp['title'].iloc[0]}", fontsize=12)
+    ax[0].plot(x, actual, color="black", lw=1, label="actual close")
+    ax[0].plot(x, predicted, lw=1, label="forecast")
     ax[0].set_ylabel("price (CNY, adjusted)")
-    model_err, naive_err = exp.predicted - exp.actual, exp.previous - exp.actual
+    model_err, naive_err = predicted - actual, previous - actual
     ax[1].plot(x, naive_err, lw=0.7, color="gray", label=f"persistence error "
-               f"(RMSE {rmse(exp.actual, exp.previous):.3f})")
+               f"(RMSE {rmse(actual, previous):.3f})")
     ax[1].plot(x, model_err, lw=0.8, label=f"forecast error (RMSE "
-               f"{rmse(exp.actual, exp.predicted):.3f})")
+               f"{rmse(actual, predicted):.3f})")
     ax[1].axhline(0, color="black", lw=0.5)
     ax[1].set_ylabel("forecast - actual")
     for a in ax:
@@ -51,16 +51,15 @@ def _figure(exp: experiments.Experiment, who: str, path: Path) -> Path:
     return path
 
 
-def run(config: Config, paths: Paths, ts_code: str | None = None,
-        quick: bool = False) -> list[Path]:
+def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
+    """Draw the stored experiments of ``ts_code`` (default: the first evaluated stock)."""
     code = ts_code or stocks_to_use(config, paths, None)[0]
-    ev = config.evaluation
-    stock = load_stock(paths, code, model_features(paths))
-    train = stock.rows(stock.dates < ev.validation_start)
-    valid = stock.rows((stock.dates >= ev.validation_start) & (stock.dates < ev.test_start))
-    feature_model = forecaster_class("lstm")(model_settings(config, "lstm", quick), ev.seed)
-    feature_forecast = feature_model.fit([train], [valid]).predict(stock)
+    table = paths.experiments_table(code)
+    if not table.exists():
+        raise MissingInputError(f"no LSTM experiments for {code} under {table.parent}: run "
+                                f"`stockpred train experiments --ts-code {code}` first")
     out = paths.model_figures_dir
     out.mkdir(parents=True, exist_ok=True)
-    return [_figure(exp, code, out / f"{exp.name}.png")
-            for exp in experiments.run(config, stock, feature_forecast, quick)]
+    frame = pd.read_parquet(table)
+    return [_figure(rows, code, out / f"{name}.png")
+            for name, rows in frame.groupby("experiment", sort=False)]

@@ -23,10 +23,6 @@ FIGURE = "news_vectors.png"
 MAX_GROUPS = 10
 
 
-def news_figures_dir(paths: Paths) -> Path:
-    return paths.results_dir / "news"
-
-
 def _cjk_font() -> str | None:
     installed = {f.name for f in font_manager.fontManager.ttflist}
     return next((f for f in _CJK_FONTS if f in installed), None)
@@ -92,7 +88,7 @@ def run(config: Config, paths: Paths) -> list[Path]:
     _scatter(axes[1], xy, months.astype(str).where(months.notna(), "undated"),
              "coloured by month of publication", "month", ordered=True)
     fig.tight_layout()
-    out = news_figures_dir(paths)
+    out = paths.figures_dir("news")
     out.mkdir(parents=True, exist_ok=True)
     path = out / FIGURE
     fig.savefig(path, dpi=110)

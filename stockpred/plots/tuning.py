@@ -15,7 +15,7 @@ from stockpred.tuning.search import SPACES, trial_curves
 def run(config: Config, paths: Paths, model: str | None = None) -> list[Path]:
     models = [model] if model else [m for m in SPACES if trial_curves(paths, m)]
     made = []
-    out = paths.results_dir / "tuning"
+    out = paths.figures_dir("tuning")
     for name in models:
         curves = trial_curves(paths, name)
         if not curves:

@@ -23,18 +23,18 @@ import pandas as pd
 
 from stockpred.config import Config
 from stockpred.data.store import atomic_write_parquet
+from stockpred.dataset import Periods, load_stock, model_features
 from stockpred.evaluation import metrics
-from stockpred.evaluation.dataset import StockData, load_stock, model_features
-from stockpred.evaluation.walkforward import NEURAL, VALIDATED, model_settings, split_validation
+from stockpred.evaluation.walkforward import split_validation
 from stockpred.layout import Paths
-from stockpred.models.base import forecaster_class
+from stockpred.models.registry import prototype
 
 # The values each hyperparameter may take, per model (index order = "down" to "up").
 SPACES: dict[str, dict[str, list]] = {
     **{name: {"learning_rate": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
               "sequence_length": [5, 10, 20, 40],
               "dropout": [0.0, 0.1, 0.2, 0.4],
-              "units": [[8], [16], [32], [64], [64, 64]]} for name in NEURAL},
+              "units": [[8], [16], [32], [64], [64, 64]]} for name in ("lstm", "gru", "tcn")},
     "xgboost": {"learning_rate": [0.01, 0.03, 0.1, 0.3],
                 "max_depth": [2, 3, 4, 6, 8],
                 "n_estimators": [25, 50, 100, 200],
@@ -66,20 +66,15 @@ class TrialLog:
         atomic_write_parquet(frame, self.path)
 
 
-def pre_test(stock: StockData, test_start: str) -> StockData:
-    """Rows whose target (the next traded close) falls before the test period."""
-    return stock.rows(stock.next_dates < test_start)
-
-
 class Objective:
     def __init__(self, config: Config, paths: Paths, model: str, stocks: list[str],
-                 agent: str, log: TrialLog, quick: bool = False):
+                 agent: str, log: TrialLog):
         ev = config.evaluation
-        self.model, self.agent, self.log, self.seed = model, agent, log, ev.seed
-        self.base = model_settings(config, model, quick)
+        self.agent, self.log = agent, log
+        self.prototype = prototype(config, model)
+        self.periods = Periods.from_config(config)
         features = model_features(paths)
-        self.data = [pre_test(load_stock(paths, c, features), ev.test_start) for c in stocks]
-        self.validation_start = ev.validation_start
+        self.data = [self.periods.before_test(load_stock(paths, c, features)) for c in stocks]
         self.validation_days = ev.validation_days
         done = log.read()
         self.cache = {p: float(s) for p, s in zip(done["params"], done["skill"])}
@@ -102,14 +97,15 @@ class Objective:
         return skill
 
     def skill(self, params: dict) -> float:
-        train = [s.rows(s.dates < self.validation_start) for s in self.data]
+        train = [self.periods.train(s) for s in self.data]
         valid = None
-        if self.model in VALIDATED:
+        if self.prototype.uses_validation:
             train, valid = split_validation(train, self.validation_days)
-        fitted = forecaster_class(self.model)({**self.base, **params}, self.seed).fit(train, valid)
+        base = self.prototype
+        fitted = type(base)({**base.settings, **params}, base.seed).fit(train, valid)
         actual, predicted, naive = [], [], []
         for stock in self.data:
-            scored = stock.dates >= self.validation_start
+            scored = stock.dates >= self.periods.validation_start
             forecast = fitted.predict(stock)[scored]
             actual.append(stock.next_return[scored])
             predicted.append(forecast / stock.close[scored] - 1)

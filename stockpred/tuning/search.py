@@ -17,14 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stockpred.config import Config
+from stockpred.config import Config, quick_config
 from stockpred.data.store import atomic_write_text
+from stockpred.dataset import load_stock, model_features, stocks_to_use
 from stockpred.errors import InputError
-from stockpred.evaluation.dataset import load_stock, model_features
-from stockpred.evaluation.evaluate import stocks_to_use
-from stockpred.evaluation.walkforward import leaderboard_markdown, model_settings, score, walk_forward
+from stockpred.evaluation.leaderboard import write_leaderboard
+from stockpred.evaluation.scoring import score
+from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths
-from stockpred.manifest import read_manifest
+from stockpred.models.registry import model_settings, prototype
 from stockpred.tuning.objective import SPACES, Objective, TrialLog, key
 
 AGENTS = ("dqn", "optuna", "random")
@@ -99,10 +100,6 @@ class TuneReport:
                 f"(p {row['dm_pvalue_vs_persistence']:.3g})"]
 
 
-def tuning_dir(paths: Paths, model: str):
-    return paths.data_dir / "runs" / "tune" / model
-
-
 def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
         ts_codes: list[str] | None = None, quick: bool = False,
         progress: bool = True) -> TuneReport:
@@ -111,11 +108,13 @@ def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
                          f"{', '.join(SPACES)}")
     if agent not in AGENTS:
         raise InputError(f"unknown agent {agent!r}; agents are {', '.join(AGENTS)}")
+    if quick:
+        config = quick_config(config)
     ev = config.evaluation
     stocks = stocks_to_use(config, paths, ts_codes)
-    folder = tuning_dir(paths, model)
-    log = trial_log(config, paths, model, agent, stocks, quick)
-    objective = Objective(config, paths, model, stocks, agent, log, quick)
+    folder = paths.tune_dir(model)
+    log = trial_log(config, paths, model, agent, stocks)
+    objective = Objective(config, paths, model, stocks, agent, log)
     start = time.perf_counter()
     SEARCHES[agent](objective, SPACES[model], budget, ev.seed)
     trials = log.read()
@@ -124,11 +123,9 @@ def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
 
     features = model_features(paths)
     data = [load_stock(paths, code, features) for code in stocks]
-    settings = {**model_settings(config, model, quick), **best}
-    forecasts = walk_forward(model, settings, data, config, ev.test_start, ev.test_end,
-                             ev.retrain_every, progress)
-    persistence = walk_forward("persistence", {}, data, config, ev.test_start, ev.test_end,
-                               ev.retrain_every, False)
+    protocol = WalkForward.from_config(config)
+    forecasts = walk_forward(prototype(config, model, best), data, protocol, progress)
+    persistence = walk_forward(prototype(config, "persistence"), data, protocol, False)
     row = {"model": f"{model} (tuned by {agent})", **score(forecasts, persistence)}
     naive = score(persistence, persistence)["rmse_return"]
     report = TuneReport(model, agent, objective.trials, objective.computed, best,
@@ -136,46 +133,32 @@ def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
                         time.perf_counter() - start)
     atomic_write_text(folder / f"{agent}.best.json", json.dumps({
         "model": model, "agent": agent, "budget": budget, "quick": quick, "stocks": stocks,
+        "test_period": [ev.test_start, ev.test_end],
         "best": best, "validation_skill": report.best_skill, "test": row,
         "test_skill": report.test_skill, "wall_s": report.wall_s,
         "search_space": SPACES[model], "best_key": key(best)}, indent=1, default=str))
-    enter_leaderboard(paths, row, stocks, (ev.test_start, ev.test_end))
+    write_leaderboard(paths)
     return report
 
 
-def enter_leaderboard(paths: Paths, row: dict, stocks: list[str], period) -> None:
-    """Put the tuned row into the leaderboard when it covers the same stocks and period."""
-    board = read_manifest(paths.results_dir / "leaderboard.json")
-    if board is None or sorted(board["stocks"]) != sorted(stocks) or \
-            list(board["test_period"]) != list(period):
-        return
-    rows = [r for r in board["rows"] if r["model"] != row["model"]] + [row]
-    board["rows"] = rows
-    atomic_write_text(paths.results_dir / "leaderboard.json",
-                      json.dumps(board, indent=1, default=str) + "\n")
-    header = paths.leaderboard.read_text(encoding="utf-8").split("\n\n|")[0] \
-        if paths.leaderboard.exists() else "# Leaderboard"
-    atomic_write_text(paths.leaderboard, leaderboard_markdown(rows, header))
-
-
-def trial_log(config: Config, paths: Paths, model: str, agent: str, stocks: list[str],
-              quick: bool) -> TrialLog:
+def trial_log(config: Config, paths: Paths, model: str, agent: str,
+              stocks: list[str]) -> TrialLog:
     """The agent's log for this exact setting: a score depends on the stocks, the features,
     the periods and the model's base settings, so each combination has its own log and a
     rerun after any of them changed starts afresh instead of reusing stale scores."""
     ev = config.evaluation
     context = {"stocks": stocks, "features": model_features(paths),
                "periods": [ev.validation_start, ev.test_start, ev.validation_days, ev.seed],
-               "settings": model_settings(config, model, quick)}
+               "settings": model_settings(config, model)}
     tag = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()
-    return TrialLog(tuning_dir(paths, model) / f"{agent}-{tag[:12]}.parquet")
+    return TrialLog(paths.tune_dir(model) / f"{agent}-{tag[:12]}.parquet")
 
 
 def trial_curves(paths: Paths, model: str) -> dict[str, pd.Series]:
     """Best validation skill so far after each trial, per agent (its latest log)."""
     curves = {}
     for agent in AGENTS:
-        logs = sorted(tuning_dir(paths, model).glob(f"{agent}-*.parquet"),
+        logs = sorted(paths.tune_dir(model).glob(f"{agent}-*.parquet"),
                       key=lambda p: p.stat().st_mtime)
         if logs:
             log = TrialLog(logs[-1]).read()

@@ -1,4 +1,5 @@
-"""What models learn from: one stock's traded days, its features, and the next day's close.
+"""What models learn from: one stock's traded days, its features, the next day's close,
+and the periods (train / validation / test) that every stage cuts the same way.
 
 Row t holds what was known at the close of day t (its features) and, as the target,
 the close of the next traded day. Scalers are fit on training rows only and say so
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stockpred.errors import MissingInputError
+from stockpred.config import Config
+from stockpred.errors import InputError, MissingInputError
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest
 
@@ -54,6 +56,45 @@ class StockData:
     def known_by(self, day: str) -> "StockData":
         """Rows whose target (the next traded close) is known at the close of ``day``."""
         return self.rows(self.next_dates <= day)
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The one cut of time every stage uses (qlib's "segments").
+
+    Training rows are the days before ``validation_start``. Validation rows are the days
+    from ``validation_start`` whose target (the next traded close) falls before
+    ``test_start``, so early stopping and tuning never read a close of the test period.
+    The test period is ``test_start``..``test_end``, both included.
+    """
+
+    validation_start: str
+    test_start: str
+    test_end: str
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Periods":
+        ev = config.evaluation
+        return cls(ev.validation_start, ev.test_start, ev.test_end)
+
+    def train(self, stock: "StockData") -> "StockData":
+        return stock.rows(stock.dates < self.validation_start)
+
+    def validation(self, stock: "StockData") -> "StockData":
+        return stock.rows((stock.dates >= self.validation_start)
+                          & (stock.next_dates < self.test_start))
+
+    def before_test(self, stock: "StockData") -> "StockData":
+        """Every row whose target is known before the test period: what tuning may read."""
+        return stock.rows(stock.next_dates < self.test_start)
+
+    def in_test(self, dates: np.ndarray) -> np.ndarray:
+        dates = np.asarray(dates)
+        return (dates >= self.test_start) & (dates <= self.test_end)
+
+    def split(self, stocks: list["StockData"]) -> tuple[list["StockData"], list["StockData"]]:
+        """(training, validation) rows of each stock."""
+        return [self.train(s) for s in stocks], [self.validation(s) for s in stocks]
 
 
 def model_features(paths: Paths) -> list[str]:
@@ -126,3 +167,30 @@ def windows(x: np.ndarray, length: int) -> np.ndarray:
 def rectify(previous_close: np.ndarray, predicted_close: np.ndarray, limit: float) -> np.ndarray:
     """Clamp a predicted day-on-day move to the board's limit."""
     return np.clip(predicted_close, previous_close * (1 - limit), previous_close * (1 + limit))
+
+
+def stocks_to_use(config: Config, paths: Paths, ts_codes: list[str] | None) -> list[str]:
+    """``ts_codes``, else evaluation.ts_codes, else (an empty list) every stock with features."""
+    codes = ts_codes or config.evaluation.ts_codes
+    if codes:
+        return codes
+    built = read_manifest(paths.features_manifest) or {}
+    if not built.get("stocks"):
+        raise InputError("no stocks with features: run `stockpred features` first")
+    return sorted(built["stocks"])
+
+
+def load_stocks(config: Config, paths: Paths, ts_codes: list[str] | None,
+                features: list[str] | None = None) -> tuple[list[StockData], list[str]]:
+    """The stocks with ``features`` (None or empty: the model features). Refuses with
+    MissingInputError (naming `stockpred features`) when features were never built."""
+    known = model_features(paths)  # raises MissingInputError without a features manifest
+    chosen = list(features) if features else known
+    built = read_manifest(paths.features_manifest)
+    built_names = None if built is None else {f["name"] for f in built.get("features", [])}
+    unknown = [f for f in chosen if built_names is not None and f not in built_names]
+    if unknown:
+        raise InputError(f"unknown feature(s) {', '.join(unknown)}: not among the features "
+                         f"`stockpred features` built (see {paths.features_manifest})")
+    stocks = [load_stock(paths, code, chosen) for code in stocks_to_use(config, paths, ts_codes)]
+    return stocks, chosen

@@ -1,0 +1,57 @@
+"""Model names -> classes: the one list `train`, `evaluate`, `tune` and the config check read.
+
+Classes are named as "module:Class" and imported on use, so that a baseline never
+imports TensorFlow. Adding a model is one class and one line here; the conformance
+suite (stockpred.testing.conformance) then tests it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from stockpred.errors import InputError
+
+if TYPE_CHECKING:
+    from stockpred.config import Config
+    from stockpred.models.base import Forecaster
+
+REGISTRY = {
+    "persistence": "stockpred.models.baselines:Persistence",
+    "drift": "stockpred.models.baselines:Drift",
+    "arima": "stockpred.models.baselines:Arima",
+    "svr": "stockpred.models.learned:SupportVectorForecaster",
+    "xgboost": "stockpred.models.learned:XGBoostForecaster",
+    "lstm": "stockpred.models.neural:LSTMForecaster",
+    "gru": "stockpred.models.neural:GRUForecaster",
+    "tcn": "stockpred.models.neural:TCNForecaster",
+    "wgan": "stockpred.generative.wgan:WGANForecaster",
+    "fusion": "stockpred.models.fusion:FusionForecaster",
+}
+
+
+def forecaster_class(name: str) -> type["Forecaster"]:
+    if name not in REGISTRY:
+        raise InputError(f"unknown model {name!r}; models are {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def check_models(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown or not names:
+        raise InputError(f"unknown model {', '.join(unknown) or '(none given)'}; models are "
+                         f"{', '.join(REGISTRY)}")
+    return names
+
+
+def model_settings(config: "Config", name: str) -> dict:
+    """The settings of model ``name`` as config.json gives them (apply the quick overlay
+    to the config first for tiny sizes)."""
+    return forecaster_class(name).settings_from(config)
+
+
+def prototype(config: "Config", name: str, overrides: dict | None = None) -> "Forecaster":
+    """An unfitted model of ``name`` with its config settings (plus ``overrides``)."""
+    cls = forecaster_class(name)
+    return cls({**cls.settings_from(config), **(overrides or {})}, config.evaluation.seed)

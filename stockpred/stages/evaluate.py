@@ -1,0 +1,79 @@
+"""The evaluate stage: walk-forward forecasts of several models, and the leaderboard.
+
+Persistence (tomorrow = today) and drift are always rows. Writes
+<results dir>/leaderboard.md and leaderboard.json (through the leaderboard writer, which
+keeps the tuned rows), and every forecast under
+<data dir>/runs/evaluate/<run id>/predictions.parquet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from stockpred.config import Config, quick_config
+from stockpred.data.store import atomic_write_parquet, atomic_write_text
+from stockpred.dataset import load_stocks
+from stockpred.errors import InputError
+from stockpred.evaluation.leaderboard import write_leaderboard
+from stockpred.evaluation.scoring import leaderboard_markdown, score
+from stockpred.evaluation.walkforward import WalkForward, walk_forward
+from stockpred.layout import Paths, new_run_folder
+from stockpred.manifest import config_hash, package_versions, upstream
+from stockpred.models.registry import check_models, prototype
+
+ALWAYS = ["persistence", "drift"]
+
+
+@dataclass
+class EvaluationReport:
+    rows: list[dict]
+    run_id: str
+    markdown: str
+
+    def summary(self) -> list[str]:
+        return self.markdown.strip().splitlines()
+
+
+def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
+        models: list[str] | None = None, quick: bool = False,
+        progress: bool = True) -> EvaluationReport:
+    if quick:
+        config = quick_config(config)
+    ev = config.evaluation
+    protocol = WalkForward.from_config(config)
+    names = list(dict.fromkeys(ALWAYS + check_models(models or ev.models)))
+    stocks, features = load_stocks(config, paths, ts_codes)
+    if not any(((s.dates >= ev.test_start) & (s.dates <= ev.test_end)).any() for s in stocks):
+        raise InputError(f"no trading day between test start {ev.test_start} and test end "
+                         f"{ev.test_end} in the stored features")
+    forecasts = {name: walk_forward(prototype(config, name), stocks, protocol, progress)
+                 for name in names}
+    rows = [{"model": name, **score(frame, forecasts["persistence"])}
+            for name, frame in forecasts.items()]
+    header = (f"# Leaderboard\n\nWalk-forward next-day forecasts of {len(stocks)} "
+              f"stock(s) ({', '.join(s.ts_code for s in stocks[:5])}"
+              f"{', ...' if len(stocks) > 5 else ''}), test period {ev.test_start}.."
+              f"{ev.test_end}, refit every {ev.retrain_every} trading days on the trailing "
+              f"{ev.train_window_days} days{' (quick sizes)' if quick else ''}. Persistence is "
+              f"tomorrow = today; dm_* compares squared return errors with persistence's "
+              f"(negative: the model is better; Diebold-Mariano with the Harvey-Leybourne-"
+              f"Newbold correction); pt_pvalue is Pesaran-Timmermann's test of the "
+              f"direction; beats_persistence needs dm < 0 at p < 0.05.")
+    with new_run_folder(paths.evaluation_runs, quick) as run_folder:
+        payload = {"run_id": run_folder.run_id, "header": header,
+                   "test_period": [ev.test_start, ev.test_end],
+                   "stocks": [s.ts_code for s in stocks], "retrain_every": ev.retrain_every,
+                   "train_window_days": ev.train_window_days, "quick": quick,
+                   "features": features, "config_sha256": config_hash(config),
+                   "upstream": upstream(paths), "versions": package_versions(), "rows": rows}
+        atomic_write_parquet(pd.concat([f.assign(model=n) for n, f in forecasts.items()],
+                                       ignore_index=True),
+                             run_folder.writing / "predictions.parquet")
+        atomic_write_text(run_folder.writing / "leaderboard.json",
+                          json.dumps(payload, indent=1, default=str) + "\n")
+    board = write_leaderboard(paths, payload)
+    markdown = leaderboard_markdown(board["rows"] + board["tuned_rows"], header)
+    return EvaluationReport(rows, run_folder.run_id, markdown)

@@ -1,0 +1,165 @@
+"""The generative stages: `stockpred train vae` and `stockpred train wgan`.
+
+Both train on rows before evaluation.validation_start and monitor the validation period.
+The VAE writes its latent codes of every day (<data dir>/latent/); the WGAN scores its
+sampled distributions on the test period against a Gaussian random walk and its
+sample-median next close against persistence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from stockpred.config import Config, quick_config
+from stockpred.data.store import atomic_write_parquet
+from stockpred.dataset import Periods, load_stocks
+from stockpred.evaluation.scoring import score
+from stockpred.evaluation.walkforward import forecast_period
+from stockpred.generative.common import check_enough
+from stockpred.generative.vae import LOG_2PI, WindowVAE, latent_columns
+from stockpred.generative.wgan import WGANForecaster, score_distributions
+from stockpred.layout import Paths, new_run_folder
+from stockpred.manifest import write_manifest
+from stockpred.plots import generative as figures
+from stockpred.stages.runs import write_run
+
+
+@dataclass
+class VAEReport:
+    run_dir: Path
+    history: dict
+    latent_files: list[Path]
+    figures: list[Path]
+    checks: dict = field(default_factory=dict)
+    model: WindowVAE | None = None
+
+    def summary(self) -> list[str]:
+        h, c = self.history, self.checks
+        lines = [f"saved {self.run_dir}",
+                 f"train -ELBO per window {h['neg_elbo'][0]:.2f} -> {h['neg_elbo'][-1]:.2f} "
+                 f"(floor 0.5 D log 2pi = {c['nll_constant']:.1f}), reconstruction MSE {h['mse'][0]:.4f} -> {h['mse'][-1]:.4f}"]
+        if h["val_neg_elbo"]:
+            lines.append(f"validation -ELBO {h['val_neg_elbo'][0]:.2f} -> "
+                         f"{h['val_neg_elbo'][-1]:.2f} (kept epoch {c['best_epoch'] + 1}), "
+                         f"MSE {h['val_mse'][0]:.4f} -> {h['val_mse'][-1]:.4f}")
+        lines.append(f"loss positive: {'yes' if c['loss_positive'] else 'NO'}; training loss "
+                     f"falls: {'yes' if c['loss_falls'] else 'NO'}; "
+                     f"{c['seconds_per_epoch']:.2f} s per epoch")
+        lines += [f"latent features: {p}" for p in self.latent_files]
+        lines += [f"figure: {p}" for p in self.figures]
+        return lines
+
+
+def run_vae(config: Config, paths: Paths, ts_codes: list[str] | None = None,
+        quick: bool = False, progress: bool = False) -> VAEReport:
+    if quick:
+        config = quick_config(config)
+    settings = config.generative.vae.model_dump()
+    periods = Periods.from_config(config)
+    stocks, features = load_stocks(config, paths, ts_codes, settings["features"])
+    train, valid = periods.split(stocks)
+    check_enough(train, settings["window"] + 1, "VAE")
+    with new_run_folder(paths.model_runs("vae"), quick) as run_folder:
+        run_dir = run_folder.final
+        model = WindowVAE(settings, config.evaluation.seed).fit(train, valid,
+                                                                verbose=1 if progress else 0)
+        model.save(run_folder.writing)
+        files, codes = [], {}
+        for stock in stocks:
+            frame = model.latent_frame(stock)
+            path = paths.latent_table(stock.ts_code)
+            atomic_write_parquet(frame, path)
+            files.append(path)
+            codes[stock.ts_code] = frame
+        h = model.history_
+        losses = h["neg_elbo"] + h["val_neg_elbo"] + h["loss"]
+        checks = {"loss_positive": bool(all(v > 0 for v in losses)),
+                  "loss_falls": bool(h["neg_elbo"][-1] < h["neg_elbo"][0]),
+                  "best_epoch": int(model.best_epoch_),
+                  "nll_constant": 0.5 * settings["window"] * len(features) * LOG_2PI,
+                  "seconds_per_epoch": float(np.mean(h["seconds"]))}
+        finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_manifest(paths.latent_manifest, {
+            "stage": "vae", "finished_at": finished, "run_dir": str(run_dir),
+            "columns": latent_columns(int(settings["latent_dim"])),
+            "window": settings["window"], "train_until": periods.validation_start,
+            "files": {s.ts_code: {"path": str(p), "rows": len(s)}
+                      for s, p in zip(stocks, files)}})
+        write_run(run_folder, config, paths, {
+            "model": "vae", "settings": settings, "quick": quick, "features": features,
+            "train_until": periods.validation_start,
+            "validation": [periods.validation_start, periods.test_start],
+            "stocks": [s.ts_code for s in stocks], "train_windows": model.train_windows_,
+            "checks": checks, "history": h, "latent_files": [str(p) for p in files],
+            "finished_at": finished})
+    out = paths.figures_dir("generative")
+    drawn = [figures.vae_latent(stocks, codes, config, out / "vae_latent.png"),
+             figures.vae_loss(h, model.best_epoch_, out / "vae_loss.png")]
+    return VAEReport(run_dir, h, files, drawn, checks, model)
+
+
+@dataclass
+class WGANReport:
+    run_dir: Path
+    metrics: dict
+    figures: list[Path]
+    model: WGANForecaster | None = field(default=None, repr=False)
+
+    def summary(self) -> list[str]:
+        m = self.metrics
+        lines = [f"saved {self.run_dir}"]
+        for label, scores in m["distribution"].items():
+            g, w = scores["wgan"], scores["random_walk"]
+            lines.append(f"test {label.replace('_', '-')} log return: CRPS {g['crps']:.5f} "
+                         f"(random walk {w['crps']:.5f}), 80% band covers {g['coverage_80']:.3f}"
+                         f" ({w['coverage_80']:.3f}), 95% band {g['coverage_95']:.3f} "
+                         f"({w['coverage_95']:.3f}); {g['origins']} origins")
+        f, p = m["forecast"], m["persistence"]
+        lines.append(f"sample-median next close: rmse_price {f['rmse_price']:.4f} (persistence "
+                     f"{p['rmse_price']:.4f}), rmse_return {f['rmse_return']:.5f} "
+                     f"({p['rmse_return']:.5f}), DM vs persistence "
+                     f"{f['dm_stat_vs_persistence']:.3g} (p {f['dm_pvalue_vs_persistence']:.3g})")
+        lines.append(f"{m['seconds_per_epoch']:.2f} s per epoch")
+        lines += [f"figure: {p}" for p in self.figures]
+        return lines
+
+
+def run_wgan(config: Config, paths: Paths, ts_codes: list[str] | None = None,
+        quick: bool = False, progress: bool = False) -> WGANReport:
+    if quick:
+        config = quick_config(config)
+    settings = WGANForecaster.settings_from(config)
+    periods = Periods.from_config(config)
+    stocks, _ = load_stocks(config, paths, ts_codes, settings["features"])
+    train, valid = periods.split(stocks)
+    tests = [periods.in_test(s.dates) for s in stocks]
+    check_enough(train, settings["window"] + settings["horizon"] + 1, "WGAN")
+    seed = config.evaluation.seed
+    with new_run_folder(paths.model_runs("wgan"), quick) as run_folder:
+        run_dir = run_folder.final
+        model = WGANForecaster(settings, seed).fit(train, valid, verbose=1 if progress else 0)
+        model.save(run_folder.writing)
+        predictions = forecast_period(model, stocks, periods.test_start, periods.test_end)
+        persistence = predictions.assign(predicted_close=predictions["close"])
+        metrics = {
+            "model": "wgan", "settings": settings, "quick": quick,
+            "train_until": periods.validation_start,
+            "validation": [periods.validation_start, periods.test_start],
+            "test": [periods.test_start, periods.test_end],
+            "stocks": [s.ts_code for s in stocks], "train_pairs": model.train_pairs_,
+            "distribution": score_distributions(model, stocks, tests, seed),
+            "forecast": score(predictions, persistence),
+            "persistence": score(persistence, persistence),
+            "seconds_per_epoch": float(np.mean(model.history_["seconds"])),
+            "history": model.history_,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        write_run(run_folder, config, paths, metrics, predictions)
+
+    out = paths.figures_dir("generative")
+    drawn = [figures.wgan_training(model.history_, out / "wgan_training.png"),
+             figures.wgan_fan(model, stocks[0], tests[0], out / "wgan_fan.png")]
+    return WGANReport(run_dir, metrics, drawn, model)

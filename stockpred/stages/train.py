@@ -1,0 +1,66 @@
+"""The train stage: fit one model on the training period, forecast the test period.
+
+Training rows end before evaluation.validation_start; the validation period (targets
+before test_start) stops neural models early; the fitted model forecasts every test day
+with no refit (`stockpred evaluate` refits walk-forward). Writes
+<data dir>/models/<model>/<run id>/: the checkpoint (model.keras or model.joblib with
+forecaster.json), config.json, predictions.parquet and metrics.json (next to
+persistence's), and TensorBoard logs for neural models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stockpred.config import Config, quick_config
+from stockpred.dataset import Periods, load_stocks
+from stockpred.evaluation.scoring import score
+from stockpred.evaluation.walkforward import forecast_period
+from stockpred.layout import Paths, new_run_folder
+from stockpred.models.registry import check_models, prototype
+from stockpred.stages.runs import write_run
+
+
+@dataclass
+class TrainReport:
+    run_dir: Path
+    metrics: dict
+    persistence: dict
+
+    def summary(self) -> list[str]:
+        m, p = self.metrics, self.persistence
+        return [f"saved {self.run_dir}",
+                f"test rmse_return {m['rmse_return']:.5f} (persistence {p['rmse_return']:.5f}), "
+                f"rmse_price {m['rmse_price']:.4f} (persistence {p['rmse_price']:.4f}), "
+                f"direction {m['directional_accuracy']:.3f}, DM vs persistence "
+                f"{m['dm_stat_vs_persistence']:.3g} (p {m['dm_pvalue_vs_persistence']:.3g})"]
+
+
+def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = None,
+        quick: bool = False, progress: bool = True) -> TrainReport:
+    check_models([name])
+    if quick:
+        config = quick_config(config)
+    periods = Periods.from_config(config)
+    stocks, features = load_stocks(config, paths, ts_codes)
+    train, valid = periods.split(stocks)
+    model = prototype(config, name)
+    with new_run_folder(paths.model_runs(name), quick) as run_folder:
+        model.fit(train, valid if model.uses_validation else None,
+                  log_dir=run_folder.writing / "tensorboard" if model.writes_tensorboard
+                  else None,
+                  verbose=2 if progress and model.writes_tensorboard else 0)
+        model.save(run_folder.writing)
+        predictions = forecast_period(model, stocks, periods.test_start, periods.test_end)
+        persistence = predictions.assign(predicted_close=predictions["close"])
+        metrics = score(predictions, persistence)
+        baseline = score(persistence, persistence)
+        write_run(run_folder, config, paths, {
+            "model": name, "settings": model.settings, "quick": quick, "features": features,
+            "train_until": periods.validation_start,
+            "validation": [periods.validation_start, periods.test_start],
+            "test": [periods.test_start, periods.test_end],
+            "stocks": [s.ts_code for s in stocks], "metrics": metrics,
+            "persistence": baseline}, predictions)
+    return TrainReport(run_folder.final, metrics, baseline)

@@ -1,0 +1,46 @@
+"""The conformance suite over every registered model, on real shipped data."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import sample_features
+from stockpred.config import Config, quick_config
+from stockpred.dataset import load_stocks
+from stockpred.evaluation.walkforward import WalkForward
+from stockpred.layout import resolve_paths
+from stockpred.models.registry import REGISTRY, prototype
+from stockpred.testing import conformance
+
+STOCKS = ["600036.SH", "600519.SH", "601318.SH"]
+CONFIG = quick_config(Config())
+
+
+@pytest.fixture(scope="module")
+def stocks(tmp_path_factory):
+    built = sample_features(tmp_path_factory.mktemp("conformance"), ",".join(STOCKS),
+                            "20120101")
+    return load_stocks(CONFIG, resolve_paths(CONFIG, built), STOCKS)[0]
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_fit_predict_save_load(name, stocks, tmp_path):
+    train = [s.rows(s.dates < "20170101") for s in stocks]
+    valid = [s.rows((s.dates >= "20170101") & (s.dates < "20180101")) for s in stocks]
+    model = conformance.check_fit_and_clone(prototype(CONFIG, name), train, valid)
+    conformance.check_predictions(model, stocks[0], "20180101")
+    conformance.check_save_load(model, stocks[0], tmp_path / name)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_no_look_ahead(name, stocks):
+    """Scrambling every row from 2018-08-01 on leaves all earlier forecasts unchanged.
+
+    One stock is suspended from 2018-07-20 to 2018-08-10: its last row before the
+    suspension has a target (the close of 2018-08-13) after the cut, so it must not
+    train the block that starts before the cut.
+    """
+    protocol = WalkForward("20180601", "20181228", retrain_every=80, train_window_days=1500,
+                           validation_days=120)
+    data = [stocks[0], conformance.suspended(stocks[1], "20180720", "20180810"), stocks[2]]
+    conformance.check_no_look_ahead(prototype(CONFIG, name), data, protocol, "20180801")
