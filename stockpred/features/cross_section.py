@@ -1,0 +1,98 @@
+"""The cross-sectional step: each day's factors normalised on that day's stocks alone, and the
+labels.
+
+A day's normalised value depends only on the rows of that day (its median, MAD, mean and
+standard deviation, or its ranks), never on other days, so nothing is fit on the future.
+The labels are the opposite: they are the only forward-looking columns of the market-wide
+work (``FORWARD_LABELS``), made to be learned, never to be fed in as features.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+KEYS = ("trade_date", "ts_code")
+# the only columns that look forward: the stock's next traded closes
+FORWARD_LABELS = ("ret_1", "ret_2", "ret_1_rank", "ret_2_rank")
+# MAD x 1.4826 estimates the standard deviation of normal data, so k MADs reads as k sigma
+MAD_TO_SIGMA = 1.4826
+# values held at once while normalising, so the temporaries stay near 1 GB on any panel
+BLOCK_CELLS = 20_000_000
+
+
+def normalise_by_day(panel: pd.DataFrame, columns: list[str] | None = None,
+                     method: Literal["zscore", "rank"] = "zscore",
+                     mad_k: float | None = 3.0) -> pd.DataFrame:
+    """Each factor, day by day: clipped at median +/- ``mad_k`` robust sigmas, then z-scored
+    (``zscore``) or ranked into (-0.5, 0.5) (``rank``); missing values become 0, the day's mean.
+
+    ``panel`` has ``trade_date``, ``ts_code`` and the factor ``columns`` (all other columns by
+    default). ``mad_k=None`` skips the clipping (ranks need none: clipping only adds ties).
+    Returns the keys and one float32 column per factor, rows as in ``panel``.
+    """
+    if method not in ("zscore", "rank"):
+        raise ValueError(f"method must be 'zscore' or 'rank', not {method!r}")
+    columns = list(columns or [c for c in panel.columns if c not in KEYS])
+    day = pd.factorize(panel["trade_date"])[0]
+    normalised = np.empty((len(columns), len(panel)), dtype=np.float32)
+    width = max(1, BLOCK_CELLS // max(len(panel), 1))
+    for first in range(0, len(columns), width):
+        # (factor, row) layout: pandas keeps it as its own block, each factor a contiguous row
+        values = panel[columns[first:first + width]].to_numpy(np.float64).T.copy()
+        values[~np.isfinite(values)] = np.nan
+        if mad_k is not None:
+            _clip_by_mad(values, day, mad_k)
+        by_day = _by_day(values, day)
+        if method == "zscore":
+            spread = by_day.std().to_numpy().T
+            spread = np.where(spread > 0, spread, np.nan)
+            scaled = (values - by_day.mean().to_numpy().T[:, day]) / spread[:, day]
+        else:
+            ranks = by_day.rank(method="average").to_numpy().T
+            scaled = (ranks - 0.5) / by_day.count().to_numpy().T[:, day] - 0.5
+        normalised[first:first + width] = np.nan_to_num(scaled, nan=0.0)
+    out = pd.DataFrame(normalised.T, columns=columns, index=panel.index, copy=False)
+    for key in reversed(KEYS):
+        out.insert(0, key, panel[key].to_numpy())
+    return out
+
+
+def _by_day(values: np.ndarray, day: np.ndarray):
+    return pd.DataFrame(values.T, copy=False).groupby(day)
+
+
+def _clip_by_mad(values: np.ndarray, day: np.ndarray, k: float) -> None:
+    """Clip each (factor, day) at median +/- k robust sigmas of that day, in place."""
+    median = _by_day(values, day).median().to_numpy().T[:, day]
+    deviation = np.abs(values - median)
+    reach = k * MAD_TO_SIGMA * _by_day(deviation, day).median().to_numpy().T
+    # a zero MAD (over half the day on one value) would pull every other value onto the
+    # median: such a day and factor is left unclipped
+    reach = np.where(reach > 0, reach, np.inf)[:, day]
+    np.clip(values, median - reach, median + reach, out=values)
+
+
+def forward_labels(bars: pd.DataFrame) -> pd.DataFrame:
+    """FORWARD-LOOKING labels from closes, per stock over its traded rows.
+
+    ``ret_1``: close t -> close of the stock's next traded row; ``ret_2``: that next close ->
+    the close of the row after (qlib's Alpha158 label ``Ref($close,-2)/Ref($close,-1)-1``,
+    what a trade at the next close earns). ``*_rank``: the day's percentile rank (0, 1] among
+    the stocks with a label that day. Returns the keys and the labels, rows in
+    (ts_code, trade_date) order as ``factors.compute_factors``; float32.
+    """
+    bars = bars[[*KEYS, "close"]].sort_values(["ts_code", "trade_date"], kind="stable")
+    bars = bars.reset_index(drop=True)
+    close = bars["close"].astype(np.float64)
+    by_stock = close.groupby(bars["ts_code"].to_numpy(), sort=False)
+    next_close, close_after = by_stock.shift(-1), by_stock.shift(-2)
+    out = bars[list(KEYS)].copy()
+    out["ret_1"] = next_close / close - 1
+    out["ret_2"] = close_after / next_close - 1
+    day = pd.factorize(bars["trade_date"])[0]
+    ranks = out[["ret_1", "ret_2"]].groupby(day, sort=False).rank(pct=True, method="average")
+    out["ret_1_rank"], out["ret_2_rank"] = ranks["ret_1"], ranks["ret_2"]
+    return out.astype({name: np.float32 for name in FORWARD_LABELS})

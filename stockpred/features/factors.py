@@ -1,0 +1,498 @@
+"""Scale-free factors of a whole market panel, in the spirit of qlib's Alpha158.
+
+Every factor is a ratio: a price statistic over today's close, a count, a correlation, or
+volume over volume. So it is unchanged when one stock's prices are multiplied by a
+constant (a forward adjustment moves every earlier price of a stock by one factor) and
+when the volume unit changes. Each factor of day t reads only that stock's rows up to t;
+rows are traded days, so a window of N covers the stock's last N traded days.
+
+Where this differs from Alpha158:
+- windows need all N rows (qlib computes partial windows at the start of a series);
+- VMA and VSTD are over the stock's mean volume of its last ``VOLUME_NORM_WINDOW`` (120)
+  traded days, today included, not over today's volume, so one thin or heavy day does not
+  swing them (they start on a stock's 120th row);
+- CORR correlates close with log(vol), not log(vol + 1), so the volume unit drops out;
+- no VWAP0: tushare's qfq bars adjust prices only, so ``amount / vol`` beside a qfq close
+  is a raw VWAP over an adjusted price, a ratio that moves with every later dividend;
+- the Chinese-software indicators (KDJ, W%R, RSI, CR, CCI, VR, DMI, TRIX) are added, in
+  the conventions of ``stockpred.features.indicators``, except that DMI counts neither
+  move of a day whose up and down moves are equal (see ``_stock_indicators``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+
+from stockpred.features.indicators import avedev, ema, hhv, llv, ma, ref, sma, tsum
+
+WINDOWS = (5, 10, 20, 30, 60)
+VOLUME_NORM_WINDOW = 120
+REQUIRED_COLUMNS = ("ts_code", "trade_date", "open", "high", "low", "close", "vol")
+# rows per block of whole stocks: the temporaries of one block stay near 200 MB
+CHUNK_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class FactorSpec:
+    """One factor column, for the docs and the features manifest."""
+
+    name: str
+    group: str
+    formula: str
+
+
+def _windowed(group: str, templates: list[tuple[str, str]]) -> list[FactorSpec]:
+    return [FactorSpec(f"{name}{d}", group, formula.format(d=d))
+            for name, formula in templates for d in WINDOWS]
+
+
+_KBAR = [
+    ("KMID", "($close-$open)/$open"),
+    ("KLEN", "($high-$low)/$open"),
+    ("KMID2", "($close-$open)/($high-$low)"),
+    ("KUP", "($high-Greater($open,$close))/$open"),
+    ("KUP2", "($high-Greater($open,$close))/($high-$low)"),
+    ("KLOW", "(Less($open,$close)-$low)/$open"),
+    ("KLOW2", "(Less($open,$close)-$low)/($high-$low)"),
+    ("KSFT", "(2*$close-$high-$low)/$open"),
+    ("KSFT2", "(2*$close-$high-$low)/($high-$low)"),
+]
+# no VWAP0 beside these: amount / vol is a raw VWAP, over a qfq close it leaks later dividends
+_PRICE = [("OPEN0", "$open/$close"), ("HIGH0", "$high/$close"), ("LOW0", "$low/$close")]
+_ROLLING = [
+    ("ROC", "Ref($close,{d})/$close"),
+    ("MA", "Mean($close,{d})/$close"),
+    ("STD", "Std($close,{d})/$close"),
+    ("BETA", "Slope($close,{d})/$close"),
+    ("RSQR", "Rsquare($close,{d})"),
+    ("RESI", "Resi($close,{d})/$close"),
+    ("MAX", "Max($high,{d})/$close"),
+    ("MIN", "Min($low,{d})/$close"),
+    ("QTLU", "Quantile($close,{d},0.8)/$close"),
+    ("QTLD", "Quantile($close,{d},0.2)/$close"),
+    ("RANK", "Rank($close,{d})"),
+    ("RSV", "($close-Min($low,{d}))/(Max($high,{d})-Min($low,{d}))"),
+    ("IMAX", "IdxMax($high,{d})/{d}"),
+    ("IMIN", "IdxMin($low,{d})/{d}"),
+    ("IMXD", "(IdxMax($high,{d})-IdxMin($low,{d}))/{d}"),
+    ("CNTP", "Mean($close>Ref($close,1),{d})"),
+    ("CNTN", "Mean($close<Ref($close,1),{d})"),
+    ("CNTD", "Mean($close>Ref($close,1),{d})-Mean($close<Ref($close,1),{d})"),
+    ("SUMP", "Sum(Greater($close-Ref($close,1),0),{d})/Sum(Abs($close-Ref($close,1)),{d})"),
+    ("SUMN", "Sum(Greater(Ref($close,1)-$close,0),{d})/Sum(Abs($close-Ref($close,1)),{d})"),
+    ("SUMD", ("(Sum(Greater($close-Ref($close,1),0),{d})"
+              "-Sum(Greater(Ref($close,1)-$close,0),{d}))/Sum(Abs($close-Ref($close,1)),{d})")),
+]
+_VOLUME = [
+    ("CORR", "Corr($close,Log($vol),{d})"),
+    ("CORD", "Corr($close/Ref($close,1),Log($vol/Ref($vol,1)+1),{d})"),
+    ("VMA", f"Mean($vol,{{d}})/Mean($vol,{VOLUME_NORM_WINDOW})"),
+    ("VSTD", f"Std($vol,{{d}})/Mean($vol,{VOLUME_NORM_WINDOW})"),
+    ("WVMA", "Std(Abs($close/Ref($close,1)-1)*$vol,{d})/Mean(Abs($close/Ref($close,1)-1)*$vol,{d})"),
+    ("VSUMP", "Sum(Greater($vol-Ref($vol,1),0),{d})/Sum(Abs($vol-Ref($vol,1)),{d})"),
+    ("VSUMN", "Sum(Greater(Ref($vol,1)-$vol,0),{d})/Sum(Abs($vol-Ref($vol,1)),{d})"),
+    ("VSUMD", ("(Sum(Greater($vol-Ref($vol,1),0),{d})"
+               "-Sum(Greater(Ref($vol,1)-$vol,0),{d}))/Sum(Abs($vol-Ref($vol,1)),{d})")),
+]
+_INDICATORS = [
+    ("KDJ_K", "SMA(RSV9*100,3,1) seeded at 50 (RSV9 0 on a one-price window)"),
+    ("KDJ_D", "SMA(KDJ_K,3,1) seeded at 50"),
+    ("KDJ_J", "3*KDJ_K-2*KDJ_D"),
+    ("WR6", "(HHV($high,6)-$close)/(HHV($high,6)-LLV($low,6))*100"),
+    ("WR10", "(HHV($high,10)-$close)/(HHV($high,10)-LLV($low,10))*100"),
+    ("RSI6", "SMA(Max(dC,0),6,1)/SMA(Abs(dC),6,1)*100, dC=$close-Ref($close,1)"),
+    ("RSI12", "SMA(Max(dC,0),12,1)/SMA(Abs(dC),12,1)*100"),
+    ("RSI24", "SMA(Max(dC,0),24,1)/SMA(Abs(dC),24,1)*100"),
+    ("CR26", "Sum(Max($high-M,0),26)/Sum(Max(M-$low,0),26)*100, M=Ref($high+$low,1)/2"),
+    ("CCI14", "(TP-MA(TP,14))/(0.015*AVEDEV(TP,14)), TP=($high+$low+$close)/3"),
+    ("CCI20", "(TP-MA(TP,20))/(0.015*AVEDEV(TP,20))"),
+    ("VR26", ("(2*Sum($vol if up,26)+Sum($vol if flat,26))"
+              "/(2*Sum($vol if down,26)+Sum($vol if flat,26))*100")),
+    ("DMI_PDI", "Sum(+DM,14)/Sum(TR,14)*100"),
+    ("DMI_MDI", "Sum(-DM,14)/Sum(TR,14)*100"),
+    ("DMI_ADX", "MA(Abs(MDI-PDI)/(MDI+PDI)*100,6)"),
+    ("TRIX", "(TR3-Ref(TR3,1))/Ref(TR3,1)*100, TR3=EMA(EMA(EMA($close,12),12),12)"),
+]
+
+FACTORS: list[FactorSpec] = [
+    *(FactorSpec(name, "kbar", formula) for name, formula in _KBAR),
+    *(FactorSpec(name, "price", formula) for name, formula in _PRICE),
+    *_windowed("rolling", _ROLLING),
+    *_windowed("volume", _VOLUME),
+    *(FactorSpec(name, "indicator", formula) for name, formula in _INDICATORS),
+]
+FACTOR_NAMES = [spec.name for spec in FACTORS]
+
+
+# -- the panel ------------------------------------------------------------------------------
+
+def compute_factors(bars: pd.DataFrame) -> pd.DataFrame:
+    """All FACTORS of a long panel of daily bars, in process.
+
+    Returns ``trade_date, ts_code`` and one float32 column per factor, rows in
+    (ts_code, trade_date) order.
+    """
+    bars = _sorted(bars)
+    return _frame(bars, _factor_block(bars))
+
+
+def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None) -> pd.DataFrame:
+    """``compute_factors`` split by stock over a ``distributed.Client``'s workers.
+
+    Each partition is a run of whole stocks; the result is bit-for-bit the in-process one.
+    ``partitions`` defaults to two per worker thread. Without a client, computes in process.
+    """
+    if client is None:
+        return compute_factors(bars)
+    from distributed import as_completed
+
+    bars = _sorted(bars)
+    parts = partitions or 2 * sum(client.nthreads().values())
+    block = np.empty((len(FACTORS), len(bars)), dtype=np.float32)
+    futures = {}
+    for start, stop in _balanced_parts(bars["ts_code"], parts):
+        part = client.scatter(bars.iloc[start:stop], hash=False)
+        futures[client.submit(_factor_block, part, pure=False)] = start
+    for future, part_block in as_completed(futures, with_results=True):
+        start = futures.pop(future)
+        block[:, start:start + part_block.shape[1]] = part_block
+        future.release()
+    return _frame(bars, block)
+
+
+def _sorted(bars: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in REQUIRED_COLUMNS if c not in bars.columns]
+    if missing:
+        raise ValueError(f"bars lack the columns {missing}")
+    bars = bars[list(REQUIRED_COLUMNS)]
+    if not pd.MultiIndex.from_arrays([bars["ts_code"], bars["trade_date"]]).is_monotonic_increasing:
+        bars = bars.sort_values(["ts_code", "trade_date"], kind="stable")
+    return bars.reset_index(drop=True)
+
+
+def _frame(bars: pd.DataFrame, block: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(block.T, columns=FACTOR_NAMES, copy=False)
+    frame.insert(0, "ts_code", bars["ts_code"])
+    frame.insert(0, "trade_date", bars["trade_date"])
+    return frame
+
+
+def _stock_starts(codes) -> np.ndarray:
+    codes = pd.Series(codes).to_numpy()
+    change = np.ones(len(codes), dtype=bool)
+    change[1:] = codes[1:] != codes[:-1]
+    return np.flatnonzero(change)
+
+
+def _balanced_parts(codes, parts: int) -> list[tuple[int, int]]:
+    """(start, stop) row ranges of whole stocks, ``parts`` of them with about equal rows."""
+    edges = np.append(_stock_starts(codes), len(codes))
+    targets = np.linspace(0, len(codes), parts + 1)[1:-1]
+    cuts = np.unique(edges[np.searchsorted(edges, targets)])
+    limits = [0, *cuts[(cuts > 0) & (cuts < len(codes))].tolist(), len(codes)]
+    return list(pairwise(limits))
+
+
+def _bounded_runs(codes, max_rows: int) -> list[tuple[int, int]]:
+    """(start, stop) row ranges of whole stocks of at most ``max_rows`` rows (or one stock)."""
+    edges = np.append(_stock_starts(codes), len(codes)).tolist()
+    runs, start = [], 0
+    for stop, next_stop in zip(edges[1:], edges[2:] + [None]):
+        if next_stop is None or next_stop - start > max_rows:
+            runs.append((start, stop))
+            start = stop
+    return runs
+
+
+def _factor_block(bars: pd.DataFrame) -> np.ndarray:
+    """Factors of sorted bars of whole stocks, (factor, row) float32, block by block."""
+    block = np.empty((len(FACTORS), len(bars)), dtype=np.float32)
+    for start, stop in _bounded_runs(bars["ts_code"], CHUNK_ROWS):
+        part = bars.iloc[start:stop]
+        values = _chunk_factors(part)
+        for k, name in enumerate(FACTOR_NAMES):
+            block[k, start:stop] = values.pop(name)
+    return block
+
+
+def _chunk_factors(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    starts = _stock_starts(bars["ts_code"])
+    sizes = np.diff(np.append(starts, len(bars)))
+    pos = np.arange(len(bars)) - np.repeat(starts, sizes)
+    o, h, low, c, v = (bars[k].to_numpy(dtype=np.float64)
+                       for k in ("open", "high", "low", "close", "vol"))
+    out = _kbar_factors(o, h, low, c)
+    out.update(_rolling_factors(pos, h, low, c, v))
+    out.update(_indicator_factors(pos, h, low, c, v))
+    return out
+
+
+# -- one-day shapes -------------------------------------------------------------------------
+
+def _divide(numerator, denominator, when_zero=np.nan) -> np.ndarray:
+    """numerator / denominator; ``when_zero`` where the denominator is exactly 0."""
+    out = np.full(np.shape(numerator), when_zero, dtype=np.float64)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out
+
+
+def _kbar_factors(o, h, low, c) -> dict[str, np.ndarray]:
+    span = h - low
+    top, bottom = np.maximum(o, c), np.minimum(o, c)
+    # a one-price day (locked at its limit) has no body and no shadows: 0, as qlib's +1e-12 gives
+    return {
+        "KMID": (c - o) / o, "KLEN": span / o, "KMID2": _divide(c - o, span, 0.0),
+        "KUP": (h - top) / o, "KUP2": _divide(h - top, span, 0.0),
+        "KLOW": (bottom - low) / o, "KLOW2": _divide(bottom - low, span, 0.0),
+        "KSFT": (2 * c - h - low) / o, "KSFT2": _divide(2 * c - h - low, span, 0.0),
+        "OPEN0": o / c, "HIGH0": h / c, "LOW0": low / c,
+    }
+
+
+# -- trailing windows -----------------------------------------------------------------------
+# The rows of many stocks lie end to end; a window ending at row i is that stock's own when
+# the row's position in its stock is at least N-1 (N for a window of day-to-day changes), and
+# every other window is masked. Sums run lag by lag (row i adds row i-j): each window's value
+# comes from its own rows in a fixed order, so it does not depend on which stocks share the
+# block, and a cut panel gives bit-identical values.
+
+class _Deviations:
+    """Trailing sums of x's deviations from today's x, and of their products with y's.
+
+    Deviations from today's value keep the variance sums well conditioned and exactly 0 on a
+    window of one value, so a flat window gives 0 (or NaN for a ratio of zeros), not noise.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray | None = None, lagged_sum: bool = False):
+        self.x, self.y = x, y
+        self.sx, self.sxx = np.zeros_like(x), np.zeros_like(x)
+        self.sjx = np.zeros_like(x) if lagged_sum else None
+        if y is not None:
+            self.sy, self.syy, self.sxy = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
+
+    def add(self, j: int) -> None:
+        n = len(self.x)
+        dx = self.x[:n - j] - self.x[j:]
+        self.sx[j:] += dx
+        self.sxx[j:] += dx * dx
+        if self.sjx is not None:
+            self.sjx[j:] += j * dx
+        if self.y is not None:
+            dy = self.y[:n - j] - self.y[j:]
+            self.sy[j:] += dy
+            self.syy[j:] += dy * dy
+            self.sxy[j:] += dx * dy
+
+    def mean(self, w: int) -> np.ndarray:
+        return self.x + self.sx / w
+
+    def centred_sxx(self, w: int) -> np.ndarray:
+        return np.maximum(self.sxx - self.sx * self.sx / w, 0.0)
+
+    def std(self, w: int) -> np.ndarray:
+        return np.sqrt(self.centred_sxx(w) / (w - 1))
+
+    def corr(self, w: int) -> np.ndarray:
+        sxx = self.centred_sxx(w)
+        syy = np.maximum(self.syy - self.sy * self.sy / w, 0.0)
+        sxy = self.sxy - self.sx * self.sy / w
+        return _divide(sxy, np.sqrt(sxx * syy))
+
+
+class _Extreme:
+    """Trailing max (or min) and the lag of its oldest occurrence (qlib's IdxMax is the first)."""
+
+    def __init__(self, x: np.ndarray, largest: bool):
+        self.x, self.largest = x, largest
+        self.value, self.lag = x.copy(), np.zeros(len(x))
+
+    def add(self, j: int) -> None:
+        if j == 0:
+            return
+        candidate = self.x[:len(self.x) - j]
+        value = self.value[j:]
+        older_or_equal = candidate >= value if self.largest else candidate <= value
+        np.copyto(value, candidate, where=older_or_equal)
+        np.copyto(self.lag[j:], j, where=older_or_equal)
+
+
+def _trailing_sum(x: np.ndarray, w: int) -> np.ndarray:
+    total = x.copy()
+    for j in range(1, w):
+        total[j:] += x[:len(x) - j]
+    return total
+
+
+def _previous(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    prev = np.empty_like(x)
+    prev[0] = np.nan
+    prev[1:] = x[:-1]
+    prev[pos == 0] = np.nan
+    return prev
+
+
+def _quantiles(x: np.ndarray, w: int, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """Rolling quantiles, linearly interpolated (qlib's). pandas keeps each window's values in
+    a skiplist, so a quantile is computed from that window's values alone."""
+    rolling = pd.Series(x).rolling(w, min_periods=w)
+    return [rolling.quantile(q).to_numpy() for q in qs]
+
+
+def _rolling_factors(pos, h, low, c, v) -> dict[str, np.ndarray]:
+    prev_c, prev_v = _previous(c, pos), _previous(v, pos)
+    change, vol_change = c - prev_c, v - prev_v
+    rise, fall = (change > 0).astype(float), (change < 0).astype(float)
+    gain, loss = np.maximum(change, 0.0), np.maximum(-change, 0.0)
+    vol_gain, vol_loss = np.maximum(vol_change, 0.0), np.maximum(-vol_change, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_vol = np.where(v > 0, np.log(v), np.nan)
+        vol_ratio_log = np.log(v / prev_v + 1)
+    weighted_vol = np.abs(c / prev_c - 1) * v
+
+    close = _Deviations(c, log_vol, lagged_sum=True)
+    step = _Deviations(c / prev_c, vol_ratio_log)
+    vol = _Deviations(v)
+    wvol = _Deviations(weighted_vol)
+    high, lowest = _Extreme(h, largest=True), _Extreme(low, largest=False)
+    summed = {"rise": rise, "fall": fall, "gain": gain, "loss": loss,
+              "vol_gain": vol_gain, "vol_loss": vol_loss}
+    sums = {k: np.zeros(len(c)) for k in (*summed, "below", "equal")}
+    vol_norm = _trailing_sum(v, VOLUME_NORM_WINDOW) / VOLUME_NORM_WINDOW
+    vol_norm[pos < VOLUME_NORM_WINDOW - 1] = np.nan
+
+    out: dict[str, np.ndarray] = {}
+    n = len(c)
+    for j in range(max(WINDOWS)):
+        for acc in (close, step, vol, wvol, high, lowest):
+            acc.add(j)
+        for k, x in summed.items():
+            sums[k][j:] += x[:n - j]
+        sums["below"][j:] += c[:n - j] < c[j:]
+        sums["equal"][j:] += c[:n - j] == c[j:]
+        w = j + 1
+        if w not in WINDOWS:
+            continue
+        roc = np.full(n, np.nan)
+        roc[w:] = c[:n - w] / c[w:]
+        time_sq = w * (w * w - 1) / 12  # sum of (t - mean t)^2 over t = 0 .. w-1
+        slope = ((w - 1) / 2 * close.sx - close.sjx) / time_sq
+        upper, lower = _quantiles(c, w, (0.8, 0.2))
+        moved = sums["gain"] + sums["loss"]
+        vol_moved = sums["vol_gain"] + sums["vol_loss"]
+        # (values, whether the window is of levels (N rows) or of day-to-day changes (N+1))
+        window = {
+            "ROC": (roc, "change"),
+            "MA": (close.mean(w) / c, "level"),
+            "STD": (close.std(w) / c, "level"),
+            "BETA": (slope / c, "level"),
+            "RSQR": (_divide(slope * slope * time_sq, close.centred_sxx(w)), "level"),
+            "RESI": ((-close.sx / w - slope * (w - 1) / 2) / c, "level"),
+            "MAX": (high.value / c, "level"),
+            "MIN": (lowest.value / c, "level"),
+            "QTLU": (upper / c, "level"),
+            "QTLD": (lower / c, "level"),
+            "RANK": ((sums["below"] + (sums["equal"] + 1) / 2) / w, "level"),
+            "RSV": (_divide(c - lowest.value, high.value - lowest.value, 0.0), "level"),
+            "IMAX": ((w - high.lag) / w, "level"),
+            "IMIN": ((w - lowest.lag) / w, "level"),
+            "IMXD": ((lowest.lag - high.lag) / w, "level"),
+            "CNTP": (sums["rise"] / w, "change"),
+            "CNTN": (sums["fall"] / w, "change"),
+            "CNTD": ((sums["rise"] - sums["fall"]) / w, "change"),
+            "SUMP": (_divide(sums["gain"], moved, 0.0), "change"),
+            "SUMN": (_divide(sums["loss"], moved, 0.0), "change"),
+            "SUMD": (_divide(sums["gain"] - sums["loss"], moved, 0.0), "change"),
+            "CORR": (close.corr(w), "level"),
+            "CORD": (step.corr(w), "change"),
+            "VMA": (vol.mean(w) / vol_norm, "level"),
+            "VSTD": (vol.std(w) / vol_norm, "level"),
+            "WVMA": (_divide(wvol.std(w), wvol.mean(w), 0.0), "change"),
+            "VSUMP": (_divide(sums["vol_gain"], vol_moved, 0.0), "change"),
+            "VSUMN": (_divide(sums["vol_loss"], vol_moved, 0.0), "change"),
+            "VSUMD": (_divide(sums["vol_gain"] - sums["vol_loss"], vol_moved, 0.0), "change"),
+        }
+        valid = {"level": pos >= w - 1, "change": pos >= w}
+        for name, (values, kind) in window.items():
+            out[f"{name}{w}"] = np.where(valid[kind], values, np.nan)
+    return out
+
+
+# -- Chinese-software indicators ------------------------------------------------------------
+# They are recursive (SMA, EMA), so they run stock by stock: on a frame with one column per
+# stock and one row per position in the stock (stocks start together on row 0, shorter ones
+# padded with NaN at the end), where indicators.py's primitives work column by column.
+
+def _indicator_factors(pos, h, low, c, v) -> dict[str, np.ndarray]:
+    stock = np.cumsum(pos == 0) - 1
+    shape = (pos.max() + 1, stock[-1] + 1)
+
+    def by_position(x):
+        frame = np.full(shape, np.nan)
+        frame[pos, stock] = x
+        return pd.DataFrame(frame)
+
+    wide = _stock_indicators(*(by_position(x) for x in (h, low, c, v)))
+    return {name: frame.to_numpy()[pos, stock] for name, frame in wide.items()}
+
+
+def _share(numerator: pd.DataFrame, denominator: pd.DataFrame) -> pd.DataFrame:
+    """numerator / denominator, NaN where the denominator is 0 (indicators.ratio's rule)."""
+    return (numerator / denominator).where(denominator != 0)
+
+
+def _seeded_sma(x: pd.DataFrame, n: int, seed: float) -> pd.DataFrame:
+    """SMA(X, N, 1) whose value before the first bar is ``seed`` (the software's KDJ)."""
+    seeded = pd.DataFrame(np.vstack([np.full((1, x.shape[1]), seed), x.to_numpy()]))
+    return sma(seeded, n).iloc[1:].reset_index(drop=True)
+
+
+def _stock_indicators(h, low, c, v) -> dict[str, pd.DataFrame]:
+    """The ratio indicators of ``indicators.technical``, on frames of one column per stock."""
+    out = {}
+    top, bottom = hhv(h, 9), llv(low, 9)
+    # a window of one price (days locked at the limit) has no range: 0, as the software shows
+    rsv = _share(c - bottom, top - bottom).fillna(0.0) * 100
+    k = _seeded_sma(rsv, 3, seed=50.0)
+    d = _seeded_sma(k, 3, seed=50.0)
+    out.update(KDJ_K=k, KDJ_D=d, KDJ_J=3 * k - 2 * d)
+    for n in (6, 10):
+        top, bottom = hhv(h, n), llv(low, n)
+        out[f"WR{n}"] = _share(top - c, top - bottom).fillna(0.0) * 100
+
+    change = c - ref(c)
+    for n in (6, 12, 24):
+        rise = sma(change.clip(lower=0).iloc[1:], n)
+        both = sma(change.abs().iloc[1:], n)
+        out[f"RSI{n}"] = _share(rise, both).reindex(c.index) * 100
+
+    mid_prev = ref(h + low) / 2
+    out["CR26"] = _share(tsum((h - mid_prev).clip(lower=0), 26),
+                         tsum((mid_prev - low).clip(lower=0), 26)) * 100
+    typical = (h + low + c) / 3
+    for n in (14, 20):
+        out[f"CCI{n}"] = _share(typical - ma(typical, n), 0.015 * typical.apply(avedev, args=(n,)))
+
+    up = tsum(v.where(change > 0, 0.0), 26)
+    down = tsum(v.where(change < 0, 0.0), 26)
+    flat = tsum(v.where(change == 0, 0.0), 26)
+    out["VR26"] = _share(2 * up + flat, 2 * down + flat) * 100
+
+    prev_close = ref(c)
+    tr = np.maximum(h - low, np.maximum((h - prev_close).abs(), (low - prev_close).abs()))
+    up_move, down_move = h - ref(h), ref(low) - low
+    # moves equal to the tick differ in their last float bits, and which one wins depends on
+    # the price scale: a move must beat the other by more than that noise to count
+    noise = 1e-9 * c
+    plus = tsum(up_move.where((up_move > 0) & (up_move > down_move + noise), 0.0), 14)
+    minus = tsum(down_move.where((down_move > 0) & (down_move > up_move + noise), 0.0), 14)
+    true_range = tsum(tr, 14)
+    pdi, mdi = _share(plus, true_range) * 100, _share(minus, true_range) * 100
+    out.update(DMI_PDI=pdi, DMI_MDI=mdi, DMI_ADX=ma(_share((mdi - pdi).abs(), mdi + pdi) * 100, 6))
+
+    triple = ema(ema(ema(c, 12), 12), 12)
+    out["TRIX"] = _share(triple - ref(triple), ref(triple)) * 100
+    return out
