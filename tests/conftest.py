@@ -1,4 +1,4 @@
-"""Shared fixtures: the real shared data, a replay server on 127.0.0.1, and a CLI runner."""
+"""Shared fixtures: the shipped real data, a replay server on 127.0.0.1, and a CLI runner."""
 
 from __future__ import annotations
 
@@ -13,26 +13,35 @@ import pandas as pd
 import pytest
 
 from stockpred.cli import main
-from stockpred.data.replay import ReplayServer, replay_tables
-from stockpred.data.sample import read_tushare_csv_tree
+from stockpred.data.replay import ReplayServer, market_replay_tables, replay_tables
+from stockpred.data.sample import read_market_tree, read_sample_tables, read_tushare_csv_tree
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "f3c1a9e07b5d4e2fa8c6b0d9e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6"  # a made-up test token
 STOCKS = ["600000.SH", "600036.SH", "600519.SH"]
 
 
-def shared_tushare_dir() -> Path | None:
+def shared_data_dir(name: str) -> Path | None:
+    """``<shared data>/<name>`` when it exists; the shared data folder is ../shared/data
+    beside the checkout unless STOCKPRED_SHARED_DATA names another."""
     root = Path(os.environ.get("STOCKPRED_SHARED_DATA", REPO.parent / "shared" / "data"))
-    folder = root / "tushare"
+    folder = root / name
     return folder if folder.is_dir() else None
 
 
 @pytest.fixture(scope="session")
 def real_tables() -> dict[str, pd.DataFrame]:
-    """The shared tushare-shaped CSVs (real data), read once per test session."""
-    folder = shared_tushare_dir()
+    """The real data shipped with the package, so that a fresh clone tests fetch on it too."""
+    return read_sample_tables()
+
+
+@pytest.fixture(scope="session")
+def shared_tables() -> dict[str, pd.DataFrame]:
+    """The shared tushare-shaped CSV tree that the shipped sample copies."""
+    folder = shared_data_dir("tushare")
     if folder is None:
-        pytest.skip("../shared/data/tushare is not beside this checkout")
+        pytest.skip("../shared/data/tushare, the source the shipped sample is checked "
+                    "against, is not beside this checkout")
     return read_tushare_csv_tree(folder)
 
 
@@ -40,6 +49,15 @@ def real_tables() -> dict[str, pd.DataFrame]:
 def server_tables(real_tables) -> dict[str, pd.DataFrame]:
     """What the replay server holds: the real tables in the layout of tushare's interfaces."""
     return replay_tables(real_tables)
+
+
+@pytest.fixture(scope="session")
+def market_tables() -> dict[str, pd.DataFrame]:
+    """Replay tables of the market-scale data: 1,702 stocks' daily bars 2008-2018 (not shipped)."""
+    folder = shared_data_dir("market")
+    if folder is None:
+        pytest.skip("the market-scale data ../shared/data/market is not beside this checkout")
+    return market_replay_tables(read_market_tree(folder))
 
 
 @pytest.fixture

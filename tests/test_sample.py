@@ -10,10 +10,10 @@ from stockpred.data.sample import SAMPLE_TABLES, read_sample, sample_dir
 from stockpred.data.store import RawStore
 
 
-def test_sample_is_the_shared_data_row_for_row(real_tables):
+def test_sample_is_the_shared_data_row_for_row(shared_tables):
     for name in SAMPLE_TABLES:
         shipped = read_sample(name)
-        pd.testing.assert_frame_equal(shipped, real_tables[name], check_exact=True)
+        pd.testing.assert_frame_equal(shipped, shared_tables[name], check_exact=True)
     size = sum(p.stat().st_size for p in sample_dir().glob("*.parquet"))
     assert size <= 25 * 2**20
 

@@ -6,6 +6,8 @@ project's shared data folder: SSE 50 forward-adjusted bars, China Merchants Bank
 Shibor, Sina news and SSE Composite 1-minute bars, all up to 2018-12-28.
 ``qfq_daily`` holds the SSE 50 bars exactly as ``pro_bar(adj='qfq')`` returned
 them. ``trade_cal`` is not shipped: it is derived from the SSE Composite's days.
+The readers of the shared data folder are here too: its CSV tree, which the sample
+copies, and its market-scale bars, which are too large to ship.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stockpred.data.catalogue import CATALOGUE
@@ -32,6 +35,11 @@ def sample_dir() -> Path:
 
 def read_sample(name: str) -> pd.DataFrame:
     return conform(pq.read_table(sample_dir() / f"{name}.parquet").to_pandas(), CATALOGUE[name])
+
+
+def read_sample_tables() -> dict[str, pd.DataFrame]:
+    """Every shipped table, by the name of the interface it is shaped as."""
+    return {name: read_sample(name) for name in SAMPLE_TABLES}
 
 
 def read_tushare_csv_tree(root: Path) -> dict[str, pd.DataFrame]:
@@ -61,3 +69,18 @@ def trade_calendar(open_days: list[str], exchange: str = "SSE") -> pd.DataFrame:
         if day in opened:
             previous = day
     return conform(pd.DataFrame(rows), CATALOGUE["trade_cal"])
+
+
+def read_market_tree(root: Path) -> dict[str, pd.DataFrame]:
+    """The market-scale data (``<root>/qfq_daily/<year>.parquet``, ``<root>/stock_basic.csv``).
+
+    It is not shipped (about 100 MB); the bars are forward-adjusted prices beside raw
+    ``vol`` and ``amount``, in ``daily``'s columns.
+    """
+    root = Path(root)
+    years = sorted((root / "qfq_daily").glob("*.parquet"))
+    bars = pa.concat_tables(pq.read_table(f) for f in years).to_pandas()
+    basic = pd.read_csv(root / "stock_basic.csv", dtype=str, keep_default_na=False,
+                        na_values=[""])
+    return {"qfq_daily": conform(bars, CATALOGUE["qfq_daily"]),
+            "stock_basic": conform(basic, CATALOGUE["stock_basic"])}
