@@ -101,13 +101,13 @@ class Paths:
         """The LSTM experiments' forecasts of one stock (what `plot lstm` draws)."""
         return self.data_dir / "runs" / "experiments" / f"{ts_code}.parquet"
 
-    def tune_dir(self, model: str) -> Path:
-        """Trial logs and the best configuration of each agent that tuned ``model``."""
-        return self.data_dir / "runs" / "tune" / model
-
     @property
     def tune_root(self) -> Path:
         return self.data_dir / "runs" / "tune"
+
+    def tune_dir(self, model: str) -> Path:
+        """Trial logs and the best configuration of each agent that tuned ``model``."""
+        return self.tune_root / model
 
     # -- results ------------------------------------------------------------------------------
     @property

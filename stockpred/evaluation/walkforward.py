@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from stockpred.config import Config
-from stockpred.dataset import StockData
+from stockpred.dataset import Periods, StockData
 from stockpred.models.base import Forecaster
 
 
@@ -87,13 +87,13 @@ def walk_forward(prototype: Forecaster, stocks: list[StockData], protocol: WalkF
     return pd.concat(rows, ignore_index=True)
 
 
-def forecast_period(model: Forecaster, stocks: list[StockData], start: str,
-                    end: str) -> pd.DataFrame:
-    """A fitted model's next-close forecasts for every day from ``start`` to ``end``
-    (one fit, no refit: what `stockpred train` reports)."""
+def forecast_period(model: Forecaster, stocks: list[StockData],
+                    periods: Periods) -> pd.DataFrame:
+    """A fitted model's next-close forecasts for every day of the test period (one fit, no
+    refit: what `stockpred train` reports)."""
     frames = []
     for stock in stocks:
-        days = (stock.dates >= start) & (stock.dates <= end)
+        days = periods.in_test(stock.dates)
         frames.append(pd.DataFrame({
             "ts_code": stock.ts_code, "trade_date": stock.dates[days],
             "close": stock.close[days], "next_close": stock.next_close[days],

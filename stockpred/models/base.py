@@ -29,12 +29,11 @@ class Forecaster(ABC):
     """Traits (class attributes) tell the stages how to drive a model:
     ``uses_validation``: it holds back the last days of its training rows (to stop early,
     to monitor, or to fit a weight); ``writes_tensorboard``: it logs training to
-    TensorBoard; ``min_train_rows``: the fewest training rows of one stock it can fit on."""
+    TensorBoard."""
 
     name: ClassVar[str]
     uses_validation: ClassVar[bool] = False
     writes_tensorboard: ClassVar[bool] = False
-    min_train_rows: ClassVar[int] = 1
 
     def __init__(self, settings: dict | None = None, seed: int = 42):
         self.settings = dict(settings or {})

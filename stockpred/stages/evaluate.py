@@ -15,7 +15,7 @@ import pandas as pd
 
 from stockpred.config import Config, quick_config
 from stockpred.data.store import atomic_write_parquet, atomic_write_text
-from stockpred.dataset import load_stocks
+from stockpred.dataset import Periods, load_stocks
 from stockpred.errors import InputError
 from stockpred.evaluation.leaderboard import write_leaderboard
 from stockpred.evaluation.scoring import leaderboard_markdown, score
@@ -46,7 +46,7 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     protocol = WalkForward.from_config(config)
     names = list(dict.fromkeys(ALWAYS + check_models(models or ev.models)))
     stocks, features = load_stocks(config, paths, ts_codes)
-    if not any(((s.dates >= ev.test_start) & (s.dates <= ev.test_end)).any() for s in stocks):
+    if not any(Periods.from_config(config).in_test(s.dates).any() for s in stocks):
         raise InputError(f"no trading day between test start {ev.test_start} and test end "
                          f"{ev.test_end} in the stored features")
     forecasts = {name: walk_forward(prototype(config, name), stocks, protocol, progress)

@@ -55,7 +55,7 @@ class VAEReport:
 
 
 def run_vae(config: Config, paths: Paths, ts_codes: list[str] | None = None,
-        quick: bool = False, progress: bool = False) -> VAEReport:
+            quick: bool = False, progress: bool = False) -> VAEReport:
     if quick:
         config = quick_config(config)
     settings = config.generative.vae.model_dump()
@@ -129,7 +129,7 @@ class WGANReport:
 
 
 def run_wgan(config: Config, paths: Paths, ts_codes: list[str] | None = None,
-        quick: bool = False, progress: bool = False) -> WGANReport:
+             quick: bool = False, progress: bool = False) -> WGANReport:
     if quick:
         config = quick_config(config)
     settings = WGANForecaster.settings_from(config)
@@ -143,7 +143,7 @@ def run_wgan(config: Config, paths: Paths, ts_codes: list[str] | None = None,
         run_dir = run_folder.final
         model = WGANForecaster(settings, seed).fit(train, valid, verbose=1 if progress else 0)
         model.save(run_folder.writing)
-        predictions = forecast_period(model, stocks, periods.test_start, periods.test_end)
+        predictions = forecast_period(model, stocks, periods)
         persistence = predictions.assign(predicted_close=predictions["close"])
         metrics = {
             "model": "wgan", "settings": settings, "quick": quick,

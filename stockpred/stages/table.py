@@ -94,13 +94,6 @@ STAGES: tuple[Stage, ...] = (
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
 
-def stage(name: str) -> Stage:
-    for entry in STAGES:
-        if entry.name == name:
-            return entry
-    raise KeyError(name)
-
-
 def _section(config: Config, dotted: str):
     value = config
     for part in dotted.split("."):

@@ -52,7 +52,7 @@ def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = No
                   else None,
                   verbose=2 if progress and model.writes_tensorboard else 0)
         model.save(run_folder.writing)
-        predictions = forecast_period(model, stocks, periods.test_start, periods.test_end)
+        predictions = forecast_period(model, stocks, periods)
         persistence = predictions.assign(predicted_close=predictions["close"])
         metrics = score(predictions, persistence)
         baseline = score(persistence, persistence)
