@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -187,11 +188,24 @@ def fetch(source, ts_codes, start, end, only, config_path, data_dir):
         click.echo(line)
 
 
+def _scheduler_override(scheduler: str | None) -> dict:
+    return {"compute": {"scheduler": scheduler}} if scheduler else {}
+
+
+_UNIVERSE_HELP = ("A universe: `all`, `topN` (the N most traded stocks, ranked again every "
+                  "day, e.g. top800) or a name from config.json's universes.")
+_SCHEDULER_HELP = ("A Dask scheduler address (default compute.scheduler; none: a "
+                   "LocalCluster on 127.0.0.1 with compute.workers processes).")
+
+
 @cli.command()
 @click.option("--ts-code", "ts_codes", metavar="A,B",
               help="Stocks to build (default: the stocks of the last fetch).")
+@click.option("--universe", metavar="NAME", help=_UNIVERSE_HELP + " Builds the market-wide "
+              "scale-free factors of its stocks instead of the per-stock panels.")
+@click.option("--scheduler", metavar="ADDRESS", help=_SCHEDULER_HELP)
 @_common_options
-def features(ts_codes, config_path, data_dir):
+def features(ts_codes, universe, scheduler, config_path, data_dir):
     """Build the point-in-time daily feature table of each stock.
 
     Writes <data dir>/features/<ts_code>.parquet (one row per trading day, a
@@ -200,14 +214,83 @@ def features(ts_codes, config_path, data_dir):
     close of day t: indicators in Chinese charting conventions, causal Fourier and
     ARIMA(5,1,0) features over trailing windows, statements from their announcement
     date. Settings: the "features" section of config.json (doc/features.md).
+
+    With --universe NAME: its daily membership (<data dir>/universe/NAME.parquet), then
+    the scale-free factors (doc/factors.md) of every stock ever in it, one file a year
+    under <data dir>/factors/NAME/, computed on Dask.
     """
+    config = with_overrides(load_config(config_path), _scheduler_override(scheduler))
+    paths = resolve_paths(config, data_dir)
+    if universe is not None:
+        if ts_codes is not None:
+            raise InputError("give --universe or --ts-code, not both")
+        from stockpred.stages import market
+
+        _run_and_echo(paths, "features", lambda: [
+            *market.run_universe(config, paths, universe).summary(),
+            *market.run_factors(config, paths, universe).summary()])
+        return
     from stockpred.features import build
 
-    config = load_config(config_path)
-    paths = resolve_paths(config, data_dir)
     codes = _ts_codes(ts_codes)
     _run_and_echo(paths, "features", lambda: build.run(config, paths, codes).summary(),
                   None if codes else ("features", config))
+
+
+@cli.command("universe")
+@click.argument("name")
+@_common_options
+def universe_command(name, config_path, data_dir):
+    """Write the daily membership of universe NAME, point in time.
+
+    NAME is `all` (every listed stock with at least min_listed_days trading days since
+    listing), `topN` (the N stocks with the largest trailing 20-day mean amount, ranked
+    again every day from data up to that day) or a universe named in config.json. A
+    stock is left out on a day when it is suspended, listed too recently, ST (when
+    namechange is stored) or delisted, with the reason recorded. Writes
+    <data dir>/universe/NAME.parquet, NAME.excluded.parquet, NAME.json and
+    <results dir>/universe/NAME.png.
+    """
+    from stockpred.stages import market
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir)
+    _run_and_echo(paths, "universe", lambda: market.run_universe(config, paths, name).summary())
+
+
+@cli.group()
+def export():
+    """Write stored tables to a file of your choice."""
+
+
+@export.command("factors")
+@click.option("--universe", metavar="NAME", help=_UNIVERSE_HELP + " Its stored factor panel "
+              "on its member days (after `stockpred features --universe NAME`).")
+@click.option("--ts-code", "ts_codes", metavar="A,B", help="These stocks' factors, computed "
+              "from their stored bars.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="The parquet file to write.")
+@click.option("--scheduler", metavar="ADDRESS", help=_SCHEDULER_HELP)
+@_common_options
+def export_factors(universe, ts_codes, out, scheduler, config_path, data_dir):
+    """Write trade_date, ts_code and every factor exactly as the models receive them,
+    before the cross-sectional step, to OUT (parquet)."""
+    from stockpred.data.store import atomic_write_parquet
+    from stockpred.stages import market
+
+    if (universe is None) == (ts_codes is None):
+        raise InputError("give one of --universe NAME or --ts-code A,B")
+    config = with_overrides(load_config(config_path), _scheduler_override(scheduler))
+    paths = resolve_paths(config, data_dir)
+    codes = _ts_codes(ts_codes)
+    target = Path(out).expanduser().absolute()
+
+    def work():
+        frame = market.model_factors(config, paths, universe, codes)
+        atomic_write_parquet(frame, target)
+        return [f"wrote {len(frame)} rows x {frame.shape[1] - 2} factors to {target}"]
+
+    _run_and_echo(paths, "export", work)
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stockpred.data.catalogue import CATALOGUE, GROUPS
+from stockpred.data.universe import Universe as UniverseSpec
 from stockpred.errors import InputError
 from stockpred.generative.settings import GenerativeSettings
 from stockpred.models.registry import REGISTRY
@@ -328,6 +329,16 @@ class EvaluationSettings(Section):
         return self
 
 
+class ComputeSettings(Section):
+    """Where the market-wide work runs: an existing Dask scheduler, or a LocalCluster on
+    127.0.0.1 sized to the machine (``workers`` processes, one thread each)."""
+
+    scheduler: str | None = None  # e.g. "tcp://10.0.0.5:8786"; None: a local cluster
+    # local cluster processes; None: the CPU count; 0: no cluster, compute in this process
+    workers: int | None = Field(None, ge=0)
+    memory_limit: str = "auto"  # per local worker, as Dask spells it ("4GB", "auto")
+
+
 class RefreshSettings(Section):
     stages: list[str] = Field(default_factory=lambda: list(LATER_STAGES))
     train_model: str = "lstm"
@@ -356,6 +367,9 @@ class Config(Section):
     generative: GenerativeSettings = Field(default_factory=GenerativeSettings)
     plot: PlotSettings = Field(default_factory=PlotSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    # named universes beside the built-in `all` and `topN` (stockpred.data.universe)
+    universes: dict[str, UniverseSpec] = Field(default_factory=dict)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
     @model_validator(mode="after")
     def _selection_before_test(self) -> "Config":
         if self.importance.train_end >= self.evaluation.test_start:

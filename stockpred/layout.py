@@ -54,6 +54,28 @@ class Paths:
     def selected_features(self) -> Path:
         return self.features_dir / "selected.json"
 
+    # -- market-wide: universes and factor panels -----------------------------------------------
+    def universe_members(self, name: str) -> Path:
+        """trade_date, ts_code of universe ``name``, day by day."""
+        return self.data_dir / "universe" / f"{name}.parquet"
+
+    def universe_exclusions(self, name: str) -> Path:
+        """trade_date, ts_code, reason: who was left out of ``name`` on each day, and why."""
+        return self.data_dir / "universe" / f"{name}.excluded.parquet"
+
+    def universe_manifest(self, name: str) -> Path:
+        return self.data_dir / "universe" / f"{name}.json"
+
+    def factors_dir(self, name: str) -> Path:
+        """The factor panel of universe ``name``: one file per year, all its stocks."""
+        return self.data_dir / "factors" / name
+
+    def factors_table(self, name: str, year: str) -> Path:
+        return self.factors_dir(name) / f"{year}.parquet"
+
+    def factors_manifest(self, name: str) -> Path:
+        return self.factors_dir(name) / "factors.json"
+
     # -- latent codes of the VAE: features of their own, beside (not inside) the panel ---------
     @property
     def latent_dir(self) -> Path:

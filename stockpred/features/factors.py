@@ -26,6 +26,7 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from stockpred.features.indicators import avedev, ema, hhv, llv, ma, ref, sma, tsum
 
@@ -140,11 +141,13 @@ def compute_factors(bars: pd.DataFrame) -> pd.DataFrame:
     return _frame(bars, _factor_block(bars))
 
 
-def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None) -> pd.DataFrame:
+def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
+                 progress: bool = False) -> pd.DataFrame:
     """``compute_factors`` split by stock over a ``distributed.Client``'s workers.
 
     Each partition is a run of whole stocks; the result is bit-for-bit the in-process one.
     ``partitions`` defaults to two per worker thread. Without a client, computes in process.
+    ``progress`` shows a bar of finished partitions (in a terminal).
     """
     if client is None:
         return compute_factors(bars)
@@ -157,7 +160,9 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None)
     for start, stop in _balanced_parts(bars["ts_code"], parts):
         part = client.scatter(bars.iloc[start:stop], hash=False)
         futures[client.submit(_factor_block, part, pure=False)] = start
-    for future, part_block in as_completed(futures, with_results=True):
+    done = as_completed(futures, with_results=True)
+    for future, part_block in tqdm(done, total=len(futures), desc="factors", unit="part",
+                                   leave=False, disable=None if progress else True):
         start = futures.pop(future)
         block[:, start:start + part_block.shape[1]] = part_block
         future.release()
