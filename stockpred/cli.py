@@ -405,11 +405,16 @@ def train(model, ts_codes, quick, config_path, data_dir):
 @click.option("--retrain-every", type=click.IntRange(min=1), metavar="K",
               help="Refit every K trading days (60).")
 @click.option("--quick", is_flag=True, help="Tiny model sizes and few epochs.")
+@click.option("--cross-section", "cross_section", is_flag=True,
+              help="Score the market-wide models (cross_section.models: lightgbm, xgboost, "
+                   "mlp; last_return and random always) on a universe instead.")
+@click.option("--universe", metavar="NAME", help="With --cross-section: the universe "
+              "(default cross_section.universe), after `stockpred features --universe NAME`.")
 @click.option("--results-dir", type=click.Path(file_okay=False),
               help="Where the leaderboard goes (env STOCKPRED_RESULTS_DIR).")
 @_common_options
-def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, results_dir,
-             config_path, data_dir):
+def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, cross_section,
+             universe, results_dir, config_path, data_dir):
     """Walk-forward evaluation over the test period, and the leaderboard.
 
     Before every block of K test days each model is refit on the trailing
@@ -424,18 +429,27 @@ def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, resul
     config = load_config(config_path)
     update = _flag_days(("--test-start", test_start, "test_start"),
                         ("--test-end", test_end, "test_end"))
+    if cross_section:
+        if ts_codes is not None:
+            raise InputError("--ts-code is for the per-stock evaluation; give --universe")
+        _check_test_period(config, update)
+        overrides = {"evaluation": update}
+        if retrain_every is not None:
+            overrides["cross_section"] = {"retrain_every": retrain_every}
+        if models is not None:
+            overrides.setdefault("cross_section", {})["models"] = _split(models)
+        config = with_overrides(config, overrides)
+        paths = resolve_paths(config, data_dir, results_dir)
+        from stockpred.stages import cross_section as cross_stage
+
+        _run_and_echo(paths, "evaluate", lambda: cross_stage.run(
+            config, paths, universe, quick=quick).summary())
+        return
+    if universe is not None:
+        raise InputError("--universe needs --cross-section")
     if retrain_every is not None:
         update["retrain_every"] = retrain_every
-    first = update.get("test_start", config.evaluation.test_start)
-    last = update.get("test_end", config.evaluation.test_end)
-    if first > last:
-        raise InputError(f"test start {first} is after test end {last}")
-    if first <= config.evaluation.validation_start:
-        raise InputError(f"test start {first} must come after evaluation.validation_start "
-                         f"{config.evaluation.validation_start}")
-    if first <= config.importance.train_end:
-        raise InputError(f"test start {first} must come after importance.train_end "
-                         f"{config.importance.train_end}: the feature selection read those days")
+    _check_test_period(config, update)
     codes = None if ts_codes == "all" else _ts_codes(ts_codes)
     if ts_codes == "all":
         update["ts_codes"] = []
@@ -446,6 +460,42 @@ def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, resul
     _run_and_echo(paths, "evaluate", lambda: evaluate_stage.run(
         config, paths, codes, names, quick).summary(),
         ("evaluate", config) if defaults else None)
+
+
+def _check_test_period(config: Config, update: dict) -> None:
+    first = update.get("test_start", config.evaluation.test_start)
+    last = update.get("test_end", config.evaluation.test_end)
+    if first > last:
+        raise InputError(f"test start {first} is after test end {last}")
+    if first <= config.evaluation.validation_start:
+        raise InputError(f"test start {first} must come after evaluation.validation_start "
+                         f"{config.evaluation.validation_start}")
+    if first <= config.importance.train_end:
+        raise InputError(f"test start {first} must come after importance.train_end "
+                         f"{config.importance.train_end}: the feature selection read those days")
+
+
+@cli.command()
+@click.option("--run", "run_id", required=True, metavar="RUN_ID",
+              help="A run of `stockpred evaluate --cross-section` (its folder under "
+                   "<data dir>/runs/evaluate/).")
+@click.option("--model", metavar="NAME", help="One model of the run (default: all).")
+@_common_options
+def backtest(run_id, model, config_path, data_dir):
+    """Rerun the A-share TopK-Dropout backtest on a run's stored scores.
+
+    Orders from day T's scores fill at T+1's close (or open: cross_section.backtest.
+    execution); shares bought today are sold tomorrow at the earliest; no buying at
+    limit-up, no selling at limit-down, no trading a suspended stock or on a one-price
+    day; commission with its minimum, stamp duty on sells. Settings:
+    cross_section.backtest. Writes backtest.json into the run folder.
+    """
+    from stockpred.stages import cross_section as cross_stage
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir)
+    _run_and_echo(paths, "backtest",
+                  lambda: cross_stage.rerun_backtest(config, paths, run_id, model))
 
 
 @cli.command()

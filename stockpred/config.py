@@ -19,7 +19,7 @@ from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.data.universe import Universe as UniverseSpec
 from stockpred.errors import InputError
 from stockpred.generative.settings import GenerativeSettings
-from stockpred.models.registry import REGISTRY
+from stockpred.models.registry import CROSS_SECTIONAL, REGISTRY
 from stockpred.news.settings import NewsSettings
 from stockpred.settings_base import Section, parse_day
 
@@ -329,6 +329,97 @@ class EvaluationSettings(Section):
         return self
 
 
+class LightGBMSettings(Section):
+    """qlib's LightGBM/Alpha158 benchmark settings, with early stopping on validation."""
+
+    objective: Literal["regression", "lambdarank"] = "regression"
+    n_estimators: int = Field(1000, gt=0)
+    early_stopping_rounds: int = Field(50, gt=0)
+    learning_rate: float = Field(0.2, gt=0)
+    num_leaves: int = Field(210, gt=1)
+    max_depth: int = 8
+    colsample_bytree: float = Field(0.8879, gt=0, le=1)
+    subsample: float = Field(0.8789, gt=0, le=1)
+    reg_alpha: float = Field(205.6999, ge=0)
+    reg_lambda: float = Field(580.9768, ge=0)
+    min_child_samples: int = Field(20, gt=0)
+    rank_bins: int = Field(10, gt=1)  # lambdarank: the label's relevance levels per day
+    topk_eval: int = Field(50, gt=0)  # lambdarank: NDCG@k on validation
+    threads: int = Field(2, gt=0)
+
+
+class CrossXGBoostSettings(Section):
+    objective: Literal["regression", "rank:pairwise"] = "regression"
+    n_estimators: int = Field(500, gt=0)
+    early_stopping_rounds: int = Field(50, gt=0)
+    max_depth: int = Field(6, gt=0)
+    learning_rate: float = Field(0.05, gt=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    threads: int = Field(2, gt=0)
+
+
+class MLPSettings(Section):
+    units: list[int] = Field(default_factory=lambda: [256, 128])
+    dropout: float = Field(0.1, ge=0, lt=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    epochs: int = Field(20, gt=0)
+    batch_size: int = Field(4096, gt=0)
+    patience: int = Field(3, gt=0)
+
+
+class BacktestConfig(Section):
+    """TopK-Dropout (stockpred.evaluation.backtest.BacktestSettings' defaults)."""
+
+    topk: int = Field(50, gt=0)
+    n_drop: int = Field(5, ge=0)
+    rebalance_every: int = Field(1, gt=0)
+    execution: Literal["close", "open"] = "close"
+    commission: float = Field(0.0003, ge=0)
+    min_commission: float = Field(5.0, ge=0)
+    slippage: float = Field(0.0, ge=0)
+    benchmark_index: str = "000300.SH"
+
+
+class CrossSectionSettings(Section):
+    """The market-wide walk-forward: models pooled over a universe, refit every
+    ``retrain_every`` trading days on the trailing ``train_days`` whose labels are known,
+    the last ``validation_days`` of them stopping the learners early."""
+
+    universe: str = "top800"
+    models: list[str] = Field(default_factory=lambda: ["lightgbm", "xgboost", "mlp"])
+    label: Literal["ret_1", "ret_2"] = "ret_2"
+    normalise: Literal["zscore", "rank"] = "zscore"
+    mad_k: float = Field(3.0, gt=0)
+    retrain_every: int = Field(21, gt=0)
+    train_days: int = Field(1250, gt=20)
+    validation_days: int = Field(250, gt=0)
+    lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)
+    xgboost: CrossXGBoostSettings = Field(default_factory=CrossXGBoostSettings)
+    mlp: MLPSettings = Field(default_factory=MLPSettings)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, names: list[str]) -> list[str]:
+        return _all_known(names, CROSS_SECTIONAL, "cross-sectional model",
+                          f"models are {', '.join(CROSS_SECTIONAL)}")
+
+    @model_validator(mode="after")
+    def _window(self) -> "CrossSectionSettings":
+        if self.validation_days >= self.train_days:
+            raise ValueError("validation_days must be fewer than train_days")
+        return self
+
+    def quick_sizes(self) -> "CrossSectionSettings":
+        return self.model_copy(update={
+            # qlib's strong L1/L2 penalties allow no split on a smoke run's few rows
+            "lightgbm": self.lightgbm.model_copy(update={"n_estimators": 20, "num_leaves": 15,
+                                                         "reg_alpha": 0.0, "reg_lambda": 1.0}),
+            "xgboost": self.xgboost.model_copy(update={"n_estimators": 20, "max_depth": 3}),
+            "mlp": self.mlp.model_copy(update={"units": [16], "epochs": 2})})
+
+
 class ComputeSettings(Section):
     """Where the market-wide work runs: an existing Dask scheduler, or a LocalCluster on
     127.0.0.1 sized to the machine (``workers`` processes, one thread each)."""
@@ -370,6 +461,7 @@ class Config(Section):
     # named universes beside the built-in `all` and `topN` (stockpred.data.universe)
     universes: dict[str, UniverseSpec] = Field(default_factory=dict)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
+    cross_section: CrossSectionSettings = Field(default_factory=CrossSectionSettings)
     @model_validator(mode="after")
     def _selection_before_test(self) -> "Config":
         if self.importance.train_end >= self.evaluation.test_start:
@@ -386,7 +478,8 @@ def quick_config(config: Config) -> Config:
     """The one "quick" overlay (`--quick`): every model section at smoke-run sizes. Runs made
     with it say so and never enter the real leaderboard unmarked."""
     return config.model_copy(update={"models": config.models.quick_sizes(),
-                                     "generative": config.generative.quick_sizes()})
+                                     "generative": config.generative.quick_sizes(),
+                                     "cross_section": config.cross_section.quick_sizes()})
 
 
 def _merge(base: dict, overrides: dict) -> dict:

@@ -194,3 +194,72 @@ def load_stocks(config: Config, paths: Paths, ts_codes: list[str] | None,
                          f"`stockpred features` built (see {paths.features_manifest})")
     stocks = [load_stock(paths, code, chosen) for code in stocks_to_use(config, paths, ts_codes)]
     return stocks, chosen
+
+
+# -- the market-wide dataset: one row per (day, stock) of a universe --------------------------
+@dataclass
+class FactorPanel:
+    """A universe's rows with what cross-sectional models learn from and are scored on.
+
+    ``x``: the factors, normalised day by day (float32); ``y``: the training label, the
+    day's rank of ``label`` scaled to unit variance (qlib's CSRankNorm), NaN while unknown;
+    ``known_on``: the day at whose close ``y`` becomes known (the stock's second next traded
+    day for ret_2), which walk-forward compares with each block's first day; ``returns``:
+    the raw labels ret_1 and ret_2 for scoring; ``last_return``: close t over the previous
+    traded close, the naive score.
+    """
+
+    keys: pd.DataFrame
+    x: np.ndarray
+    y: np.ndarray
+    known_on: np.ndarray
+    returns: pd.DataFrame
+    last_return: np.ndarray
+    features: list[str]
+    label: str
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def dates(self) -> np.ndarray:
+        return self.keys["trade_date"].to_numpy(dtype=str)
+
+    def rows(self, mask: np.ndarray) -> "FactorPanel":
+        return FactorPanel(self.keys.loc[mask].reset_index(drop=True), self.x[mask],
+                           self.y[mask], self.known_on[mask],
+                           self.returns.loc[mask].reset_index(drop=True),
+                           self.last_return[mask], self.features, self.label)
+
+
+RANK_TO_UNIT_VARIANCE = float(np.sqrt(12.0))  # a uniform rank in (-0.5, 0.5) has variance 1/12
+
+
+def build_factor_panel(factors: pd.DataFrame, members: pd.DataFrame, bars: pd.DataFrame,
+                       label: str = "ret_2", method: str = "zscore",
+                       mad_k: float | None = 3.0) -> FactorPanel:
+    """The member rows of ``factors`` (trade_date, ts_code, factor columns), normalised on
+    each day's members, with labels from ``bars`` (the stocks' traded closes)."""
+    from stockpred.features.cross_section import forward_labels, normalise_by_day
+
+    features = [c for c in factors.columns if c not in ("trade_date", "ts_code")]
+    closes = bars[["trade_date", "ts_code", "close"]].sort_values(["ts_code", "trade_date"],
+                                                                   kind="stable")
+    labels = forward_labels(closes)[["trade_date", "ts_code", "ret_1", "ret_2"]]
+    by_stock = closes.groupby("ts_code", sort=False)
+    ahead = 2 if label == "ret_2" else 1
+    labels["known_on"] = by_stock["trade_date"].shift(-ahead).fillna("99999999").to_numpy()
+    labels["last_return"] = (closes["close"] / by_stock["close"].shift(1) - 1).to_numpy()
+    rows = (members[["trade_date", "ts_code"]]
+            .merge(factors, on=["trade_date", "ts_code"], how="inner")
+            .merge(labels, on=["trade_date", "ts_code"], how="left")
+            .sort_values(["trade_date", "ts_code"], kind="stable").reset_index(drop=True))
+    x = normalise_by_day(rows[["trade_date", "ts_code", *features]], features, method, mad_k)
+    ranked = rows.groupby("trade_date")[label].rank(pct=True, method="average")
+    counts = rows.groupby("trade_date")[label].transform("count")
+    y = ((ranked - 0.5 / counts) - 0.5) * RANK_TO_UNIT_VARIANCE
+    return FactorPanel(rows[["trade_date", "ts_code"]].astype(str),
+                       x[features].to_numpy(np.float32), y.to_numpy(np.float32),
+                       rows["known_on"].fillna("99999999").to_numpy(dtype=str),
+                       rows[["ret_1", "ret_2"]].reset_index(drop=True),
+                       rows["last_return"].to_numpy(np.float64), features, label)

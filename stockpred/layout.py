@@ -140,6 +140,15 @@ class Paths:
     def leaderboard_json(self) -> Path:
         return self.results_dir / "leaderboard.json"
 
+    @property
+    def cross_section_leaderboard(self) -> Path:
+        """The market-wide leaderboard (markdown; the .json beside it holds every figure)."""
+        return self.figures_dir("cross_section") / "leaderboard.md"
+
+    @property
+    def cross_section_leaderboard_json(self) -> Path:
+        return self.figures_dir("cross_section") / "leaderboard.json"
+
     def figures_dir(self, family: str) -> Path:
         """<results dir>/<family>/: one figure family (features, lstm, tuning, ...)."""
         return self.results_dir / family

@@ -30,11 +30,37 @@ REGISTRY = {
 }
 
 
+# the market-wide models: one score per (day, stock) of a universe
+CROSS_SECTIONAL = {
+    "last_return": "stockpred.models.cross_section:LastReturn",
+    "random": "stockpred.models.cross_section:RandomScore",
+    "lightgbm": "stockpred.models.cross_section:LightGBMModel",
+    "xgboost": "stockpred.models.cross_section:XGBoostModel",
+    "mlp": "stockpred.models.cross_section:MLPModel",
+}
+
+
+def _import(path: str):
+    module, cls = path.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def cross_sectional_class(name: str):
+    if name not in CROSS_SECTIONAL:
+        raise InputError(f"unknown cross-sectional model {name!r}; models are "
+                         f"{', '.join(CROSS_SECTIONAL)}")
+    return _import(CROSS_SECTIONAL[name])
+
+
+def cross_sectional_prototype(config: "Config", name: str):
+    cls = cross_sectional_class(name)
+    return cls(cls.settings_from(config), config.evaluation.seed)
+
+
 def forecaster_class(name: str) -> type["Forecaster"]:
     if name not in REGISTRY:
         raise InputError(f"unknown model {name!r}; models are {', '.join(REGISTRY)}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return _import(REGISTRY[name])
 
 
 def check_models(names: list[str]) -> list[str]:

@@ -19,17 +19,9 @@ from stockpred.config import Config
 from stockpred.errors import MissingInputError
 from stockpred.dataset import Periods, StockData, load_stocks
 from stockpred.layout import Paths
+from stockpred.plots import save_figure
 
 UP, DOWN = "#d62728", "#2ca02c"  # Chinese convention: red rises, green falls
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 # -- VAE ------------------------------------------------------------------------------------------
@@ -105,7 +97,7 @@ def vae_loss(history: dict, best_epoch: int, path: Path) -> Path:
     for a in ax:
         a.set_xlabel("epoch")
         a.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # -- WGAN -----------------------------------------------------------------------------------------
@@ -136,7 +128,7 @@ def wgan_training(history: dict, path: Path) -> Path:
         a.grid(alpha=0.3)
         if a.get_legend_handles_labels()[0]:
             a.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def fan_origins(dates: np.ndarray, mask: np.ndarray, count: int, horizon: int) -> np.ndarray:
@@ -194,7 +186,7 @@ def wgan_fan(model, stock: StockData, test_mask: np.ndarray, path: Path,
         ax.axis("off")
     if len(origins):
         axes.flat[0].legend(fontsize=7, loc="upper left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # -- redraw from saved runs ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from stockpred.config import Config
+from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.data.universe import membership, universe_from_name
 from stockpred.errors import InputError, MissingInputError
@@ -27,7 +28,7 @@ from stockpred.layout import Paths
 from stockpred.manifest import package_versions, read_manifest, write_manifest
 from stockpred.plots.universe import universe_size
 
-BAR_COLUMNS = ["ts_code", "trade_date", "open", "high", "low", "close", "vol", "amount"]
+BAR_COLUMNS = ["ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "vol", "amount"]
 
 
 def universe_spec(config: Config, name: str):
@@ -57,7 +58,8 @@ def market_bars(paths: Paths, ts_codes: list[str] | None = None) -> tuple[str, p
 
 
 def _optional(store: RawStore, name: str) -> pd.DataFrame | None:
-    return store.read(name) if store.has(name) else None
+    """A table the rules use when it is stored (namechange is not in the catalogue yet)."""
+    return store.read(name) if name in CATALOGUE and store.has(name) else None
 
 
 @dataclass

@@ -1,0 +1,292 @@
+"""Cross-sectional models: one score per (day, stock) of a universe, learned pooled over
+stocks and days from factors normalised day by day (stockpred.dataset.FactorPanel).
+
+The same contract as the forecasters (scikit-learn's): ``__init__`` stores settings, ``fit``
+returns self and learned state ends in ``_``, ``clone`` gives an unfitted copy for
+walk-forward, ``save``/``load`` round-trip through a folder with atomic writes. Settings
+come from config.json's cross_section section (``settings_from``). A higher score means a
+higher expected return over the label's horizon; only the order within a day matters.
+The naive scores are models too: the last day's return and a random score.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from stockpred.data.store import atomic_save, atomic_write_text
+from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
+
+if TYPE_CHECKING:
+    from stockpred.config import Config
+
+STATE_FILE = "model.json"
+
+
+class CrossSectionalModel(ABC):
+    """``uses_validation``: the last days of the training window stop it early."""
+
+    name: ClassVar[str]
+    uses_validation: ClassVar[bool] = False
+
+    def __init__(self, settings: dict | None = None, seed: int = 42):
+        self.settings = dict(settings or {})
+        self.seed = seed
+
+    @classmethod
+    def settings_from(cls, config: "Config") -> dict:
+        return {}
+
+    def clone(self) -> "CrossSectionalModel":
+        return type(self)(self.settings, self.seed)
+
+    @abstractmethod
+    def fit(self, train: FactorPanel, valid: FactorPanel | None = None
+            ) -> "CrossSectionalModel":
+        """Learn scores from the rows of ``train`` whose label is known."""
+
+    @abstractmethod
+    def predict(self, panel: FactorPanel) -> np.ndarray:
+        """One score per row of ``panel``."""
+
+    def _state(self) -> dict:
+        return {}
+
+    def _restore(self, state: dict, folder: Path) -> None:
+        """Set learned state from ``state`` (and files in ``folder``)."""
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / STATE_FILE, json.dumps(
+            {"name": self.name, "settings": self.settings, "seed": self.seed,
+             "state": self._state()}, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "CrossSectionalModel":
+        from stockpred.models.registry import cross_sectional_class
+
+        payload = json.loads((Path(folder) / STATE_FILE).read_text(encoding="utf-8"))
+        model = cross_sectional_class(payload["name"])(payload["settings"], payload["seed"])
+        model._restore(payload["state"], Path(folder))
+        return model
+
+
+def _known(panel: FactorPanel) -> FactorPanel:
+    return panel.rows(np.isfinite(panel.y))
+
+
+class LastReturn(CrossSectionalModel):
+    """The cross-sectional twin of persistence: today's return as the score (momentum;
+    a negative IC means short-term reversal)."""
+
+    name = "last_return"
+
+    def fit(self, train, valid=None):
+        return self
+
+    def predict(self, panel):
+        return panel.last_return.astype(np.float64)
+
+
+class RandomScore(CrossSectionalModel):
+    """A score drawn from (seed, day, stock) alone, whatever other rows are present."""
+
+    name = "random"
+
+    def fit(self, train, valid=None):
+        return self
+
+    def predict(self, panel):
+        keys = panel.keys["trade_date"] + panel.keys["ts_code"]
+        seeds = [zlib.crc32(f"{self.seed}:{k}".encode()) for k in keys]
+        return np.array([np.random.default_rng(s).random() for s in seeds])
+
+
+class LightGBMModel(CrossSectionalModel):
+    """LightGBM on the factors: a regression on the ranked label (qlib's Alpha158 anchor), or
+    LambdaRank with each day a query (``objective: lambdarank``, label in ``rank_bins``)."""
+
+    name = "lightgbm"
+    uses_validation = True
+    MODEL_FILE = "model.lgb.txt"
+
+    @classmethod
+    def settings_from(cls, config):
+        return config.cross_section.lightgbm.model_dump()
+
+    def _params(self) -> dict:
+        s = self.settings
+        params = {k: s[k] for k in ("learning_rate", "num_leaves", "max_depth",
+                                    "colsample_bytree", "subsample", "reg_alpha",
+                                    "reg_lambda", "min_child_samples")}
+        params.update(objective=s["objective"], subsample_freq=1, random_state=self.seed,
+                      n_jobs=s["threads"], verbose=-1, deterministic=True, force_col_wise=True)
+        return params
+
+    def _target(self, panel: FactorPanel):
+        if self.settings["objective"] != "lambdarank":
+            return panel.y, None
+        bins = int(self.settings["rank_bins"])
+        levels = np.clip((panel.y / RANK_TO_UNIT_VARIANCE + 0.5) * bins, 0, bins - 1)
+        # rows come sorted by day, so each day's rows are one query group
+        return levels.astype(int), np.unique(panel.dates, return_counts=True)[1]
+
+    def fit(self, train, valid=None):
+        import lightgbm
+
+        train = _known(train)
+        y, group = self._target(train)
+        model = lightgbm.LGBMRanker if group is not None else lightgbm.LGBMRegressor
+        self.model_ = model(n_estimators=self.settings["n_estimators"], **self._params())
+        fit_args = {"group": group} if group is not None else {}
+        callbacks = []
+        if valid is not None and len(valid := _known(valid)):
+            vy, vgroup = self._target(valid)
+            fit_args.update(eval_X=(valid.x,), eval_y=(vy,))
+            if vgroup is not None:
+                fit_args["eval_group"] = [vgroup]
+                fit_args["eval_at"] = [self.settings["topk_eval"]]
+            callbacks.append(lightgbm.early_stopping(self.settings["early_stopping_rounds"],
+                                                     verbose=False))
+        self.model_.fit(train.x, y, callbacks=callbacks, **fit_args)
+        return self
+
+    def predict(self, panel):
+        return self.model_.predict(panel.x).astype(np.float64)
+
+    def save(self, folder):
+        super().save(folder)
+        atomic_save(Path(folder) / self.MODEL_FILE,
+                    lambda path: self.model_.booster_.save_model(str(path)))
+
+    def _restore(self, state, folder):
+        import lightgbm
+
+        self.model_ = _BoosterScores(lightgbm.Booster(model_file=str(folder / self.MODEL_FILE)))
+
+
+class _BoosterScores:
+    """A loaded booster behind the estimator's predict."""
+
+    def __init__(self, booster):
+        self.booster_ = booster
+
+    def predict(self, x):
+        return self.booster_.predict(x)
+
+
+class XGBoostModel(CrossSectionalModel):
+    """XGBoost (hist) on the factors, regression on the ranked label, or ``rank:pairwise``
+    with each day a query group."""
+
+    name = "xgboost"
+    uses_validation = True
+    MODEL_FILE = "model.xgb.json"
+
+    @classmethod
+    def settings_from(cls, config):
+        return config.cross_section.xgboost.model_dump()
+
+    def _estimator(self, ranking: bool):
+        import xgboost
+
+        s = self.settings
+        params = dict(n_estimators=s["n_estimators"], max_depth=s["max_depth"],
+                      learning_rate=s["learning_rate"], subsample=s["subsample"],
+                      colsample_bytree=s["colsample_bytree"], tree_method="hist",
+                      random_state=self.seed, n_jobs=s["threads"],
+                      early_stopping_rounds=s["early_stopping_rounds"])
+        if ranking:
+            return xgboost.XGBRanker(objective="rank:pairwise", **params)
+        return xgboost.XGBRegressor(**params)
+
+    def fit(self, train, valid=None):
+        ranking = self.settings["objective"] == "rank:pairwise"
+        train = _known(train)
+        valid = _known(valid) if valid is not None else None
+        if valid is None or not len(valid):
+            valid = train  # no early-stopping rows: stop on the training rows' own fit
+        self.model_ = self._estimator(ranking)
+        extra = {}
+        if ranking:
+            extra = {"qid": _day_ids(train), "eval_qid": [_day_ids(valid)]}
+        self.model_.fit(train.x, train.y, eval_set=[(valid.x, valid.y)], verbose=False,
+                        **extra)
+        return self
+
+    def predict(self, panel):
+        return self.model_.predict(panel.x).astype(np.float64)
+
+    def save(self, folder):
+        super().save(folder)
+        atomic_save(Path(folder) / self.MODEL_FILE, lambda path: self.model_.save_model(path))
+
+    def _restore(self, state, folder):
+        self.model_ = self._estimator(self.settings["objective"] == "rank:pairwise")
+        self.model_.load_model(folder / self.MODEL_FILE)
+
+
+def _day_ids(panel: FactorPanel) -> np.ndarray:
+    return np.unique(panel.dates, return_inverse=True)[1]
+
+
+class MLPModel(CrossSectionalModel):
+    """A Keras 3 MLP on the factors (dense layers with dropout), early-stopped on the
+    validation days, mean squared error on the ranked label."""
+
+    name = "mlp"
+    uses_validation = True
+    MODEL_FILE = "model.keras"
+
+    @classmethod
+    def settings_from(cls, config):
+        return config.cross_section.mlp.model_dump()
+
+    def fit(self, train, valid=None):
+        from stockpred.models.neural import _keras, native_stderr_to_log
+
+        keras = _keras(self.seed)
+        s = self.settings
+        train = _known(train)
+        with native_stderr_to_log():
+            inputs = keras.Input((train.x.shape[1],))
+            h = inputs
+            for width in s["units"]:
+                h = keras.layers.Dense(width, activation="relu")(h)
+                h = keras.layers.Dropout(s["dropout"])(h)
+            network = keras.Model(inputs, keras.layers.Dense(1)(h))
+            network.compile(optimizer=keras.optimizers.Adam(s["learning_rate"]), loss="mse")
+            callbacks, validation = [], None
+            if valid is not None and len(valid := _known(valid)):
+                validation = (valid.x, valid.y)
+                callbacks.append(keras.callbacks.EarlyStopping(
+                    patience=s["patience"], restore_best_weights=True))
+            network.fit(train.x, train.y, validation_data=validation, epochs=s["epochs"],
+                        batch_size=s["batch_size"], callbacks=callbacks, verbose=0,
+                        shuffle=True)
+        self.network_ = network
+        return self
+
+    def predict(self, panel):
+        from stockpred.models.neural import native_stderr_to_log
+
+        with native_stderr_to_log():
+            return self.network_.predict(panel.x, verbose=0, batch_size=8192)[:, 0].astype(
+                np.float64)
+
+    def save(self, folder):
+        super().save(folder)
+        atomic_save(Path(folder) / self.MODEL_FILE, self.network_.save)
+
+    def _restore(self, state, folder):
+        from stockpred.models.neural import _keras, native_stderr_to_log
+
+        keras = _keras(self.seed)
+        with native_stderr_to_log():
+            self.network_ = keras.models.load_model(folder / self.MODEL_FILE)

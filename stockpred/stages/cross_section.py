@@ -1,0 +1,177 @@
+"""The market-wide evaluate stage (`stockpred evaluate --cross-section`) and `backtest`.
+
+Reads a universe's factor panel and membership (`stockpred features --universe NAME`) and
+its stocks' bars; walks every model forward over the test period (last_return and random
+are always rows); writes <data dir>/runs/evaluate/<run id>/predictions.parquet
+(trade_date, ts_code, model, score), the backtests' daily frames, and
+<results dir>/cross_section/leaderboard.{md,json} with figures beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from stockpred.config import Config, quick_config
+from stockpred.data.store import RawStore, atomic_write_parquet, atomic_write_text
+from stockpred.dataset import build_factor_panel
+from stockpred.errors import InputError, MissingInputError
+from stockpred.evaluation import signal
+from stockpred.evaluation.backtest import BacktestSettings, equal_weight_returns, index_returns
+from stockpred.evaluation.cross_section import (CrossSectionWalkForward, backtest_row,
+                                                score_rows, walk_forward_panel)
+from stockpred.layout import Paths, new_run_folder
+from stockpred.manifest import package_versions
+from stockpred.models.registry import cross_sectional_prototype
+from stockpred.plots import cross_section as figures
+from stockpred.stages.market import market_bars, members, model_factors
+
+BASELINES = ["last_return", "random"]
+SIGNAL_COLUMNS = ["model", "label", "rows", "ic", "rank_ic", "icir", "rank_icir", "ic_t_nw",
+                  "rank_ic_t_nw", "coverage", "long_short_mean", "top_quantile_turnover"]
+BACKTEST_COLUMNS = ["model", "annualised_return", "excess_return_with_cost_equal_weight",
+                    "excess_return_without_cost_equal_weight",
+                    "information_ratio_with_cost_equal_weight", "max_drawdown",
+                    "mean_daily_turnover"]
+
+
+def backtest_settings(config: Config) -> BacktestSettings:
+    b = config.cross_section.backtest
+    return BacktestSettings(topk=b.topk, n_drop=b.n_drop, rebalance_every=b.rebalance_every,
+                            execution=b.execution, commission=b.commission,
+                            min_commission=b.min_commission, slippage=b.slippage)
+
+
+def benchmarks(config: Config, paths: Paths, member_bars: pd.DataFrame) -> dict[str, pd.Series]:
+    """The equal-weight universe and, when index_daily holds it, the configured index."""
+    out = {"equal_weight": equal_weight_returns(member_bars)}
+    store = RawStore(paths.raw_dir)
+    code = config.cross_section.backtest.benchmark_index
+    if store.has("index_daily"):
+        index = store.read("index_daily", [code])
+        if not index.empty:
+            out[code.replace(".", "_")] = index_returns(index, code)
+    return out
+
+
+@dataclass
+class CrossSectionReport:
+    run_id: str
+    markdown: str
+
+    def summary(self) -> list[str]:
+        return self.markdown.strip().splitlines()
+
+
+def _table(rows: list[dict], columns: list[str]) -> list[str]:
+    def cell(value):
+        if isinstance(value, float):
+            return "n/a" if math.isnan(value) else f"{value:.4g}"
+        return str(value)
+
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+            *["| " + " | ".join(cell(r.get(c, math.nan)) for c in columns) + " |" for r in rows]]
+
+
+def run(config: Config, paths: Paths, universe: str | None = None,
+        models: list[str] | None = None, quick: bool = False,
+        progress: bool = True) -> CrossSectionReport:
+    if quick:
+        config = quick_config(config)
+    cs = config.cross_section
+    name = universe or cs.universe
+    names = list(dict.fromkeys(BASELINES + list(models or cs.models)))
+    protocol = CrossSectionWalkForward.from_config(config)
+    member_rows = members(paths, name)
+    factors = model_factors(config, paths, name)
+    _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
+    panel = build_factor_panel(factors, member_rows, bars, cs.label, cs.normalise, cs.mad_k)
+    in_test = (panel.dates >= protocol.test_start) & (panel.dates <= protocol.test_end)
+    if not in_test.any():
+        raise InputError(f"no member day of {name} between {protocol.test_start} and "
+                         f"{protocol.test_end}")
+    scores = {m: walk_forward_panel(cross_sectional_prototype(config, m), panel, protocol,
+                                    progress) for m in names}
+    settings = backtest_settings(config)
+    member_bars = bars.merge(member_rows, on=["trade_date", "ts_code"])
+    marks = benchmarks(config, paths, member_bars)
+    signal_rows, backtests, dailies, monthly, quintiles = [], [], [], [], []
+    test_keys = panel.keys[in_test]
+    for model, frame in scores.items():
+        signal_rows += score_rows(model, frame, panel, bars, settings.execution)
+        row, daily = backtest_row(model, frame, bars, settings, marks)
+        backtests.append(row)
+        dailies.append(daily)
+        labelled = test_keys.assign(label=panel.returns.loc[in_test, cs.label].to_numpy()) \
+            .merge(frame, on=["trade_date", "ts_code"])
+        monthly.append(signal.monthly_ic(labelled).reset_index().assign(model=model))
+        means = signal.quantile_returns(labelled).mean
+        quintiles.append(pd.DataFrame({"quantile": means.index, "mean": means.to_numpy(),
+                                       "model": model}))
+    header = (f"# Cross-sectional leaderboard\n\nUniverse {name} ({panel.keys['ts_code'].nunique()}"
+              f" stocks), test {protocol.test_start}..{protocol.test_end}, refit every "
+              f"{protocol.retrain_every} trading days on the trailing {protocol.train_days} "
+              f"(the last {protocol.validation_days} stop early), trained on {cs.label} "
+              f"ranked per day{' (quick sizes)' if quick else ''}. IC and Rank IC are daily "
+              f"cross-sectional correlations of the score with ret_1 (close T -> T+1) and "
+              f"ret_2 (close T+1 -> T+2); t_nw: Newey-West t of the daily series; "
+              f"`tradeable` leaves out stocks that could not be entered the next day. "
+              f"last_return and random are the naive scores. The backtest trades TopK "
+              f"{settings.topk} / drop {settings.n_drop} at the next {settings.execution} with "
+              f"A-share rules and costs; excess is over the equal-weight universe.")
+    markdown = "\n".join([header, "", "## Signal", "", *_table(signal_rows, SIGNAL_COLUMNS),
+                          "", "## Backtest", "", *_table(backtests, BACKTEST_COLUMNS)]) + "\n"
+    with new_run_folder(paths.evaluation_runs, quick) as run_folder:
+        predictions = pd.concat([f[["trade_date", "ts_code"]].assign(model=m, score=f["score"])
+                                 for m, f in scores.items()], ignore_index=True)
+        atomic_write_parquet(predictions, run_folder.writing / "predictions.parquet")
+        atomic_write_parquet(pd.concat(dailies, ignore_index=True),
+                             run_folder.writing / "backtest_daily.parquet")
+        payload = {"run_id": run_folder.run_id, "kind": "cross_section", "universe": name,
+                   "test_period": [protocol.test_start, protocol.test_end],
+                   "protocol": vars(protocol), "label": cs.label, "quick": quick,
+                   "models": names, "settings": cs.model_dump(mode="json"),
+                   "signal": signal_rows, "backtest": backtests,
+                   "versions": package_versions()}
+        text = json.dumps(payload, indent=1, default=str) + "\n"
+        atomic_write_text(run_folder.writing / "leaderboard.json", text)
+    atomic_write_text(paths.cross_section_leaderboard_json, text)
+    atomic_write_text(paths.cross_section_leaderboard, markdown)
+    out = paths.figures_dir("cross_section")
+    figures.cumulative_excess(pd.concat(dailies, ignore_index=True), "equal_weight",
+                              out / "cumulative_excess.png")
+    figures.monthly_rank_ic(pd.concat(monthly, ignore_index=True), out / "monthly_rank_ic.png")
+    figures.quintile_returns(pd.concat(quintiles, ignore_index=True), out / "quintiles.png")
+    return CrossSectionReport(run_folder.run_id, markdown)
+
+
+def rerun_backtest(config: Config, paths: Paths, run_id: str,
+                   model: str | None = None) -> list[str]:
+    """`stockpred backtest --run RUN_ID`: the backtest of stored predictions, again, with
+    the current cross_section.backtest settings."""
+    folder = paths.evaluation_runs / run_id
+    stored = folder / "predictions.parquet"
+    if not stored.exists():
+        raise MissingInputError(f"no predictions at {stored}: run `stockpred evaluate "
+                                f"--cross-section` first")
+    predictions = pd.read_parquet(stored)
+    if "score" not in predictions.columns:
+        raise InputError(f"run {run_id} holds next-close forecasts, not cross-sectional "
+                         f"scores")
+    chosen = [model] if model else list(predictions["model"].unique())
+    unknown = [m for m in chosen if m not in set(predictions["model"])]
+    if unknown:
+        raise InputError(f"run {run_id} has no model {', '.join(unknown)}; it has "
+                         f"{', '.join(predictions['model'].unique())}")
+    record = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
+    member_rows = members(paths, record["universe"])
+    _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
+    marks = benchmarks(config, paths, bars.merge(member_rows, on=["trade_date", "ts_code"]))
+    settings = backtest_settings(config)
+    rows = [backtest_row(m, predictions[predictions["model"] == m], bars, settings, marks)[0]
+            for m in chosen]
+    atomic_write_text(folder / "backtest.json", json.dumps(rows, indent=1) + "\n")
+    return _table(rows, BACKTEST_COLUMNS)

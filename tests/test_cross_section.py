@@ -1,0 +1,121 @@
+"""Cross-sectional models on the shipped sample: walk-forward without look-ahead, the
+contract of every model, the evaluate --cross-section artefacts and the backtest rerun."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from stockpred.config import Config, quick_config, with_overrides
+from stockpred.dataset import build_factor_panel
+from stockpred.evaluation.cross_section import CrossSectionWalkForward, walk_forward_panel
+from stockpred.layout import resolve_paths
+from stockpred.models.cross_section import CrossSectionalModel
+from stockpred.models.registry import CROSS_SECTIONAL, cross_sectional_prototype
+from stockpred.stages.market import market_bars, members, model_factors
+
+SETTINGS = {"compute": {"workers": 0},
+            "evaluation": {"test_start": "20180701"},
+            "cross_section": {"universe": "top20", "train_days": 400, "validation_days": 80,
+                              "retrain_every": 60,
+                              "backtest": {"topk": 5, "n_drop": 1}}}
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cross")
+    (folder / "config.json").write_text(json.dumps(SETTINGS))
+    common = ["--data-dir", str(folder / "data"), "--config", str(folder / "config.json")]
+    code, _, err = run_cli("fetch", "--source", "sample", "--start", "20150101", *common)
+    assert code == 0, err
+    code, _, err = run_cli("features", "--universe", "top20", *common)
+    assert code == 0, err
+    return folder, common
+
+
+@pytest.fixture(scope="module")
+def panel(market):
+    folder, _ = market
+    config = quick_config(with_overrides(Config(), SETTINGS))
+    paths = resolve_paths(config, folder / "data")
+    rows = members(paths, "top20")
+    _, bars = market_bars(paths, sorted(rows["ts_code"].unique()))
+    return config, build_factor_panel(model_factors(config, paths, "top20"), rows, bars), bars
+
+
+def test_labels_become_known_two_traded_days_later(panel):
+    _, data, bars = panel
+    code = data.keys["ts_code"].iloc[0]
+    days = np.sort(bars.loc[bars["ts_code"] == code, "trade_date"].to_numpy(str))
+    mine = data.keys["ts_code"] == code
+    for day, known in zip(data.dates[mine][:50], data.known_on[mine][:50]):
+        assert known == days[np.searchsorted(days, day) + 2]
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "mlp"])
+def test_scores_before_a_cut_ignore_the_future(name, panel):
+    """Scrambling every row from 2018-08-15 on leaves every earlier score bit-identical."""
+    config, data, _ = panel
+    protocol = CrossSectionWalkForward("20180701", "20181228", 40, 400, 80)
+    model = cross_sectional_prototype(config, name)
+    clean = walk_forward_panel(model, data, protocol, progress=False)
+    later = data.dates >= "20180815"
+    dirty = data.rows(np.ones(len(data), bool))
+    dirty.x[later] = dirty.x[later][::-1] * 1.7
+    dirty.y[later] = dirty.y[later][::-1]
+    moved = walk_forward_panel(model, dirty, protocol, progress=False)
+    before = clean["trade_date"] < "20180815"
+    assert before.sum() > 100
+    np.testing.assert_array_equal(clean.loc[before, "score"], moved.loc[before, "score"])
+    assert not np.array_equal(clean.loc[~before, "score"], moved.loc[~before, "score"])
+
+
+@pytest.mark.parametrize("name", list(CROSS_SECTIONAL))
+def test_every_cross_sectional_model_keeps_the_contract(name, panel, tmp_path):
+    config, data, _ = panel
+    prototype = cross_sectional_prototype(config, name)
+    train, test = data.rows(data.dates < "20180101"), data.rows(data.dates >= "20180101")
+    valid = train.rows(train.dates >= "20170701")
+    copy = prototype.clone()
+    assert copy is not prototype and copy.settings == prototype.settings
+    fitted = copy.fit(train.rows(train.dates < "20170701"), valid)
+    assert fitted is copy
+    scores = fitted.predict(test)
+    assert scores.shape == (len(test),) and np.isfinite(scores).all()
+    fitted.save(tmp_path / name)
+    again = CrossSectionalModel.load(tmp_path / name)
+    np.testing.assert_allclose(again.predict(test), scores, rtol=1e-6)
+
+
+def test_evaluate_cross_section_and_backtest_rerun(market):
+    folder, common = market
+    results = folder / "results"
+    code, out, err = run_cli("evaluate", "--cross-section", "--quick", "--models",
+                             "lightgbm,xgboost", "--results-dir", str(results), *common)
+    assert code == 0, err
+    board = json.loads((results / "cross_section" / "leaderboard.json").read_text())
+    models = ["last_return", "random", "lightgbm", "xgboost"]
+    assert board["models"] == models
+    signal = pd.DataFrame(board["signal"])
+    assert len(signal) == len(models) * 2 * 2  # labels ret_1, ret_2; all and tradeable rows
+    assert signal[["ic", "rank_ic", "icir", "rank_icir", "coverage"]].notna().all().all()
+    assert [r["model"] for r in board["backtest"]] == models
+    predictions = pd.read_parquet(folder / "data" / "runs" / "evaluate" / board["run_id"]
+                                  / "predictions.parquet")
+    assert list(predictions.columns) == ["trade_date", "ts_code", "model", "score"]
+    assert not predictions.duplicated(["trade_date", "ts_code", "model"]).any()
+    assert predictions["trade_date"].min() >= "20180701"
+    for figure in ("cumulative_excess.png", "monthly_rank_ic.png", "quintiles.png"):
+        assert (results / "cross_section" / figure).stat().st_size > 10_000
+    code, out, err = run_cli("backtest", "--run", board["run_id"], "--model", "lightgbm",
+                             *common)
+    assert code == 0, err
+    again = json.loads((folder / "data" / "runs" / "evaluate" / board["run_id"]
+                        / "backtest.json").read_text())
+    assert again == [r for r in board["backtest"] if r["model"] == "lightgbm"]
+    code, _, err = run_cli("backtest", "--run", board["run_id"], "--model", "svr", *common)
+    assert code == 2 and "has no model svr" in err
