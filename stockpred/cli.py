@@ -19,7 +19,7 @@ from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.data.store import RawStore, remove_temporaries
 from stockpred.errors import InputError, StockpredError
 from stockpred.layout import Paths, resolve_paths
-from stockpred.models.registry import REGISTRY
+from stockpred.models.registry import REGISTRY, unknown_model
 from stockpred.runtime import data_dir_lock, start_log, stop_log
 from stockpred.stages import table as stage_table
 
@@ -348,9 +348,9 @@ OWN_STAGES = {"vae": ("stockpred.stages.generative", "run_vae"),
               "experiments": ("stockpred.stages.experiments", "run")}
 
 
-@cli.command()
-@click.argument("model", type=click.Choice([*REGISTRY, *[m for m in OWN_STAGES
-                                                         if m not in REGISTRY]]))
+@cli.command(epilog="MODEL is one of: " + ", ".join(
+    [*REGISTRY, *[m for m in OWN_STAGES if m not in REGISTRY]]) + " (any case).")
+@click.argument("model", metavar="MODEL")
 @click.option("--ts-code", "ts_codes", metavar="A,B",
               help="Stocks to train on, pooled (default evaluation.ts_codes: 600036.SH).")
 @click.option("--quick", is_flag=True, help="Tiny sizes and few epochs (a smoke run).")
@@ -373,6 +373,10 @@ def train(model, ts_codes, quick, config_path, data_dir):
 
     from stockpred.stages import train as train_stage
 
+    trainable = [*REGISTRY, *[m for m in OWN_STAGES if m not in REGISTRY]]
+    model = model.lower()
+    if model not in trainable:
+        raise unknown_model(model, trainable)
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir)
     codes = _ts_codes(ts_codes)

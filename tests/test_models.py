@@ -36,6 +36,11 @@ def test_train_is_reproducible_and_writes_its_run(built, workdir):
                                  "--ts-code", "600036.SH")
         assert code == 0, err
         assert "persistence" in out
+        # the closing lines say what was fit on what, the sign convention and the verdict
+        assert "lstm on 600036.SH: fit before 20160101" in out
+        assert "test 20170101..20181231" in out and "features" in out
+        assert "early stopping kept epoch" in out and "negative: smaller" in out
+        assert "verdict: " in out and "persistence (needs DM < 0 at p < 0.05)" in out
         runs.append(out.split("saved ")[1].split()[0])
     first, second = (pd.read_parquet(f"{r}/predictions.parquet") for r in runs)
     pd.testing.assert_frame_equal(first, second)

@@ -58,3 +58,23 @@ def test_no_import_cycle_and_no_upward_import():
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
     assert " 0 cycles, 0 upward imports" in done.stdout
+
+
+def test_help_imports_no_heavy_package():
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom stockpred.cli import main\ntry:\n    main(['--help'])\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('tensorflow', 'keras', 'xgboost', 'lightgbm', 'sklearn',"
+             " 'distributed', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_misspelled_model_gets_a_suggestion(workdir):
+    code, _, err = run_cli("train", "lsmt")
+    assert code == 2 and "unknown model 'lsmt'; did you mean 'lstm'?" in err
+    assert err.count("\n") == 1

@@ -7,6 +7,7 @@ suite (stockpred.testing.conformance) then tests it.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import TYPE_CHECKING
 
@@ -45,10 +46,16 @@ def _import(path: str):
     return getattr(importlib.import_module(module), cls)
 
 
+def unknown_model(name: str, known, what: str = "model") -> InputError:
+    """The one-line error for a misspelled name, with the closest known ones."""
+    close = difflib.get_close_matches(name.lower(), list(known), n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return InputError(f"unknown {what} {name!r}; {hint}{what}s are {', '.join(known)}")
+
+
 def cross_sectional_class(name: str):
     if name not in CROSS_SECTIONAL:
-        raise InputError(f"unknown cross-sectional model {name!r}; models are "
-                         f"{', '.join(CROSS_SECTIONAL)}")
+        raise unknown_model(name, CROSS_SECTIONAL, "cross-sectional model")
     return _import(CROSS_SECTIONAL[name])
 
 
@@ -59,7 +66,7 @@ def cross_sectional_prototype(config: "Config", name: str):
 
 def forecaster_class(name: str) -> type["Forecaster"]:
     if name not in REGISTRY:
-        raise InputError(f"unknown model {name!r}; models are {', '.join(REGISTRY)}")
+        raise unknown_model(name, REGISTRY)
     return _import(REGISTRY[name])
 
 

@@ -27,14 +27,32 @@ class TrainReport:
     run_dir: Path
     metrics: dict
     persistence: dict
+    model: str
+    stocks: list[str]
+    periods: Periods
+    features: int
+    best_epoch: tuple[int, int] | None = None  # (kept, run) when early stopping watched
 
     def summary(self) -> list[str]:
-        m, p = self.metrics, self.persistence
-        return [f"saved {self.run_dir}",
+        m, p, cut = self.metrics, self.persistence, self.periods
+        stocks = ", ".join(self.stocks[:3]) + (f" and {len(self.stocks) - 3} more"
+                                                if len(self.stocks) > 3 else "")
+        fit = (f"{self.model} on {stocks}: fit before {cut.validation_start}, stopped on "
+               f"{cut.validation_start}..{cut.test_start} (targets before the test), test "
+               f"{cut.test_start}..{cut.test_end}; {self.features} features")
+        if self.best_epoch is not None:
+            kept, ran = self.best_epoch
+            fit += (f"; early stopping kept epoch {kept} of {ran}"
+                    + (" (validation never improved)" if kept == 1 and ran > 1 else ""))
+        beats = m["dm_stat_vs_persistence"] < 0 and m["dm_pvalue_vs_persistence"] < 0.05
+        return [f"saved {self.run_dir}", fit,
                 f"test rmse_return {m['rmse_return']:.5f} (persistence {p['rmse_return']:.5f}), "
                 f"rmse_price {m['rmse_price']:.4f} (persistence {p['rmse_price']:.4f}), "
                 f"direction {m['directional_accuracy']:.3f}, DM vs persistence "
-                f"{m['dm_stat_vs_persistence']:.3g} (p {m['dm_pvalue_vs_persistence']:.3g})"]
+                f"{m['dm_stat_vs_persistence']:.3g} (p {m['dm_pvalue_vs_persistence']:.3g}; "
+                f"negative: smaller squared return errors than persistence's)",
+                f"verdict: {'beats' if beats else 'does not beat'} persistence "
+                f"(needs DM < 0 at p < 0.05)"]
 
 
 def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = None,
@@ -63,4 +81,10 @@ def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = No
             "test": [periods.test_start, periods.test_end],
             "stocks": [s.ts_code for s in stocks], "metrics": metrics,
             "persistence": baseline}, predictions)
-    return TrainReport(run_folder.final, metrics, baseline)
+    history = getattr(model, "history_", None)
+    best = None
+    if model.uses_validation and isinstance(history, dict) and history.get("val_loss"):
+        losses = history["val_loss"]
+        best = (int(min(range(len(losses)), key=losses.__getitem__)) + 1, len(losses))
+    return TrainReport(run_folder.final, metrics, baseline, name,
+                       [s.ts_code for s in stocks], periods, len(features), best)
