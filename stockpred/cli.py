@@ -38,6 +38,7 @@ def _session(paths: Paths, command: str) -> Iterator[None]:
     """Log to <data dir>/logs, hold the data-directory lock, clear temp files of killed runs."""
     handler = start_log(paths, command, _secret())
     log.info("stockpred %s %s: %s", __version__, command, " ".join(sys.argv[1:]))
+    log.info("data dir %s, results dir %s", paths.data_dir, paths.results_dir)
     try:
         with data_dir_lock(paths, command):
             removed = remove_temporaries(paths.data_dir) + remove_temporaries(paths.results_dir)

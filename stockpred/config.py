@@ -513,15 +513,27 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {msg}"
 
 
+def find_project_config(start: Path | None = None) -> Path | None:
+    """The config.json of the project this folder is in: the first one in ``start`` (the
+    working directory) or a folder above it, so a command run from a subfolder (the
+    package's, say) reads and writes the project's data, not a new ./data beside it."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "config.json").is_file():
+            return folder / "config.json"
+    return None
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate config.json.
 
-    ``path`` (or env STOCKPRED_CONFIG) must exist when given; otherwise
-    ./config.json is used when present, else the built-in defaults.
+    ``path`` (or env STOCKPRED_CONFIG) must exist when given; otherwise the project's
+    config.json (found from the working directory upwards) is used, else the built-in
+    defaults (data/ under the working directory).
     """
     explicit = path or os.environ.get(CONFIG_ENV)
-    file = Path(explicit) if explicit else Path("config.json")
-    if not file.exists():
+    file = Path(explicit) if explicit else find_project_config()
+    if file is None or not file.exists():
         if explicit:
             raise InputError(f"config file {file} does not exist")
         return Config()

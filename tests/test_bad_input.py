@@ -131,3 +131,17 @@ def test_token_from_user_config_outside_the_repo(server_tables, tushare_env, wor
         assert server.calls["daily"] == 3
         user_config.write_text("{not json")
         assert_one_line_error(*run_cli("fetch"), 2, "cannot read tushare_token")
+
+
+def test_a_command_in_a_subfolder_uses_the_projects_config_and_data(workdir, monkeypatch):
+    """Run from a folder inside the project (its package folder, say), a command finds the
+    project's config.json upwards and writes under the project's data folder."""
+    (workdir / "config.json").write_text('{"data_dir": "store"}', encoding="utf-8")
+    inner = workdir / "stockpred" / "deeper"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    code, _, err = run_cli("fetch", "--source", "sample", "--ts-code", "600036.SH",
+                           "--start", "20180101")
+    assert code == 0, err
+    assert (workdir / "store" / "raw").is_dir()
+    assert not (inner / "data").exists() and not (inner / ".stockpred.lock").exists()
