@@ -29,7 +29,6 @@ sample median against persistence.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import zlib
@@ -423,16 +422,6 @@ class WGANForecaster(Forecaster):
         super().save(folder)
         atomic_save(Path(folder) / GENERATOR_FILE, self.generator_.save)
         atomic_save(Path(folder) / CRITIC_FILE, self.critic_.save)
-
-    @classmethod
-    def load(cls, folder: Path) -> "WGANForecaster":
-        """Load a saved WGANForecaster (works without a registry entry)."""
-        from stockpred.models.base import STATE_FILE
-
-        payload = json.loads((Path(folder) / STATE_FILE).read_text(encoding="utf-8"))
-        model = cls(payload["settings"], payload["seed"])
-        model._restore(payload["state"], Path(folder))
-        return model
 
     def _state(self) -> dict:
         return {"return_mean": self.return_mean_, "return_std": self.return_std_,

@@ -25,15 +25,15 @@ if TYPE_CHECKING:
 STATE_FILE = "forecaster.json"
 
 
-class Forecaster(ABC):
-    """Traits (class attributes) tell the stages how to drive a model:
-    ``uses_validation``: it holds back the last days of its training rows (to stop early,
-    to monitor, or to fit a weight); ``writes_tensorboard``: it logs training to
-    TensorBoard."""
+class Model(ABC):
+    """What every model shares, forecaster or cross-sectional: settings and seed stored by
+    ``__init__``, ``settings_from(config)``, ``clone``, and a save/load round trip through
+    a folder (every file written atomically). ``uses_validation`` (a trait): it holds back
+    the last days of its training rows, to stop early, to monitor, or to fit a weight."""
 
     name: ClassVar[str]
     uses_validation: ClassVar[bool] = False
-    writes_tensorboard: ClassVar[bool] = False
+    state_file: ClassVar[str] = STATE_FILE
 
     def __init__(self, settings: dict | None = None, seed: int = 42):
         self.settings = dict(settings or {})
@@ -44,18 +44,14 @@ class Forecaster(ABC):
         """This model's settings from its section of config.json (typed there)."""
         return {}
 
-    def clone(self) -> "Forecaster":
+    def clone(self):
         """An unfitted copy with the same settings and seed (walk-forward refits clones)."""
         return type(self)(self.settings, self.seed)
 
+    @staticmethod
     @abstractmethod
-    def fit(self, train: list[StockData], valid: list[StockData] | None = None,
-            log_dir: Path | None = None, verbose: int = 0) -> "Forecaster":
-        """Learn from the rows of ``train`` (pooled over stocks); ``valid`` may stop training."""
-
-    @abstractmethod
-    def predict(self, data: StockData) -> np.ndarray:
-        """The next traded day's close forecast at every row of ``data``."""
+    def class_named(name: str) -> type:
+        """The registered class of a saved model's ``name`` (what ``load`` builds)."""
 
     def _state(self) -> dict:
         return {}
@@ -69,13 +65,33 @@ class Forecaster(ABC):
         folder.mkdir(parents=True, exist_ok=True)
         payload = {"name": self.name, "settings": self.settings, "seed": self.seed,
                    "state": self._state()}
-        atomic_write_text(folder / STATE_FILE, json.dumps(payload, indent=1))
+        atomic_write_text(folder / self.state_file, json.dumps(payload, indent=1))
 
     @classmethod
-    def load(cls, folder: Path) -> "Forecaster":
-        from stockpred.models.registry import forecaster_class
-
-        payload = json.loads((Path(folder) / STATE_FILE).read_text(encoding="utf-8"))
-        model = forecaster_class(payload["name"])(payload["settings"], payload["seed"])
+    def load(cls, folder: Path):
+        payload = json.loads((Path(folder) / cls.state_file).read_text(encoding="utf-8"))
+        model = cls.class_named(payload["name"])(payload["settings"], payload["seed"])
         model._restore(payload["state"], Path(folder))
         return model
+
+
+class Forecaster(Model):
+    """A model of one stock's next close. ``writes_tensorboard`` (a trait): it logs
+    training to TensorBoard."""
+
+    writes_tensorboard: ClassVar[bool] = False
+
+    @staticmethod
+    def class_named(name: str) -> type:
+        from stockpred.models.registry import forecaster_class
+
+        return forecaster_class(name)
+
+    @abstractmethod
+    def fit(self, train: list[StockData], valid: list[StockData] | None = None,
+            log_dir: Path | None = None, verbose: int = 0) -> "Forecaster":
+        """Learn from the rows of ``train`` (pooled over stocks); ``valid`` may stop training."""
+
+    @abstractmethod
+    def predict(self, data: StockData) -> np.ndarray:
+        """The next traded day's close forecast at every row of ``data``."""

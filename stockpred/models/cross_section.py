@@ -11,39 +11,26 @@ The naive scores are models too: the last day's return and a random score.
 
 from __future__ import annotations
 
-import json
 import zlib
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from stockpred.data.store import atomic_save, atomic_write_text
+from stockpred.data.store import atomic_save
 from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
+from stockpred.models.base import Model
 
-if TYPE_CHECKING:
-    from stockpred.config import Config
+class CrossSectionalModel(Model):
+    """A model of one score per (day, stock) of a universe."""
 
-STATE_FILE = "model.json"
+    state_file = "model.json"
 
+    @staticmethod
+    def class_named(name: str) -> type:
+        from stockpred.models.registry import cross_sectional_class
 
-class CrossSectionalModel(ABC):
-    """``uses_validation``: the last days of the training window stop it early."""
-
-    name: ClassVar[str]
-    uses_validation: ClassVar[bool] = False
-
-    def __init__(self, settings: dict | None = None, seed: int = 42):
-        self.settings = dict(settings or {})
-        self.seed = seed
-
-    @classmethod
-    def settings_from(cls, config: "Config") -> dict:
-        return {}
-
-    def clone(self) -> "CrossSectionalModel":
-        return type(self)(self.settings, self.seed)
+        return cross_sectional_class(name)
 
     @abstractmethod
     def fit(self, train: FactorPanel, valid: FactorPanel | None = None
@@ -53,28 +40,6 @@ class CrossSectionalModel(ABC):
     @abstractmethod
     def predict(self, panel: FactorPanel) -> np.ndarray:
         """One score per row of ``panel``."""
-
-    def _state(self) -> dict:
-        return {}
-
-    def _restore(self, state: dict, folder: Path) -> None:
-        """Set learned state from ``state`` (and files in ``folder``)."""
-
-    def save(self, folder: Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / STATE_FILE, json.dumps(
-            {"name": self.name, "settings": self.settings, "seed": self.seed,
-             "state": self._state()}, indent=1))
-
-    @classmethod
-    def load(cls, folder: Path) -> "CrossSectionalModel":
-        from stockpred.models.registry import cross_sectional_class
-
-        payload = json.loads((Path(folder) / STATE_FILE).read_text(encoding="utf-8"))
-        model = cross_sectional_class(payload["name"])(payload["settings"], payload["seed"])
-        model._restore(payload["state"], Path(folder))
-        return model
 
 
 def _known(panel: FactorPanel) -> FactorPanel:
