@@ -5,13 +5,28 @@ Prints API calls and wall time for
       with tushare's 6,000-row cap per call (target: at most 1.05 calls per
       (interface, stock));
   (b) a one-trading-day refresh of the same universe (target: exactly 1 call per
-      interface).
-Runs the real `stockpred` command in a subprocess, so wall times include start-up.
-Data: the real sample shipped with stockpred (see stockpred.data.replay.replay_tables).
+      interface);
+and, on the market-scale data (<shared data>/market: 1,702 stocks, 2008-2018, served
+under `daily`), a whole-market fetch (`stockpred.data.fetch.run(whole_market=True)`):
+  (c) the backfill 2008-01-01..2018-12-27 by day (target: at most 1.05 calls per
+      (interface, day));
+  (d) the one-day refresh of 2018-12-28 (targets: exactly 1 call per interface, at most
+      3 files of the interface rewritten);
+  (e) reads of the stored table: one stock over 11 years, one day of the market, all of it;
+  (f) the same table as a store of one file per stock (what stockpred wrote before the
+      time layout): the same reads, then its migration to year files (wall, and whether
+      every read is the same frame after it).
+Each fetch runs in a subprocess (the `stockpred` command for (a) and (b)), so wall times
+include start-up. Data: the real sample shipped with stockpred (see
+stockpred.data.replay.replay_tables) and the shared market data, the shared data folder
+being STOCKPRED_SHARED_DATA or ../shared/data beside this checkout ((c)-(e) are skipped
+without it).
 
-Usage: python scripts/bench_fetch.py
+Usage: python scripts/bench_fetch.py [--market-only]
 """
 
+import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -20,55 +35,149 @@ import tempfile
 import time
 from pathlib import Path
 
-from stockpred.data.replay import ReplayServer, replay_tables, tables_as_of
-from stockpred.data.sample import SAMPLE_TABLES, read_sample
+from stockpred.data.replay import (ReplayServer, market_replay_tables, replay_tables,
+                                   tables_as_of)
+from stockpred.data.sample import SAMPLE_TABLES, read_market_tree, read_sample
+from stockpred.data.catalogue import CATALOGUE
+from stockpred.data.store import RawStore
 
+REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token-0123456789abcdef0123456789abcdef0123456789ab"
 INTERFACES = ["daily", "daily_basic", "adj_factor"]
 LAST_DAY = "20181228"
+DAY_BEFORE = "20181227"
+# A whole-market fetch has no command-line flag of its own yet: run the stage in a child.
+WHOLE_MARKET = ("from stockpred.config import load_config; from stockpred.data import fetch; "
+                "from stockpred.layout import resolve_paths; from stockpred.runtime import "
+                "data_dir_lock; config = load_config(); paths = resolve_paths(config)\n"
+                "with data_dir_lock(paths, 'fetch'):\n"
+                "    fetch.run(config, paths, progress=False, whole_market=True)")
 
 
-def fetch(workdir: Path, server: ReplayServer, end: str) -> float:
-    stocks = sorted(read_sample("stock_basic")["ts_code"])
-    config = {"fetch": {"universe": {"index": None, "ts_codes": stocks},
-                        "start_date": "20080101", "end_date": end, "interfaces": INTERFACES}}
-    (workdir / "config.json").write_text(json.dumps(config))
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def fetch(workdir: Path, server: ReplayServer, fetch_settings: dict,
+          command: list[str]) -> float:
+    (workdir / "config.json").write_text(json.dumps({"fetch": fetch_settings}))
     env = dict(os.environ, TUSHARE_TOKEN=TOKEN, TUSHARE_API_URL=server.url)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "stockpred", "fetch"], cwd=workdir, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
-        sys.exit(f"fetch failed: {done.stderr.strip()}")
+        sys.exit(f"fetch failed: {done.stderr.strip()[-500:]}")
     return elapsed
 
 
-def report(title: str, server: ReplayServer, elapsed: float, per: int) -> None:
-    print(f"\n{title}: {elapsed:.2f} s wall")
-    unit = "calls per stock" if per > 1 else "calls"
-    print(f"  {'interface':14s} {'calls':>6s} {unit:>16s}")
-    for name in ["stock_basic", "trade_cal", *INTERFACES]:
+def report(title: str, server: ReplayServer, elapsed: float, per: int, unit: str,
+           interfaces: list[str]) -> None:
+    say(f"\n{title}: {elapsed:.2f} s wall")
+    say(f"  {'interface':14s} {'calls':>6s} {unit:>16s}")
+    for name in ["stock_basic", "trade_cal", *interfaces]:
         calls = server.calls[name]
-        print(f"  {name:14s} {calls:6d} {calls / (per if name in INTERFACES else 1):16.3f}")
+        say(f"  {name:14s} {calls:6d} {calls / (per if name in interfaces else 1):16.3f}")
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.glob("*.parquet"))}
+
+
+def reads(store: RawStore, quiet: bool = False) -> list:
+    """One stock over 11 years, one day of the market, a month of one column, everything."""
+    frames = []
+    for label, query in (("one stock (600036.SH), 2008-2018", {"subjects": ["600036.SH"]}),
+                         (f"one day of the market ({LAST_DAY})",
+                          {"start": LAST_DAY, "end": LAST_DAY}),
+                         ("one month, close only (201806)",
+                          {"start": "20180601", "end": "20180630", "columns": ["close"]}),
+                         ("everything", {})):
+        start = time.perf_counter()
+        frames.append(store.read("daily", **query))
+        if not quiet:
+            say(f"  {label:34s} {time.perf_counter() - start:7.3f} s  {len(frames[-1]):9d} rows")
+    return frames
+
+
+def sse50() -> None:
+    tables = replay_tables({name: read_sample(name) for name in SAMPLE_TABLES})
+    stocks = sorted(read_sample("stock_basic")["ts_code"])
+    cli = [sys.executable, "-m", "stockpred", "fetch"]
+    with tempfile.TemporaryDirectory() as tmp, ReplayServer(tables, TOKEN) as server:
+        workdir = Path(tmp)
+        settings = {"universe": {"index": None, "ts_codes": stocks}, "start_date": "20080101",
+                    "interfaces": INTERFACES}
+        # the server as it stood at the close of the day before the last
+        server.tables = tables_as_of(tables, DAY_BEFORE)
+        elapsed = fetch(workdir, server, {**settings, "end_date": DAY_BEFORE}, cli)
+        report(f"(a) backfill of {len(stocks)} stocks, 20080101..{DAY_BEFORE}", server, elapsed,
+               len(stocks), "calls per stock", INTERFACES)
+        rows = sum(len(server.tables[n]) for n in INTERFACES)
+        say(f"  rows served: {rows}; per-call cap 6000")
+        server.tables = tables
+        server.reset_counts()
+        elapsed = fetch(workdir, server, {**settings, "end_date": LAST_DAY}, cli)
+        report(f"(b) one-trading-day refresh ({LAST_DAY})", server, elapsed, 1, "calls",
+               INTERFACES)
+
+
+def market(folder: Path) -> None:
+    say(f"\nloading {folder} ...")
+    tables = market_replay_tables(read_market_tree(folder))
+    days = tables["trade_cal"].query("is_open == 1")["cal_date"]
+    backfill_days = int((days <= DAY_BEFORE).sum())
+    stocks = len(tables["stock_basic"])
+    cli = [sys.executable, "-c", WHOLE_MARKET]
+    with tempfile.TemporaryDirectory() as tmp, ReplayServer(tables, TOKEN) as server:
+        workdir = Path(tmp)
+        settings = {"start_date": "20080101", "interfaces": ["daily"]}
+        server.tables = tables_as_of(tables, DAY_BEFORE)
+        say(f"(c) whole-market backfill by day: {stocks} stocks listed, {backfill_days} "
+            f"trading days ...")
+        elapsed = fetch(workdir, server, {**settings, "end_date": DAY_BEFORE}, cli)
+        report(f"(c) whole-market backfill, 20080101..{DAY_BEFORE}", server, elapsed,
+               backfill_days, "calls per day", ["daily"])
+        raw = workdir / "data" / "raw" / "daily"
+        before = digests(raw)
+        size = sum(p.stat().st_size for p in raw.glob("*.parquet"))
+        say(f"  stored: {len(before)} files, {size / 1e6:.1f} MB")
+        server.tables = tables
+        server.reset_counts()
+        elapsed = fetch(workdir, server, {**settings, "end_date": LAST_DAY}, cli)
+        report(f"(d) whole-market one-day refresh ({LAST_DAY})", server, elapsed, 1, "calls",
+               ["daily"])
+        after = digests(raw)
+        rewritten = sorted(name for name, digest in after.items() if before.get(name) != digest)
+        say(f"  daily files rewritten: {len(rewritten)} of {len(after)} ({', '.join(rewritten)})")
+        store = RawStore(workdir / "data" / "raw")
+        say("(e) reads of the stored daily table (year files)")
+        reads(store)
+        legacy = RawStore(workdir / "per_stock")
+        start = time.perf_counter()
+        legacy.upsert(CATALOGUE["daily"], store.read("daily"))
+        say(f"(f) the same table in one file per stock: {len(legacy.files('daily'))} files "
+            f"written in {time.perf_counter() - start:.1f} s")
+        old = reads(legacy)
+        start = time.perf_counter()
+        legacy.migrate("daily")
+        say(f"  migrated to {len(legacy.files('daily'))} year files in "
+            f"{time.perf_counter() - start:.1f} s")
+        same = all(frame.equals(again) for frame, again in zip(old, reads(legacy, quiet=True)))
+        say(f"  every read the same frame after the migration: {same}")
 
 
 def main() -> None:
-    tables = replay_tables({name: read_sample(name) for name in SAMPLE_TABLES})
-    stocks = len(read_sample("stock_basic"))
-    with tempfile.TemporaryDirectory() as tmp, ReplayServer(tables, TOKEN) as server:
-        workdir = Path(tmp)
-        # the server as it stood at the close of the day before the last
-        day_before = "20181227"
-        server.tables = tables_as_of(tables, day_before)
-        elapsed = fetch(workdir, server, day_before)
-        report(f"(a) backfill of {stocks} stocks, 20080101..{day_before}", server, elapsed,
-               stocks)
-        rows = sum(len(server.tables[n]) for n in INTERFACES)
-        print(f"  rows served: {rows}; per-call cap 6000")
-        server.tables = tables
-        server.reset_counts()
-        elapsed = fetch(workdir, server, LAST_DAY)
-        report(f"(b) one-trading-day refresh ({LAST_DAY})", server, elapsed, 1)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--market-only", action="store_true", help="Skip (a) and (b).")
+    args = parser.parse_args()
+    if not args.market_only:
+        sse50()
+    root = Path(os.environ.get("STOCKPRED_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if (root / "market" / "qfq_daily").is_dir():
+        market(root / "market")
+    else:
+        say(f"\n(c)-(e) skipped: no market data under {root / 'market'}")
 
 
 if __name__ == "__main__":

@@ -123,7 +123,9 @@ def test_universe_from_index_weight(server_tables, tushare_env, workdir):
         code, out, err = run_cli("fetch")
         assert code == 0, err
         assert set(stored(workdir, "daily")["ts_code"]) == set(members)
-        assert server.calls["daily"] == len(members)
+        # 50 stocks, 20 trading days: one call a day beats one per stock
+        days = server_tables["trade_cal"].query("is_open == 1 and cal_date >= '20181201'")
+        assert server.calls["daily"] == len(days) == 20
         manifest = json.loads((workdir / "data" / "raw" / "manifest.json").read_text())
         assert sorted(manifest["stocks"]) == sorted(members)
         assert manifest["tables"]["daily"]["rows"] == len(stored(workdir, "daily"))

@@ -59,7 +59,7 @@ def test_minute_bars_and_news_partition_by_subject_and_year(real_tables, tmp_pat
 
 
 def test_missing_ranges():
-    assert missing_ranges("20180101", "20181231", None) == [("20180101", "20181231")]
+    assert missing_ranges("20180101", "20181231") == [("20180101", "20181231")]
     assert missing_ranges("20180101", "20181231", ("20180301", "20181130")) == [
         ("20180101", "20180228"), ("20181201", "20181231")]
     assert missing_ranges("20180301", "20181130", ("20180101", "20181231")) == []

@@ -42,6 +42,9 @@ class Interface:
     subject). ``by_trade_date`` marks interfaces that answer ``trade_date=D`` for the
     whole market (through ``day_param``), which makes a nightly refresh one call per
     trading day; ``calendar_days`` marks the few that publish on every calendar day.
+    ``partition`` is how the raw store splits the table into files; ``market_partition``
+    the time layout ("year", or "month" for minute bars) that a per-subject table moves
+    to once it holds a market-scale universe (see stockpred.data.store).
     """
 
     name: str
@@ -56,6 +59,7 @@ class Interface:
     calendar_days: bool = False
     rows_per_call: int = 6000
     partition: str | None = None  # "subject", "year", "subject_year" or None (one file)
+    market_partition: str | None = None  # "year" or "month"; None: the table keeps its files
     datetime_params: bool = False  # start/end sent as 'YYYY-MM-DD HH:MM:SS'
     fixed_params: dict = field(default_factory=dict)
     publication_lag_days: int = 0  # a day's rows can appear this many days after it
@@ -72,6 +76,7 @@ class Interface:
 
 def _stock(name, group, keys, date_field, **kw):
     kw.setdefault("partition", "subject")
+    kw.setdefault("market_partition", "year")
     return Interface(name, group, keys, date_field, subject="stock", **kw)
 
 
@@ -157,8 +162,8 @@ INTERFACES: tuple[Interface, ...] = (
             range_query=False, rows_per_call=200, day_param="date", calendar_days=True),
     # 1-minute bars
     Interface("stk_mins", "minutes", ("ts_code", "trade_time"), "trade_time", subject="minute",
-              rows_per_call=8000, partition="subject_year", datetime_params=True,
-              fixed_params={"freq": "1min"}),
+              rows_per_call=8000, partition="subject_year", market_partition="month",
+              datetime_params=True, fixed_params={"freq": "1min"}),
 )
 
 CATALOGUE: dict[str, Interface] = {i.name: i for i in INTERFACES}

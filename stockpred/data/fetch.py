@@ -1,20 +1,30 @@
 """The fetch stage: bring tushare Pro data (or the shipped sample) into <data dir>/raw/.
 
-Incremental by design: the store's coverage ledger says which range was already
+Incremental by design: the store's coverage ledger says which ranges were already
 asked for each (interface, subject), so only the rest is requested. Interfaces that
-answer ``trade_date=D`` for the whole market are fetched one call per trading day
-when that is cheaper than one call per stock (a nightly refresh), and one call per
-stock otherwise (a backfill); the plan picks whichever needs fewer calls.
+answer ``trade_date=D`` for the whole market are asked one call per trading day (paged
+past the row cap) or one call per stock and missing range, whichever the whole
+universe needs fewer calls for: a nightly refresh is one call a day, a backfill of a
+universe larger than the number of days asked is by day too, a long backfill of a few
+stocks is by stock. A by-day sweep keeps the rows of the universe's stocks. A
+whole-market fetch is always by day: only a call by day returns the stocks tushare no
+longer lists (delisted ones, which a per-stock backfill of today's list would leave
+out); it keeps every row and marks ``*`` (every stock) as asked. At market scale (more
+than store.MARKET_SCALE stocks) the per-stock tables move to the store's time layout,
+and fetched rows are gathered and written WRITE_ROWS rows, one time partition, at a
+time, so a backfill rewrites each file a few times, not once per call.
 """
 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 from tqdm import tqdm
 
 from stockpred.config import Config, api_url, resolve_token, user_config_path
@@ -23,7 +33,8 @@ from stockpred.data.catalogue import CATALOGUE, INTERFACES, Interface
 from stockpred.data.client import NoPermission, QuotaExhausted, TushareClient
 from stockpred.data.sample import (CALENDAR_INDEX, SAMPLE_INDEX, SAMPLE_TABLES, read_sample,
                                    trade_calendar)
-from stockpred.data.store import ALL_SUBJECTS, RawStore, UpsertResult, day_bounds
+from stockpred.data.store import (ALL_SUBJECTS, RawStore, UpsertResult, day_bounds, format_day,
+                                  parse_day, shift_day)
 from stockpred.errors import IncompleteError, InputError
 from stockpred.layout import Paths
 from stockpred.manifest import (config_hash, package_versions, table_summary,
@@ -31,6 +42,8 @@ from stockpred.manifest import (config_hash, package_versions, table_summary,
 
 log = logging.getLogger(__name__)
 BEIJING = ZoneInfo("Asia/Shanghai")
+# Rows gathered before a write into a time layout: what a kill can lose, and the memory held.
+WRITE_ROWS = 1_000_000
 
 
 @dataclass
@@ -64,24 +77,13 @@ class FetchReport:
 
 # -- days ---------------------------------------------------------------------------------
 
-def _as_date(day: str) -> date:
-    return date(int(day[:4]), int(day[4:6]), int(day[6:8]))
-
-
-def _day(d: date) -> str:
-    return d.strftime("%Y%m%d")
-
-
-def _shift(day: str, n: int) -> str:
-    return _day(_as_date(day) + timedelta(days=n))
-
-
 def settled_day(settle_time: str, now: datetime | None = None) -> str:
     """The last day whose data counts as published: today after settle_time (Beijing), else yesterday."""
     now = (now or datetime.now(BEIJING)).astimezone(BEIJING)
     hour, minute = (int(x) for x in settle_time.split(":"))
     today = now.date()
-    return _day(today if (now.hour, now.minute) >= (hour, minute) else today - timedelta(days=1))
+    return format_day(today if (now.hour, now.minute) >= (hour, minute)
+                      else today - timedelta(days=1))
 
 
 # A market-wide day-by-day reply with no rows for a day this old means the day really
@@ -102,23 +104,22 @@ def coverage_end(lo: str, hi: str, last_returned: str | None, final_day: str) ->
     if hi <= final_day:
         return hi
     if last_returned is None:
-        return hi if lo <= final_day else _shift(lo, -1)
+        return hi if lo <= final_day else shift_day(lo, -1)
     return min(hi, max(final_day, last_returned))
 
 
-def missing_ranges(start: str, end: str, covered: tuple[str, str] | None) -> list[tuple[str, str]]:
-    """The parts of [start, end] outside the covered range (at most one before, one after)."""
-    if start > end:
-        return []
-    if covered is None:
-        return [(start, end)]
-    lo, hi = covered
-    gaps = []
-    if start < lo:
-        gaps.append((start, min(end, _shift(lo, -1))))
-    if end > hi:
-        gaps.append((max(start, _shift(hi, 1)), end))
-    return [g for g in gaps if g[0] <= g[1]]
+def missing_ranges(start: str, end: str, *covered: tuple[str, str]) -> list[tuple[str, str]]:
+    """The parts of [start, end] outside every covered range, in day order."""
+    gaps = [(start, end)] if start <= end else []
+    for lo, hi in covered:
+        rest = []
+        for first, last in gaps:
+            if first < lo:
+                rest.append((first, min(last, shift_day(lo, -1))))
+            if last > hi:
+                rest.append((max(first, shift_day(hi, 1)), last))
+        gaps = [g for g in rest if g[0] <= g[1]]
+    return gaps
 
 
 # -- what to fetch ------------------------------------------------------------------------
@@ -152,16 +153,24 @@ def choose_source(config: Config) -> tuple[str, str | None]:
     return source, token
 
 
-def run(config: Config, paths: Paths, progress: bool = True) -> FetchReport:
-    """Fetch what config.json asks for into <data dir>/raw and write its manifest."""
+def run(config: Config, paths: Paths, progress: bool = True,
+        whole_market: bool = False) -> FetchReport:
+    """Fetch what config.json asks for into <data dir>/raw and write its manifest.
+
+    ``whole_market``: instead of fetch.universe, every stock tushare lists, and every
+    row a by-day call returns (what the market-wide universes `all` and `topN` need).
+    Call while holding the data lock: it first finishes a store migration a kill cut short.
+    """
     source, token = choose_source(config)
     store = RawStore(paths.raw_dir)
+    for name in store.resume_migrations():
+        log.info("finished moving %s to its time layout", name)
     if source == "sample":
         report = _load_sample(config, store)
         write_fetch_manifest(paths, store, config, report)
         return report
     fetcher = _Fetcher(config, store, TushareClient(token, config.tushare, api_url(config)),
-                       progress)
+                       progress, whole_market)
     try:
         return fetcher.run()
     finally:
@@ -214,18 +223,22 @@ def _load_sample(config: Config, store: RawStore) -> FetchReport:
 # -- tushare ------------------------------------------------------------------------------
 
 class _Fetcher:
-    def __init__(self, config: Config, store: RawStore, client: TushareClient, progress: bool):
+    def __init__(self, config: Config, store: RawStore, client: TushareClient, progress: bool,
+                 whole_market: bool = False):
         self.config = config
         self.store = store
         self.client = client
         self.progress = progress
+        self.whole_market = whole_market
         self.start = config.fetch.start_date
-        self.end = config.fetch.end_date or _day(datetime.now(BEIJING).date())
+        self.end = config.fetch.end_date or format_day(datetime.now(BEIJING).date())
         self.settled = min(self.end, settled_day(config.fetch.settle_time))
         # a run that ends at day D is treated as run on D's night
-        self.empty_day_final = _shift(self.settled, -EMPTY_DAY_FINAL_AFTER_DAYS)
+        self.empty_day_final = shift_day(self.settled, -EMPTY_DAY_FINAL_AFTER_DAYS)
         self.selected = selected_interfaces(config)
         self.touched: dict[str, set[str]] = {}
+        self.market_size = 0  # stocks tushare lists: the rows of one day of the market
+        self._calendar: list[str] | None = None  # open days, read once trade_cal is stored
         self.position = ""  # how far the current interface got, for a stop part way
         self.report = FetchReport("tushare", self.start, self.end, [])
 
@@ -244,6 +257,23 @@ class _Fetcher:
         for done, item in enumerate(bar):
             self.position = f"{done} of {len(items)} {unit}s done"
             yield item
+
+    def _store(self, iface: Interface, frames: list[pd.DataFrame],
+               asked: list[tuple[str, str, str]]) -> None:
+        """Write fetched rows, then mark the ranges they answer as asked, in that order: a
+        kill in between asks again, and never leaves a range marked without its rows."""
+        frames = [f for f in frames if len(f)]
+        if frames:
+            frame = pd.concat(frames, ignore_index=True)
+            subjects = (frame[iface.subject_param].unique()
+                        if iface.subject and iface.subject_param in frame.columns else [])
+            self._record(iface, self.store.upsert(iface, frame), subjects)
+        self.store.record_coverage(iface.name, asked)
+
+    def _fit_layout(self, iface: Interface, subjects: int) -> None:
+        if self.store.fit_layout(iface, subjects):
+            self.report.table(iface.name).note = (f"market scale: one file per "
+                                                  f"{iface.market_partition} from now on")
 
     def run(self) -> FetchReport:
         names = [i.name for i in self.selected]
@@ -271,6 +301,9 @@ class _Fetcher:
             return list(universe.ts_codes)
         self._snapshot(CATALOGUE["stock_basic"])
         listed = set(self.store.read("stock_basic", columns=["ts_code"])["ts_code"])
+        self.market_size = len(listed)
+        if self.whole_market:
+            return sorted(listed)
         if universe.ts_codes:
             unknown = sorted(set(universe.ts_codes) - listed)
             if unknown:
@@ -278,7 +311,7 @@ class _Fetcher:
                                  f"in tushare's stock_basic")
             return list(universe.ts_codes)
         weights = CATALOGUE["index_weight"]
-        self._by_subject(weights, [universe.index], self.start)
+        self._by_subject(weights, [universe.index])
         members = self.store.read("index_weight", subjects=[universe.index], end=self.end)
         if members.empty:
             raise InputError(f"tushare returned no index_weight rows for {universe.index} "
@@ -288,15 +321,18 @@ class _Fetcher:
 
     def _fetch_interface(self, iface: Interface, stocks: list[str]) -> None:
         subjects = subjects_for(iface, self.config, stocks)
+        if iface.subject == "stock":
+            self._fit_layout(iface, len(subjects))
         try:
             if iface.date_field is None:
                 self._snapshot(iface)
-            elif iface.by_trade_date and not iface.range_query:
-                self._by_day(iface, subjects, self._days_needed(iface, ALL_SUBJECTS))
+            elif iface.by_trade_date and (self.whole_market or not iface.range_query):
+                gaps = self._gaps(iface, [ALL_SUBJECTS])
+                self._sweep(iface, gaps, self._days_of(gaps.values(), iface.calendar_days))
             elif iface.by_trade_date:
-                self._mixed(iface, subjects)
+                self._by_stock_or_day(iface, subjects)
             else:
-                self._by_subject(iface, subjects, self.start)
+                self._by_subject(iface, subjects)
         except NoPermission as exc:
             self.report.table(iface.name).note = "skipped: no permission for this account"
             log.warning("%s; skipped", exc)
@@ -309,79 +345,140 @@ class _Fetcher:
         frame = self.client.fetch(iface, {})
         self._record(iface, self.store.upsert(iface, frame), [])
 
+    # days
     def _open_days(self, lo: str, hi: str, calendar_days: bool = False) -> list[str]:
         if lo > hi:
             return []
         if calendar_days:
-            return [_day(_as_date(lo) + timedelta(n))
-                    for n in range((_as_date(hi) - _as_date(lo)).days + 1)]
-        cal = self.store.read("trade_cal", start=lo, end=hi, columns=["cal_date", "is_open"])
-        return sorted(cal.loc[cal["is_open"] == 1, "cal_date"])
+            return [format_day(parse_day(lo) + timedelta(n))
+                    for n in range((parse_day(hi) - parse_day(lo)).days + 1)]
+        if self._calendar is None:
+            cal = self.store.read("trade_cal", columns=["cal_date", "is_open"])
+            self._calendar = sorted(cal.loc[cal["is_open"] == 1, "cal_date"])
+        return self._calendar[bisect_left(self._calendar, lo):bisect_right(self._calendar, hi)]
 
-    def _days_needed(self, iface: Interface, subject: str) -> list[str]:
-        covered = self.store.coverage(iface.name).get(subject)
-        days = []
-        for lo, hi in missing_ranges(self.start, self.settled, covered):
-            days += self._open_days(lo, hi, iface.calendar_days)
-        return days
+    def _days_of(self, gaps: Iterable[list[tuple[str, str]]],
+                 calendar_days: bool = False) -> list[str]:
+        """The open days (every day for ``calendar_days``) inside any of the ranges."""
+        return sorted({d for ranges in gaps for lo, hi in ranges
+                       for d in self._open_days(lo, hi, calendar_days)})
 
-    def _by_subject(self, iface: Interface, subjects: list[str], start: str) -> None:
+    def _gaps(self, iface: Interface, subjects: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """The ranges of [start, settled] not asked yet, for each subject that has some; a
+        range asked for the whole market (``*``) counts for every subject."""
         coverage = self.store.coverage(iface.name)
-        work = [(s, gap) for s in subjects
-                for gap in missing_ranges(start, self.settled, coverage.get(s))]
+        market = coverage.get(ALL_SUBJECTS, [])
+        gaps = {s: missing_ranges(self.start, self.settled, *coverage.get(s, []), *market)
+                for s in subjects}
+        return {s: g for s, g in gaps.items() if g}
+
+    # the two ways to ask
+    def _by_subject(self, iface: Interface, subjects: list[str]) -> None:
+        """One call per subject and missing range. Into a time layout the rows are gathered
+        and written WRITE_ROWS at a time (a write rewrites files every subject shares);
+        per-subject files are written as each call returns, at no extra cost."""
+        gaps = self._gaps(iface, subjects)
+        work = [(s, gap) for s, ranges in gaps.items() for gap in ranges]
         if not iface.range_query:
-            work = [(s, (start, self.settled)) for s in dict.fromkeys(s for s, _ in work)]
+            work = [(s, (self.start, self.settled)) for s in gaps]
+        gather = WRITE_ROWS if self.store.time_layout(iface) else 0
+        pending, rows, asked = [], 0, []
         for subject, (lo, hi) in self._steps(work, iface, "call"):
             params = {} if subject == ALL_SUBJECTS else {iface.subject_param: subject}
             if iface.range_query:
                 first, last = day_bounds(iface, lo, hi)
                 params.update(start_date=first, end_date=last)
-            frame = self.client.fetch(iface, params)
-            self._record(iface, self.store.upsert(iface, frame), [subject])
+            try:
+                frame = self.client.fetch(iface, params)
+            except BaseException:
+                self._store(iface, pending, asked)  # keep what came back before the stop
+                raise
             last = None
             if iface.date_field and len(frame):
                 last = frame[iface.date_field].astype(str).str.replace("-", "").str[:8].max()
-            end = coverage_end(lo, hi, last, _shift(self.settled, -iface.publication_lag_days))
+            end = coverage_end(lo, hi, last, shift_day(self.settled, -iface.publication_lag_days))
+            pending.append(frame)
+            rows += len(frame)
             if end >= lo:
-                self.store.record_coverage(iface.name, {subject: (lo, end)})
+                asked.append((subject, lo, end))
+            if rows >= gather:
+                self._store(iface, pending, asked)
+                pending, rows, asked = [], 0, []
+        self._store(iface, pending, asked)
 
-    def _by_day(self, iface: Interface, subjects: list[str], days: list[str]) -> None:
-        """One call per day for the whole market, kept for ``subjects``; stops at a recent day
-        with no rows (not published yet), skips an old one (a day that really had none)."""
-        wanted = None if subjects == [ALL_SUBJECTS] else set(subjects)
+    def _sweep(self, iface: Interface, gaps: dict[str, list[tuple[str, str]]],
+               days: list[str]) -> None:
+        """One call a day (pages past the cap included) for the subjects of ``gaps``: every
+        row is kept for the whole market (``*``), else the rows of those subjects. Rows are
+        written one time partition (at most WRITE_ROWS rows) at a time; the ledger then
+        marks each subject's gaps asked up to the last day written. Stops at a recent day
+        with no rows (not published yet); an old one is a day that really had none."""
+        keep = None if ALL_SUBJECTS in gaps else list(gaps)
+
+        def asked(through: str | None) -> list[tuple[str, str, str]]:
+            if through is None:
+                return []
+            return [(s, lo, min(hi, through)) for s, ranges in gaps.items()
+                    for lo, hi in ranges if lo <= through]
+
+        pending, rows, through = [], 0, None
         for day in self._steps(days, iface, "day"):
-            frame = self.client.fetch(iface, {iface.day_param: day})
+            if pending and (rows >= WRITE_ROWS or self.store.period_of(iface, day)
+                            != self.store.period_of(iface, through)):
+                self._store(iface, pending, asked(through))
+                pending, rows = [], 0
+            try:
+                frame = self.client.fetch(iface, {iface.day_param: day})
+            except BaseException:
+                self._store(iface, pending, asked(through))  # keep the days fetched so far
+                raise
             if frame.empty and day > self.empty_day_final:
                 self.report.table(iface.name).note = f"no rows yet for {day}; retried next run"
                 log.info("%s has no rows for %s yet; stopping there", iface.name, day)
-                return
-            if wanted is not None:
-                frame = frame[frame[iface.subject_param].isin(wanted)]
-            self._record(iface, self.store.upsert(iface, frame), wanted or [])
-            self.store.record_coverage(iface.name, {s: (day, day) for s in subjects})
+                through = shift_day(day, -1)
+                break
+            if keep is not None:
+                frame = frame[frame[iface.subject_param].isin(keep)]
+            pending.append(frame)
+            rows += len(frame)
+            through = day
+        else:  # every missing day asked: the gaps are asked to their ends
+            through = self.settled
+        self._store(iface, pending, asked(through))
 
-    def _mixed(self, iface: Interface, subjects: list[str]) -> None:
-        """Per trading day for the subjects that are nearly current, per subject for the rest."""
-        coverage = self.store.coverage(iface.name)
-        current = []  # (first missing day, subject) for subjects missing only recent days
-        behind = []
-        for s in subjects:
-            gaps = missing_ranges(self.start, self.settled, coverage.get(s))
-            if len(gaps) == 1 and s in coverage and gaps[0][0] > coverage[s][0]:
-                current.append((gaps[0][0], s))
-            elif gaps:
-                behind.append(s)
-        current.sort(reverse=True)
-        best_k, best_cost, best_days = 0, len(current), []
-        for k in range(1, len(current) + 1):
-            days = self._open_days(current[k - 1][0], self.settled)
-            cost = len(days) + len(current) - k
-            if cost < best_cost:
-                best_k, best_cost, best_days = k, cost, days
-        by_day = [s for _, s in current[:best_k]]
-        self._by_subject(iface, behind + [s for _, s in current[best_k:]], self.start)
-        if by_day:
-            self._by_day(iface, by_day, best_days)
+    def _by_stock_or_day(self, iface: Interface, subjects: list[str]) -> None:
+        """The universe's cheapest mix of a sweep by day and calls per subject.
+
+        Subjects missing the same ranges go together. Taking the groups into the sweep in
+        order of their first missing day, latest first (the nearly current stocks of a
+        nightly refresh before a newcomer's whole history), each prefix costs the days its
+        subjects miss, in pages of one day of the market, plus one call per page of every
+        missing range of the other subjects; the cheapest prefix (maybe none) wins.
+        """
+        gaps = self._gaps(iface, subjects)
+        groups: dict[tuple, list[str]] = {}
+        for subject, ranges in gaps.items():
+            groups.setdefault(tuple(ranges), []).append(subject)
+        cap = self.client.rows_per_call(iface)
+        day_calls = -(-max(self.market_size, 1) // cap)
+
+        def subject_calls(ranges: tuple) -> int:
+            per_subject = sum(max(1, -(-len(self._open_days(lo, hi)) // cap))
+                              for lo, hi in ranges)
+            return per_subject * len(groups[ranges])
+
+        order = sorted(groups, key=lambda ranges: ranges[0][0], reverse=True)
+        rest = sum(subject_calls(ranges) for ranges in order)
+        best, best_k, best_days, days = rest, 0, [], set()
+        for k, ranges in enumerate(order, 1):
+            days.update(self._days_of([ranges]))
+            rest -= subject_calls(ranges)
+            if len(days) * day_calls + rest < best:
+                best, best_k, best_days = len(days) * day_calls + rest, k, sorted(days)
+        self._by_subject(iface, [s for ranges in order[best_k:] for s in groups[ranges]])
+        if best_k:
+            self._sweep(iface, {s: list(ranges) for ranges in order[:best_k]
+                                for s in groups[ranges]}, best_days)
 
     # derived tables
     def _derive(self, iface: Interface, stocks: list[str]) -> None:
@@ -390,14 +487,19 @@ class _Fetcher:
         if not all(self.store.has(s) for s in sources):
             self.report.table(iface.name).note = f"needs {' and '.join(sources)}"
             return
+        codes = sorted(changed if self.whole_market else changed & set(stocks))
+        if not codes:
+            return
+        self._fit_layout(iface, len(stocks))
         how = iface.name.split("_")[0]
-        for code in sorted(changed & set(stocks)):
-            daily = self.store.read("daily", subjects=[code])
-            factors = self.store.read("adj_factor", subjects=[code])
-            if daily.empty or factors.empty:
-                continue
-            result = self.store.replace_subject(iface, code, adjust_prices(daily, factors, how))
-            self._record(iface, result, [code])
+        factors = dict(tuple(self.store.read("adj_factor", subjects=codes).groupby("ts_code")))
+        adjusted = {code: adjust_prices(daily, factors[code], how)
+                    for code, daily in self.store.read("daily", subjects=codes).groupby("ts_code")
+                    if code in factors}
+        if adjusted:
+            result = self.store.replace_subjects(iface, list(adjusted),
+                                                 pd.concat(adjusted.values(), ignore_index=True))
+            self._record(iface, result, adjusted)
 
 
 def write_fetch_manifest(paths: Paths, store: RawStore, config: Config,
@@ -405,7 +507,7 @@ def write_fetch_manifest(paths: Paths, store: RawStore, config: Config,
     """raw/manifest.json: every stored table's files, rows and content hash, and this run."""
     tables = {}
     if store.raw_dir.is_dir():
-        for folder in sorted(p for p in store.raw_dir.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in store.raw_dir.iterdir() if p.name in CATALOGUE):
             if store.has(folder.name):
                 tables[folder.name] = table_summary(store, folder.name)
     write_manifest(paths.fetch_manifest, {
