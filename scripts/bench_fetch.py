@@ -7,7 +7,7 @@ Prints API calls and wall time for
   (b) a one-trading-day refresh of the same universe (target: exactly 1 call per
       interface);
 and, on the market-scale data (<shared data>/market: 1,702 stocks, 2008-2018, served
-under `daily`), a whole-market fetch (`stockpred.data.fetch.run(whole_market=True)`):
+under `daily`), a whole-market fetch (`stockpred fetch --universe all`):
   (c) the backfill 2008-01-01..2018-12-27 by day (target: at most 1.05 calls per
       (interface, day));
   (d) the one-day refresh of 2018-12-28 (targets: exactly 1 call per interface, at most
@@ -46,12 +46,6 @@ TOKEN = "bench-token-0123456789abcdef0123456789abcdef0123456789ab"
 INTERFACES = ["daily", "daily_basic", "adj_factor"]
 LAST_DAY = "20181228"
 DAY_BEFORE = "20181227"
-# A whole-market fetch has no command-line flag of its own yet: run the stage in a child.
-WHOLE_MARKET = ("from stockpred.config import load_config; from stockpred.data import fetch; "
-                "from stockpred.layout import resolve_paths; from stockpred.runtime import "
-                "data_dir_lock; config = load_config(); paths = resolve_paths(config)\n"
-                "with data_dir_lock(paths, 'fetch'):\n"
-                "    fetch.run(config, paths, progress=False, whole_market=True)")
 
 
 def say(text: str) -> None:
@@ -128,7 +122,7 @@ def market(folder: Path) -> None:
     days = tables["trade_cal"].query("is_open == 1")["cal_date"]
     backfill_days = int((days <= DAY_BEFORE).sum())
     stocks = len(tables["stock_basic"])
-    cli = [sys.executable, "-c", WHOLE_MARKET]
+    cli = [sys.executable, "-m", "stockpred", "fetch", "--universe", "all"]
     with tempfile.TemporaryDirectory() as tmp, ReplayServer(tables, TOKEN) as server:
         workdir = Path(tmp)
         settings = {"start_date": "20080101", "interfaces": ["daily"]}

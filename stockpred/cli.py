@@ -145,6 +145,10 @@ def _fetch_overrides(config: Config, source, ts_codes, start, end, only) -> Conf
     return with_overrides(config, {"fetch": update})
 
 
+_UNIVERSE_HELP = ("A universe: `all`, `topN` (the N most traded stocks, ranked again every "
+                  "day, e.g. top800) or a name from config.json's universes.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="stockpred")
 def cli():
@@ -162,13 +166,17 @@ def cli():
                    "else the shipped sample.")
 @click.option("--ts-code", "ts_codes", metavar="A,B",
               help="Stocks to fetch instead of the configured universe, e.g. 600036.SH,600000.SH.")
+@click.option("--universe", metavar="NAME",
+              help=f"{_UNIVERSE_HELP} Fetches every stock it can hold on any day of the "
+                   f"period; `all` and `topN` fetch the whole market by day (one call per "
+                   f"interface and day).")
 @click.option("--start", metavar="YYYYMMDD", help="First day (default fetch.start_date).")
 @click.option("--end", metavar="YYYYMMDD", help="Last day (default fetch.end_date, else today).")
 @click.option("--only", metavar="API1,API2",
               help=f"Only these tushare interfaces (default: the configured groups: "
                    f"{', '.join(GROUPS)}).")
 @_common_options
-def fetch(source, ts_codes, start, end, only, config_path, data_dir):
+def fetch(source, ts_codes, universe, start, end, only, config_path, data_dir):
     """Fetch tushare Pro data into <data dir>/raw/<interface>/ (incremental, idempotent).
 
     The token comes from TUSHARE_TOKEN or ~/.config/stockpred/config.json
@@ -177,10 +185,16 @@ def fetch(source, ts_codes, start, end, only, config_path, data_dir):
     asked for; a re-run adds nothing. Exit codes: 2 bad input, 3 stopped by tushare's
     daily quota (rerun tomorrow), 4 another run holds the data directory.
     """
+    if universe is not None and ts_codes is not None:
+        raise InputError("give --universe or --ts-code, not both")
     config = _fetch_overrides(load_config(config_path), source, ts_codes, start, end, only)
+    spec = None
+    if universe is not None:
+        from stockpred.stages import market
+        spec = market.universe_spec(config, universe)
     paths = resolve_paths(config, data_dir)
     with _session(paths, "fetch"):
-        report = fetch_stage.run(config, paths)
+        report = fetch_stage.run(config, paths, universe=spec)
     if report.source == "sample":
         reason = "as asked" if config.fetch.source == "sample" else "no tushare token found"
         click.echo(f"Loaded the shipped sample ({reason}): real SSE 50 data up to 2018-12-28, "
@@ -193,8 +207,6 @@ def _scheduler_override(scheduler: str | None) -> dict:
     return {"compute": {"scheduler": scheduler}} if scheduler else {}
 
 
-_UNIVERSE_HELP = ("A universe: `all`, `topN` (the N most traded stocks, ranked again every "
-                  "day, e.g. top800) or a name from config.json's universes.")
 _SCHEDULER_HELP = ("A Dask scheduler address (default compute.scheduler; none: a "
                    "LocalCluster on 127.0.0.1 with compute.workers processes).")
 

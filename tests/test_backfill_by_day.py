@@ -10,12 +10,9 @@ from collections import Counter
 import pandas as pd
 
 from conftest import TOKEN, run_cli, tree_digest, write_config
-from stockpred.config import load_config
-from stockpred.data import fetch
 from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.replay import ReplayServer, tables_as_of
 from stockpred.data.store import ALL_SUBJECTS, RawStore
-from stockpred.layout import resolve_paths
 
 INTERFACES = ("daily", "daily_basic", "adj_factor")
 START, END, NEXT = "20181101", "20181214", "20181217"  # 32 trading days, then the next one
@@ -130,8 +127,8 @@ def test_whole_market_keeps_every_row_of_the_day_and_marks_the_market_asked(
     with ReplayServer(tables, TOKEN) as server:
         tushare_env(server)
         write_config(workdir, start_date=START, end_date=END, interfaces=["daily"])
-        config = load_config()
-        fetch.run(config, resolve_paths(config), progress=False, whole_market=True)
+        code, _, err = run_cli("fetch", "--universe", "all")
+        assert code == 0, err
         assert day_calls(server, ["daily"]) == Counter({("daily", d): 1 for d in days})
         store = store_of(workdir)
         got = store.read("daily")
@@ -146,6 +143,33 @@ def test_whole_market_keeps_every_row_of_the_day_and_marks_the_market_asked(
                      start_date=START, end_date=END, interfaces=["daily"])
         assert run_cli("fetch")[0] == 0
         assert server.calls["daily"] == 0
+
+
+def test_an_index_universe_fetches_every_member_of_the_period_not_only_the_latest(
+        server_tables, tushare_env, workdir):
+    # the sample has no index_weight: two semi-annual snapshots in tushare's layout
+    codes = sorted(server_tables["stock_basic"]["ts_code"])[:5]
+    snapshots = {"20160630": codes[:2], "20161230": codes[:4], "20180629": [*codes[:3], codes[4]]}
+    weights = pd.DataFrame([{"index_code": "000016.SH", "con_code": code, "trade_date": day,
+                             "weight": 2.0} for day, members in snapshots.items()
+                            for code in members])
+    tables = {**server_tables, "index_weight": weights}
+    start = "20170101"
+    ever = set(codes)  # the 2016-12-30 weights were in force on the first day
+    with ReplayServer(tables, TOKEN) as server:
+        tushare_env(server)
+        config = write_config(workdir, start_date=start, end_date="20181228",
+                              interfaces=["daily"])
+        raw = json.loads(config.read_text())
+        raw["universes"] = {"sse50": {"kind": "index", "index_code": "000016.SH"}}
+        config.write_text(json.dumps(raw))
+        code, _, err = run_cli("fetch", "--universe", "sse50")
+        assert code == 0, err
+        assert set(store_of(workdir).read("daily")["ts_code"]) == ever
+        code, _, err = run_cli("fetch", "--universe", "sse50", "--ts-code", "600036.SH")
+        assert code == 2 and err.count("\n") == 1
+        code, _, err = run_cli("fetch", "--universe", "top0")
+        assert code == 2 and "unknown universe" in err
 
 
 def test_refresh_of_one_day_rewrites_at_most_three_files_per_interface(

@@ -35,6 +35,7 @@ from stockpred.data.sample import (CALENDAR_INDEX, SAMPLE_INDEX, SAMPLE_TABLES, 
                                    trade_calendar)
 from stockpred.data.store import (ALL_SUBJECTS, RawStore, UpsertResult, day_bounds, format_day,
                                   parse_day, shift_day)
+from stockpred.data.universe import FixedList, IndexMembers, Universe
 from stockpred.errors import IncompleteError, InputError
 from stockpred.layout import Paths
 from stockpred.manifest import (config_hash, package_versions, table_summary,
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 BEIJING = ZoneInfo("Asia/Shanghai")
 # Rows gathered before a write into a time layout: what a kill can lose, and the memory held.
 WRITE_ROWS = 1_000_000
+# index weights are published monthly (some indexes half-yearly): a year before the first
+# day holds the snapshot in force on it
+WEIGHTS_LOOKBACK_DAYS = 366
 
 
 @dataclass
@@ -154,11 +158,13 @@ def choose_source(config: Config) -> tuple[str, str | None]:
 
 
 def run(config: Config, paths: Paths, progress: bool = True,
-        whole_market: bool = False) -> FetchReport:
+        universe: Universe | None = None) -> FetchReport:
     """Fetch what config.json asks for into <data dir>/raw and write its manifest.
 
-    ``whole_market``: instead of fetch.universe, every stock tushare lists, and every
-    row a by-day call returns (what the market-wide universes `all` and `topN` need).
+    ``universe``: the stocks that universe can hold on any day of the period instead of
+    fetch.universe. For the market-wide kinds (`all`, `top_liquid`) that is every stock
+    tushare lists, and every row a by-day call returns; for an index, every stock in its
+    index_weight at any time in the period, not only the latest members.
     Call while holding the data lock: it first finishes a store migration a kill cut short.
     """
     source, token = choose_source(config)
@@ -170,7 +176,7 @@ def run(config: Config, paths: Paths, progress: bool = True,
         write_fetch_manifest(paths, store, config, report)
         return report
     fetcher = _Fetcher(config, store, TushareClient(token, config.tushare, api_url(config)),
-                       progress, whole_market)
+                       progress, universe)
     try:
         return fetcher.run()
     finally:
@@ -224,12 +230,14 @@ def _load_sample(config: Config, store: RawStore) -> FetchReport:
 
 class _Fetcher:
     def __init__(self, config: Config, store: RawStore, client: TushareClient, progress: bool,
-                 whole_market: bool = False):
+                 universe: Universe | None = None):
         self.config = config
         self.store = store
         self.client = client
         self.progress = progress
-        self.whole_market = whole_market
+        self.universe = universe
+        self.whole_market = universe is not None and not isinstance(universe,
+                                                                    (IndexMembers, FixedList))
         self.start = config.fetch.start_date
         self.end = config.fetch.end_date or format_day(datetime.now(BEIJING).date())
         self.settled = min(self.end, settled_day(config.fetch.settle_time))
@@ -296,26 +304,37 @@ class _Fetcher:
 
     def _universe(self) -> list[str]:
         universe = self.config.fetch.universe
+        index, codes = universe.index, list(universe.ts_codes)
+        if isinstance(self.universe, IndexMembers):
+            index, codes = self.universe.index_code, []
+        elif isinstance(self.universe, FixedList):
+            codes = list(self.universe.ts_codes)
         needs_stocks = any(i.subject == "stock" for i in self.selected)
         if not needs_stocks and "stock_basic" not in {i.name for i in self.selected}:
-            return list(universe.ts_codes)
+            return codes
         self._snapshot(CATALOGUE["stock_basic"])
         listed = set(self.store.read("stock_basic", columns=["ts_code"])["ts_code"])
         self.market_size = len(listed)
         if self.whole_market:
             return sorted(listed)
-        if universe.ts_codes:
-            unknown = sorted(set(universe.ts_codes) - listed)
+        if codes:
+            unknown = sorted(set(codes) - listed)
             if unknown:
                 raise InputError(f"unknown ts_code {', '.join(unknown)}: not a listed stock "
                                  f"in tushare's stock_basic")
-            return list(universe.ts_codes)
-        weights = CATALOGUE["index_weight"]
-        self._by_subject(weights, [universe.index])
-        members = self.store.read("index_weight", subjects=[universe.index], end=self.end)
+            return codes
+        # a point-in-time universe needs the weights in force on the first day too
+        lookback = shift_day(self.start, -WEIGHTS_LOOKBACK_DAYS) if self.universe else None
+        self._by_subject(CATALOGUE["index_weight"], [index], lookback)
+        members = self.store.read("index_weight", subjects=[index], end=self.end)
         if members.empty:
-            raise InputError(f"tushare returned no index_weight rows for {universe.index} "
+            raise InputError(f"tushare returned no index_weight rows for {index} "
                              f"up to {self.end}: is it an index with published weights?")
+        if self.universe is not None:  # point in time: whoever was a member in the period
+            snapshots = members["trade_date"]
+            before = snapshots[snapshots <= self.start]
+            first = before.max() if len(before) else self.start
+            return sorted(set(members.loc[snapshots >= first, "con_code"]))
         latest = members["trade_date"].max()
         return sorted(members.loc[members["trade_date"] == latest, "con_code"])
 
@@ -363,24 +382,28 @@ class _Fetcher:
         return sorted({d for ranges in gaps for lo, hi in ranges
                        for d in self._open_days(lo, hi, calendar_days)})
 
-    def _gaps(self, iface: Interface, subjects: list[str]) -> dict[str, list[tuple[str, str]]]:
-        """The ranges of [start, settled] not asked yet, for each subject that has some; a
-        range asked for the whole market (``*``) counts for every subject."""
+    def _gaps(self, iface: Interface, subjects: list[str],
+              start: str | None = None) -> dict[str, list[tuple[str, str]]]:
+        """The ranges of [start (default fetch.start_date), settled] not asked yet, for each
+        subject that has some; a range asked for the whole market (``*``) counts for every
+        subject."""
+        start = start or self.start
         coverage = self.store.coverage(iface.name)
         market = coverage.get(ALL_SUBJECTS, [])
-        gaps = {s: missing_ranges(self.start, self.settled, *coverage.get(s, []), *market)
+        gaps = {s: missing_ranges(start, self.settled, *coverage.get(s, []), *market)
                 for s in subjects}
         return {s: g for s, g in gaps.items() if g}
 
     # the two ways to ask
-    def _by_subject(self, iface: Interface, subjects: list[str]) -> None:
-        """One call per subject and missing range. Into a time layout the rows are gathered
-        and written WRITE_ROWS at a time (a write rewrites files every subject shares);
-        per-subject files are written as each call returns, at no extra cost."""
-        gaps = self._gaps(iface, subjects)
+    def _by_subject(self, iface: Interface, subjects: list[str], start: str | None = None) -> None:
+        """One call per subject and missing range from ``start`` (default fetch.start_date).
+        Into a time layout the rows are gathered and written WRITE_ROWS at a time (a write
+        rewrites files every subject shares); per-subject files are written as each call
+        returns, at no extra cost."""
+        gaps = self._gaps(iface, subjects, start)
         work = [(s, gap) for s, ranges in gaps.items() for gap in ranges]
         if not iface.range_query:
-            work = [(s, (self.start, self.settled)) for s in gaps]
+            work = [(s, (start or self.start, self.settled)) for s in gaps]
         gather = WRITE_ROWS if self.store.time_layout(iface) else 0
         pending, rows, asked = [], 0, []
         for subject, (lo, hi) in self._steps(work, iface, "call"):
