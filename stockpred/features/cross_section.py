@@ -36,42 +36,54 @@ def normalise_by_day(panel: pd.DataFrame, columns: list[str] | None = None,
     if method not in ("zscore", "rank"):
         raise ValueError(f"method must be 'zscore' or 'rank', not {method!r}")
     columns = list(columns or [c for c in panel.columns if c not in KEYS])
+    # rows grouped by day, so each day is one contiguous run and a day's statistic reaches
+    # its rows by np.repeat, not by a gather over the whole panel
     day = pd.factorize(panel["trade_date"])[0]
-    normalised = np.empty((len(columns), len(panel)), dtype=np.float32)
+    by_day_order = np.argsort(day, kind="stable")
+    day = day[by_day_order]
+    rows_per_day = np.bincount(day)
+    normalised = np.empty((len(panel), len(columns)), dtype=np.float32)
     width = max(1, BLOCK_CELLS // max(len(panel), 1))
     for first in range(0, len(columns), width):
-        # (factor, row) layout: pandas keeps it as its own block, each factor a contiguous row
-        values = panel[columns[first:first + width]].to_numpy(np.float64).T.copy()
+        block = columns[first:first + width]
+        # (factor, row) layout: each factor a contiguous row, as the grouped kernels want
+        values = panel[block].to_numpy(np.float64)[by_day_order].T.copy()
         values[~np.isfinite(values)] = np.nan
         if mad_k is not None:
-            _clip_by_mad(values, day, mad_k)
+            _clip_by_mad(values, day, rows_per_day, mad_k)
         by_day = _by_day(values, day)
         if method == "zscore":
             spread = by_day.std().to_numpy().T
-            spread = np.where(spread > 0, spread, np.nan)
-            scaled = (values - by_day.mean().to_numpy().T[:, day]) / spread[:, day]
+            values -= _to_rows(by_day.mean(), rows_per_day)
+            values /= _to_rows(np.where(spread > 0, spread, np.nan).T, rows_per_day)
         else:
             ranks = by_day.rank(method="average").to_numpy().T
-            scaled = (ranks - 0.5) / by_day.count().to_numpy().T[:, day] - 0.5
-        normalised[first:first + width] = np.nan_to_num(scaled, nan=0.0)
-    out = pd.DataFrame(normalised.T, columns=columns, index=panel.index, copy=False)
+            values = (ranks - 0.5) / _to_rows(by_day.count(), rows_per_day) - 0.5
+        normalised[by_day_order, first:first + len(block)] = np.nan_to_num(values, nan=0.0).T
+    out = pd.DataFrame(normalised, columns=columns, index=panel.index, copy=False)
     for key in reversed(KEYS):
         out.insert(0, key, panel[key].to_numpy())
     return out
 
 
 def _by_day(values: np.ndarray, day: np.ndarray):
-    return pd.DataFrame(values.T, copy=False).groupby(day)
+    return pd.DataFrame(values.T, copy=False).groupby(day, sort=False)
 
 
-def _clip_by_mad(values: np.ndarray, day: np.ndarray, k: float) -> None:
+def _to_rows(per_day, rows_per_day: np.ndarray) -> np.ndarray:
+    """A (day, factor) statistic spread over the (factor, row) layout of day-grouped rows."""
+    return np.repeat(np.asarray(per_day).T, rows_per_day, axis=1)
+
+
+def _clip_by_mad(values: np.ndarray, day: np.ndarray, rows_per_day: np.ndarray,
+                 k: float) -> None:
     """Clip each (factor, day) at median +/- k robust sigmas of that day, in place."""
-    median = _by_day(values, day).median().to_numpy().T[:, day]
+    median = _to_rows(_by_day(values, day).median(), rows_per_day)
     deviation = np.abs(values - median)
-    reach = k * MAD_TO_SIGMA * _by_day(deviation, day).median().to_numpy().T
+    reach = k * MAD_TO_SIGMA * _by_day(deviation, day).median().to_numpy()
     # a zero MAD (over half the day on one value) would pull every other value onto the
     # median: such a day and factor is left unclipped
-    reach = np.where(reach > 0, reach, np.inf)[:, day]
+    reach = _to_rows(np.where(reach > 0, reach, np.inf), rows_per_day)
     np.clip(values, median - reach, median + reach, out=values)
 
 
