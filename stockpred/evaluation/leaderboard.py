@@ -4,7 +4,8 @@
 its own files (<data dir>/runs/tune/<model>/<agent>.best.json). Every write renders both,
 so a refresh that reruns evaluate keeps the tuned rows, and a tuned row enters only a
 board of the same stocks and test period. A quick (smoke) board says so in its header
-and its json; a tuned row from a quick search is marked in its name.
+and its json; a tuned row from a quick search is marked in its name. Both files say how
+many observations each test of the rows rests on (the json under "observations").
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 
 from stockpred.data.store import atomic_write_text
-from stockpred.evaluation.scoring import leaderboard_markdown
+from stockpred.evaluation.scoring import leaderboard_markdown, observations_note
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest
 
@@ -40,8 +41,9 @@ def write_leaderboard(paths: Paths, board: dict | None = None) -> dict | None:
     board = board if board is not None else read_manifest(paths.leaderboard_json)
     if board is None:
         return None
-    board = {**board, "tuned_rows": tuned_rows(paths, board["stocks"], board["test_period"])}
+    tuned = tuned_rows(paths, board["stocks"], board["test_period"])
+    rows = board["rows"] + tuned
+    board = {**board, "tuned_rows": tuned, "observations": observations_note(rows)}
     atomic_write_text(paths.leaderboard_json, json.dumps(board, indent=1, default=str) + "\n")
-    atomic_write_text(paths.leaderboard,
-                      leaderboard_markdown(board["rows"] + board["tuned_rows"], board["header"]))
+    atomic_write_text(paths.leaderboard, leaderboard_markdown(rows, board["header"]))
     return board

@@ -1,4 +1,5 @@
-"""Forecast metrics and tests: errors, direction, Diebold-Mariano (HLN), Pesaran-Timmermann, IC.
+"""Forecast metrics and tests: errors, direction, Diebold-Mariano (HLN, and by day with a
+Newey-West variance), Pesaran-Timmermann, IC.
 
 Every function takes plain arrays; NaN pairs are dropped before computing.
 """
@@ -10,6 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from stockpred.evaluation.signal import newey_west_lags, newey_west_tstat
 
 
 def _pairs(*arrays) -> list[np.ndarray]:
@@ -34,25 +37,34 @@ def mape(actual, predicted) -> float:
     return float(np.mean(np.abs((p - a) / a)) * 100) if len(a) else math.nan
 
 
-def directional_accuracy(actual_change, predicted_change) -> float:
-    """Share of days whose predicted move has the sign of the actual move.
+def moves(actual_change, predicted_change) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs whose actual and predicted moves are both non-zero.
 
-    Days without an actual move, or without a predicted one (persistence calls no
-    direction), are left out; NaN when no day is left.
+    A flat close is neither up nor down, and a zero forecast (persistence) calls no
+    direction, so the direction statistics leave both out rather than file them as "down".
     """
     a, p = _pairs(actual_change, predicted_change)
     keep = (a != 0) & (p != 0)
-    return float(np.mean(np.sign(a[keep]) == np.sign(p[keep]))) if keep.any() else math.nan
+    return a[keep], p[keep]
+
+
+def directional_accuracy(actual_change, predicted_change) -> float:
+    """Share of ``moves`` whose predicted move has the sign of the actual move; NaN if none."""
+    a, p = moves(actual_change, predicted_change)
+    return float(np.mean(np.sign(a) == np.sign(p))) if len(a) else math.nan
 
 
 def pesaran_timmermann(actual_change, predicted_change) -> tuple[float, float]:
     """Pesaran & Timmermann (1992) test that predicted signs carry information.
 
-    Conventions of rugarch's DACTest: a hit needs actual x predicted > 0 (a zero is never
-    right), the n^-2 term of var(P*) is kept, and the p-value is one-sided (upper tail).
-    Returns (statistic, p-value); the null is independence of the signs.
+    Over ``moves`` only: zero moves, actual or predicted, are dropped before counting, the
+    observations of ``directional_accuracy``. (rugarch's DACTest keeps them as "not up" and
+    never a hit; pooled over stocks that often close unchanged, that choice moves the
+    result.) As in DACTest, the n^-2 term of var(P*) is kept and the p-value is
+    one-sided (upper tail). Returns (statistic, p-value); the null is independence of the
+    signs, each pair counted as an independent observation.
     """
-    a, p = _pairs(actual_change, predicted_change)
+    a, p = moves(actual_change, predicted_change)
     n = len(a)
     if n < 2:
         return math.nan, math.nan
@@ -72,6 +84,10 @@ def pesaran_timmermann(actual_change, predicted_change) -> tuple[float, float]:
     return float(statistic), float(stats.norm.sf(statistic))
 
 
+def _loss_differential(actual, forecast_a, forecast_b, power: int) -> np.ndarray:
+    return np.abs(actual - forecast_a) ** power - np.abs(actual - forecast_b) ** power
+
+
 def diebold_mariano(actual, forecast_a, forecast_b, horizon: int = 1,
                     power: int = 2) -> tuple[float, float]:
     """Diebold-Mariano test of equal accuracy, with the Harvey-Leybourne-Newbold correction.
@@ -80,11 +96,10 @@ def diebold_mariano(actual, forecast_a, forecast_b, horizon: int = 1,
     (statistic, two-sided p-value from Student's t with n-1 degrees of freedom), as R's
     forecast::dm.test computes them.
     """
-    y, fa, fb = _pairs(actual, forecast_a, forecast_b)
-    n = len(y)
+    d = _loss_differential(*_pairs(actual, forecast_a, forecast_b), power)
+    n = len(d)
     if n < 3:
         return math.nan, math.nan
-    d = np.abs(y - fa) ** power - np.abs(y - fb) ** power
     mean = d.mean()
     centred = d - mean
     gamma = [float(np.dot(centred[k:], centred[:n - k]) / n) for k in range(horizon)]
@@ -94,6 +109,28 @@ def diebold_mariano(actual, forecast_a, forecast_b, horizon: int = 1,
     statistic = mean / math.sqrt(variance)
     statistic *= math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
     return float(statistic), float(2 * stats.t.sf(abs(statistic), df=n - 1))
+
+
+def diebold_mariano_by_day(days, actual, forecast_a, forecast_b, horizon: int = 1,
+                           power: int = 2) -> dict[str, float]:
+    """Diebold-Mariano test on the daily loss differential, with a Newey-West variance.
+
+    d_t is the mean over day t's stocks of |e_a|^power - |e_b|^power, so stocks that move
+    together count once and the test has one observation per day (T days, not the pooled
+    forecasts); with one stock it is the plain DM with a HAC variance. var(mean d) is
+    Newey-West's (Bartlett weights 1 - j/(L+1), autocovariances divided by T, no
+    small-sample factor) at L = max(floor(4 (T/100)^(2/9)), horizon - 1) lags; a negative
+    statistic means forecast_a is more accurate; the two-sided p-value is from Student's t
+    with T-1 degrees of freedom, as ``diebold_mariano``'s. Returns stat, pvalue, days, lags.
+    """
+    y, fa, fb = (np.asarray(a, dtype=float) for a in (actual, forecast_a, forecast_b))
+    d = pd.Series(_loss_differential(y, fa, fb, power), index=np.asarray(days))
+    daily = d.dropna().groupby(level=0, sort=True).mean()
+    n = len(daily)
+    lags = max(newey_west_lags(n), horizon - 1)
+    statistic = newey_west_tstat(daily.to_numpy(), lags) if n >= 3 else math.nan
+    p = math.nan if math.isnan(statistic) else float(2 * stats.t.sf(abs(statistic), df=n - 1))
+    return {"stat": statistic, "pvalue": p, "days": n, "lags": lags}
 
 
 def information_coefficients(frame: pd.DataFrame) -> dict[str, float]:

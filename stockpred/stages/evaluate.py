@@ -59,9 +59,11 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
               f"{ev.test_end}, refit every {ev.retrain_every} trading days on the trailing "
               f"{ev.train_window_days} days{' (quick sizes)' if quick else ''}. Persistence is "
               f"tomorrow = today; dm_* compares squared return errors with persistence's "
-              f"(negative: the model is better; Diebold-Mariano with the Harvey-Leybourne-"
-              f"Newbold correction); pt_pvalue is Pesaran-Timmermann's test of the "
-              f"direction; beats_persistence needs dm < 0 at p < 0.05.")
+              f"(negative: the model is better): dm_*_vs_persistence is Diebold-Mariano with "
+              f"the Harvey-Leybourne-Newbold correction over every forecast, dm_daily_nw_* "
+              f"the same on the by-day mean differential with a Newey-West variance; "
+              f"pt_pvalue is Pesaran-Timmermann's test of the direction; beats_persistence "
+              f"needs dm < 0 at p < 0.05 (by day on several stocks, HLN on one).")
     with new_run_folder(paths.evaluation_runs, quick) as run_folder:
         payload = {"run_id": run_folder.run_id, "header": header,
                    "test_period": [ev.test_start, ev.test_end],

@@ -44,14 +44,16 @@ class TrainReport:
             kept, ran = self.best_epoch
             fit += (f"; early stopping kept epoch {kept} of {ran}"
                     + (" (validation never improved)" if kept == 1 and ran > 1 else ""))
-        beats = m["dm_stat_vs_persistence"] < 0 and m["dm_pvalue_vs_persistence"] < 0.05
+        pooled = (f"; by day over the {m['dm_days']} test days, Newey-West: "
+                  f"{m['dm_daily_nw_stat']:.3g} (p {m['dm_daily_nw_pvalue']:.3g}), the test "
+                  f"that decides for several stocks" if m["stocks"] > 1 else "")
         return [f"saved {self.run_dir}", fit,
                 f"test rmse_return {m['rmse_return']:.5f} (persistence {p['rmse_return']:.5f}), "
                 f"rmse_price {m['rmse_price']:.4f} (persistence {p['rmse_price']:.4f}), "
                 f"direction {m['directional_accuracy']:.3f}, DM vs persistence "
                 f"{m['dm_stat_vs_persistence']:.3g} (p {m['dm_pvalue_vs_persistence']:.3g}; "
-                f"negative: smaller squared return errors than persistence's)",
-                f"verdict: {'beats' if beats else 'does not beat'} persistence "
+                f"negative: smaller squared return errors than persistence's){pooled}",
+                f"verdict: {'beats' if m['beats_persistence'] else 'does not beat'} persistence "
                 f"(needs DM < 0 at p < 0.05)"]
 
 
