@@ -22,6 +22,7 @@ from stockpred.layout import Paths, resolve_paths
 from stockpred.models.registry import REGISTRY, unknown_model
 from stockpred.runtime import data_dir_lock, start_log, stop_log
 from stockpred.stages import table as stage_table
+from stockpred.tuning.spaces import SPACES
 
 log = logging.getLogger("stockpred.cli")
 
@@ -438,7 +439,8 @@ def evaluate(ts_codes, models, test_start, test_end, retrain_every, quick, cross
     evaluation.train_window_days ending the day before, then forecasts each day of
     the block from what is known at its close. Reports price and return errors,
     directional accuracy with the Pesaran-Timmermann p-value, Diebold-Mariano
-    (Harvey-Leybourne-Newbold) against persistence and, over several stocks, IC,
+    (Harvey-Leybourne-Newbold) against persistence, the same by day with a Newey-West
+    variance (the test that decides over several stocks) and, over several stocks, IC,
     Rank IC and ICIR. Writes <results dir>/leaderboard.md and leaderboard.json.
     """
     from stockpred.stages import evaluate as evaluate_stage
@@ -519,9 +521,9 @@ def backtest(run_id, model, config_path, data_dir):
 @click.option("--agent", type=click.Choice(["dqn", "optuna", "random"]), default="dqn",
               show_default=True, help="Who searches: a DQN agent, Optuna's TPE, or random.")
 @click.option("--model", default="lstm", show_default=True,
-              help="The model to tune: lstm, gru, tcn, xgboost or svr.")
+              help=f"The model to tune: {', '.join(SPACES)}.")
 @click.option("--budget", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Distinct configurations to try.")
+              help="Distinct configurations to try (at most what the model's space holds).")
 @click.option("--ts-code", "ts_codes", metavar="A,B", help="Stocks (default "
               "evaluation.ts_codes).")
 @click.option("--quick", is_flag=True, help="Tiny model sizes and few epochs.")

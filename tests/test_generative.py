@@ -108,7 +108,7 @@ def test_vae_latent_code_has_no_look_ahead(vae_run, stock):
 
 # -- WGAN ----------------------------------------------------------------------------------------
 def test_wgan_trains_scores_and_saves(wgan_run, paths):
-    run_dir, m = wgan_run.run_dir, wgan_run.metrics
+    run_dir = wgan_run.run_dir
     for name in ("generator.keras", "critic.keras", "forecaster.json", "metrics.json",
                  "predictions.parquet", "config.json"):
         assert (run_dir / name).exists(), name

@@ -16,7 +16,8 @@ from stockpred.layout import resolve_paths
 from stockpred.tuning import search
 from stockpred.tuning.dqn import DQNAgent, DQNSettings
 from stockpred.tuning.env import TuningEnv
-from stockpred.tuning.objective import SPACES, Objective, TrialLog
+from stockpred.tuning.objective import Objective, TrialLog
+from stockpred.tuning.spaces import SPACES
 
 STOCK = "600036.SH"
 
@@ -144,6 +145,12 @@ def test_tune_command_writes_the_best_and_enters_the_leaderboard(built, tmp_path
     assert moved[0] == 0 and "3 computed now" in moved[1], moved
     code, _, err = run_cli("tune", "--model", "arima", "--data-dir", str(built))
     assert code == 2 and "no search space for 'arima'" in err
+    # an absurd budget stops when the space is exhausted (svr's holds 16)
+    code, out, err = run_cli("tune", "--agent", "random", "--model", "svr", "--budget",
+                             "1000000000", "--quick", "--data-dir", str(built),
+                             "--results-dir", str(results))
+    assert code == 0, err
+    assert "16 trials" in out and "every configuration the space holds" in out
     code, out, err = run_cli("plot", "tuning", "--model", "xgboost", "--data-dir", str(built),
                              "--results-dir", str(results))
     assert code == 0, err

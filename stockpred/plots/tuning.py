@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 from stockpred.config import Config
 from stockpred.errors import MissingInputError
 from stockpred.layout import Paths
-from stockpred.tuning.search import SPACES, trial_curves
+from stockpred.tuning.search import trial_curves
+from stockpred.tuning.spaces import SPACES
 
 
 def run(config: Config, paths: Paths, model: str | None = None) -> list[Path]:

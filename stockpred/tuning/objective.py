@@ -29,25 +29,6 @@ from stockpred.evaluation.walkforward import split_validation
 from stockpred.layout import Paths
 from stockpred.models.registry import prototype
 
-# The values each hyperparameter may take, per model (index order = "down" to "up").
-SPACES: dict[str, dict[str, list]] = {
-    **{name: {"learning_rate": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
-              "sequence_length": [5, 10, 20, 40],
-              "dropout": [0.0, 0.1, 0.2, 0.4],
-              "units": [[8], [16], [32], [64], [64, 64]]} for name in ("lstm", "gru", "tcn")},
-    "xgboost": {"learning_rate": [0.01, 0.03, 0.1, 0.3],
-                "max_depth": [2, 3, 4, 6, 8],
-                "n_estimators": [25, 50, 100, 200],
-                "subsample": [0.5, 0.8, 1.0]},
-    "svr": {"c": [0.01, 0.1, 1.0, 10.0], "epsilon": [0.01, 0.1, 0.5, 1.0]},
-    # the WGAN's loss weights: the gradient penalty and the critic/generator balance
-    "wgan": {"gp_weight": [1.0, 5.0, 10.0, 20.0], "critic_steps": [1, 3, 5, 8],
-             "generator_learning_rate": [3e-5, 1e-4, 3e-4, 1e-3],
-             "critic_learning_rate": [3e-5, 1e-4, 3e-4, 1e-3]},
-    "fusion": {"alpha": [0.0, 0.25, 0.5, 0.75, 1.0]},
-}
-
-
 def key(params: dict) -> str:
     return json.dumps(params, sort_keys=True)
 

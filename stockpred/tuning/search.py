@@ -26,7 +26,8 @@ from stockpred.evaluation.scoring import score
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths
 from stockpred.models.registry import model_settings, prototype
-from stockpred.tuning.objective import SPACES, Objective, TrialLog, key
+from stockpred.tuning.objective import Objective, TrialLog, key
+from stockpred.tuning.spaces import SPACES, configurations
 
 AGENTS = ("dqn", "optuna", "random")
 
@@ -87,11 +88,15 @@ class TuneReport:
     test_row: dict
     test_skill: float
     wall_s: float
+    space_size: int
 
     def summary(self) -> list[str]:
         row = self.test_row
+        exhausted = ("; that is every configuration the space holds"
+                     if self.trials >= self.space_size else "")
         return [f"tune {self.model} with {self.agent}: {self.trials} trials "
-                f"({self.computed} computed now, the rest from the log) in {self.wall_s:.0f} s",
+                f"({self.computed} computed now, the rest from the log) in {self.wall_s:.0f} s"
+                f"{exhausted}",
                 f"  best validation skill {self.best_skill:+.4f} (0 = persistence) with "
                 f"{json.dumps(self.best)}",
                 f"  test period, walk-forward: skill {self.test_skill:+.4f}, "
@@ -108,6 +113,9 @@ def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
                          f"{', '.join(SPACES)}")
     if agent not in AGENTS:
         raise InputError(f"unknown agent {agent!r}; agents are {', '.join(AGENTS)}")
+    space_size = configurations(model)
+    # more trials than distinct configurations would only spin under the data lock
+    budget = min(budget, space_size)
     if quick:
         config = quick_config(config)
     ev = config.evaluation
@@ -130,7 +138,7 @@ def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
     naive = score(persistence, persistence)["rmse_return"]
     report = TuneReport(model, agent, objective.trials, objective.computed, best,
                         float(best_row["skill"]), row, 1 - row["rmse_return"] / naive,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, space_size)
     atomic_write_text(folder / f"{agent}.best.json", json.dumps({
         "model": model, "agent": agent, "budget": budget, "quick": quick, "stocks": stocks,
         "test_period": [ev.test_start, ev.test_end],
