@@ -30,7 +30,7 @@ USER_CONFIG_ENV = "STOCKPRED_USER_CONFIG"
 TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 
 # The stages after fetch, in the order `stockpred refresh` reruns them.
-LATER_STAGES = ("features", "importance", "train", "evaluate", "plot")
+LATER_STAGES = ("features", "importance", "train", "evaluate", "plot", "readme")
 
 _TS_CODE = re.compile(r"^\d{6}\.(SH|SZ|BJ)$")
 def _all_known(names: list[str], known, what: str, hint: str) -> list[str]:

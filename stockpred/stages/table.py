@@ -77,6 +77,12 @@ def _plot(config: Config, paths: Paths, progress: bool) -> list[str]:
     return plot.run_all(config, paths)
 
 
+def _readme(config: Config, paths: Paths, progress: bool) -> list[str]:
+    from stockpred.stages import readme
+
+    return readme.run(paths)
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("features", ("raw",), ("features",), ("features",), _features,
           "the point-in-time feature panel of every fetched stock"),
@@ -90,6 +96,8 @@ STAGES: tuple[Stage, ...] = (
           "walk-forward forecasts of evaluation.models and the leaderboard"),
     Stage("plot", ("features", "selection", "leaderboard", "latent", "experiments", "tuning"),
           (), ("plot",), _plot, "every figure family whose inputs exist"),
+    Stage("readme", ("leaderboard",), ("readme",), (), _readme,
+          "the README's result blocks, rendered from the result files"),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 

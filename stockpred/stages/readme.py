@@ -1,0 +1,151 @@
+"""The readme stage: the README's result blocks, rendered from the result files.
+
+README.md holds, between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``, exactly
+what ``BLOCKS[NAME]`` renders from the result file a stage wrote, so no number in a block
+is typed by hand. `stockpred readme` rewrites the blocks (and `stockpred run` does after
+the stages that write the files); `--check` names each block that differs, and a test
+holds the committed README to what the committed result files render.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from stockpred.data.store import atomic_write_text
+from stockpred.errors import InputError, MissingInputError
+from stockpred.evaluation.scoring import leaderboard_markdown
+from stockpred.layout import Paths
+from stockpred.manifest import read_manifest
+
+_BLOCK = re.compile(r"(?P<open><!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)"
+                    r"(?P<close><!-- /results:(?P=name) -->)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Block:
+    source: Callable[[Paths], Path]  # the result file, from the catalogue
+    made_by: str  # the command that writes it
+    render: Callable[[dict, Paths], str]  # (result file's content, paths) -> markdown
+
+
+def _deciding_test(row: dict) -> tuple[float, float]:
+    """The Diebold-Mariano test that beats_persistence rests on (scoring.score): HLN over
+    the forecasts of one stock, the by-day Newey-West test over several."""
+    if row["stocks"] == 1:
+        return row["dm_stat_vs_persistence"], row["dm_pvalue_vs_persistence"]
+    return row["dm_daily_nw_stat"], row["dm_daily_nw_pvalue"]
+
+
+def _verdict(rows: list[dict]) -> str:
+    """What the board says, in words, worded from its rows so that it cannot drift."""
+    models = [r for r in rows if r["model"] != "persistence"]
+    better, tied, worse = [], [], []
+    for row in models:
+        stat, p = _deciding_test(row)
+        (tied if not p < 0.05 else better if stat < 0 else worse).append(
+            f"{row['model']} p {p:.3g}")
+    sentences = [f"Better than persistence (Diebold-Mariano at the 5% level): "
+                 f"{', '.join(better)}." if better else
+                 "No model beats persistence (Diebold-Mariano at the 5% level)."]
+    sentences += [f"{label}: {', '.join(group)}." for label, group in
+                  (("Tied with it", tied), ("Significantly worse", worse)) if group]
+    accuracy = [r["directional_accuracy"] for r in models
+                if not math.isnan(r["directional_accuracy"])]
+    pvalues = {r["model"]: r["pt_pvalue"] for r in models if not math.isnan(r["pt_pvalue"])}
+    if accuracy:
+        sentences.append(f"Directional accuracy ranges from {min(accuracy):.1%} to "
+                         f"{max(accuracy):.1%}.")
+    informative = [f"{m} p {p:.3g}" for m, p in pvalues.items() if p < 0.05]
+    if informative:
+        sentences.append(f"Pesaran-Timmermann finds information in the directions of "
+                         f"{', '.join(informative)}.")
+    elif pvalues:
+        sentences.append(f"Pesaran-Timmermann finds no information in the directions "
+                         f"(smallest p {min(pvalues.values()):.3g}).")
+    return " ".join(sentences)
+
+
+def _leaderboard(board: dict, paths: Paths) -> str:
+    # a board written before the writer kept the tuned rows apart holds them in "rows"
+    rows = board["rows"] + board.get("tuned_rows", [])
+    stocks = board["stocks"]
+    named = ", ".join(stocks) if len(stocks) <= 3 else f"{len(stocks)} stocks"
+    first, last = board["test_period"]
+    link = paths.leaderboard.relative_to(paths.readme.parent).as_posix()
+    lead = (f"The leaderboard for {named}, walk-forward over {first}..{last}, refitted every "
+            f"{board['retrain_every']} trading days on the trailing "
+            f"{board['train_window_days']} days"
+            f"{' (quick sizes: a smoke run)' if board['quick'] else ''} ([{link}]({link})):")
+    return leaderboard_markdown(rows, lead) + "\n" + _verdict(rows) + "\n"
+
+
+BLOCKS: dict[str, Block] = {
+    "leaderboard": Block(lambda p: p.leaderboard_json, "evaluate", _leaderboard),
+}
+
+
+def _blocks(text: str) -> dict[str, str]:
+    """name -> body of every result block in ``text``."""
+    return {m["name"]: m["body"] for m in _BLOCK.finditer(text)}
+
+
+def render(paths: Paths, names: list[str]) -> dict[str, str]:
+    """name -> markdown of each block in ``names``, from its result file."""
+    unknown = [n for n in names if n not in BLOCKS]
+    if unknown:
+        raise InputError(f"{paths.readme}: no renderer for block(s) {', '.join(unknown)}; "
+                         f"the blocks are {', '.join(BLOCKS)}")
+    rendered = {}
+    for name in names:
+        block = BLOCKS[name]
+        result = read_manifest(block.source(paths))
+        if result is None:
+            raise MissingInputError(f"README block {name}: no result file "
+                                    f"{block.source(paths)}; run `stockpred {block.made_by}`")
+        rendered[name] = block.render(result, paths)
+    return rendered
+
+
+def _read_readme(paths: Paths) -> str:
+    try:
+        return paths.readme.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MissingInputError(f"no {paths.readme} beside the results folder "
+                                f"{paths.results_dir}") from None
+
+
+def stale_blocks(paths: Paths) -> list[str]:
+    """One line for each block the README lacks or holds otherwise than its result file
+    renders; empty when the README is up to date."""
+    present = _blocks(_read_readme(paths))
+    rendered = render(paths, list(dict.fromkeys([*BLOCKS, *present])))
+    lines = []
+    for name, markdown in rendered.items():
+        source = BLOCKS[name].source(paths)
+        if name not in present:
+            lines.append(f"{paths.readme}: no block {name} (<!-- results:{name} --> ... "
+                         f"<!-- /results:{name} -->) to show {source}")
+        elif present[name] != markdown:
+            lines.append(f"{paths.readme}: block {name} differs from what {source} renders; "
+                         f"run `stockpred readme`")
+    return lines
+
+
+def run(paths: Paths) -> list[str]:
+    """Rewrite the README's result blocks from their result files; text outside the
+    markers is kept byte for byte. A folder without a README has nothing to render."""
+    if not paths.readme.exists():
+        return [f"readme: no {paths.readme}, nothing to render"]
+    text = _read_readme(paths)
+    present = _blocks(text)
+    rendered = render(paths, list(present))
+    changed = [name for name, body in present.items() if rendered[name] != body]
+    if not changed:
+        return [f"readme: the {len(present)} result block(s) of {paths.readme} are up to date"]
+    atomic_write_text(paths.readme, _BLOCK.sub(
+        lambda m: m["open"] + rendered[m["name"]] + m["close"], text))
+    return [f"readme: rewrote block(s) {', '.join(changed)} of {paths.readme}"]
