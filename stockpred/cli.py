@@ -22,7 +22,7 @@ from stockpred.layout import Paths, resolve_paths
 from stockpred.models.registry import REGISTRY, unknown_model
 from stockpred.runtime import data_dir_lock, start_log, stop_log
 from stockpred.stages import table as stage_table
-from stockpred.tuning.spaces import SPACES
+from stockpred.tuning.spaces import CROSS_SECTION_SPACES, SPACES
 
 log = logging.getLogger("stockpred.cli")
 
@@ -521,7 +521,10 @@ def backtest(run_id, model, config_path, data_dir):
 @click.option("--agent", type=click.Choice(["dqn", "optuna", "random"]), default="dqn",
               show_default=True, help="Who searches: a DQN agent, Optuna's TPE, or random.")
 @click.option("--model", default="lstm", show_default=True,
-              help=f"The model to tune: {', '.join(SPACES)}.")
+              help=f"The model to tune: {', '.join(SPACES)}; with --universe (or for a model "
+                   f"only the cross-section has) {', '.join(CROSS_SECTION_SPACES)}.")
+@click.option("--universe", metavar="NAME", help="Tune the cross-sectional model on this "
+              "universe (after `stockpred features --universe NAME`), by validation Rank IC.")
 @click.option("--budget", type=click.IntRange(min=1), default=20, show_default=True,
               help="Distinct configurations to try (at most what the model's space holds).")
 @click.option("--ts-code", "ts_codes", metavar="A,B", help="Stocks (default "
@@ -530,7 +533,7 @@ def backtest(run_id, model, config_path, data_dir):
 @click.option("--results-dir", type=click.Path(file_okay=False),
               help="Where the leaderboard goes (env STOCKPRED_RESULTS_DIR).")
 @_common_options
-def tune(agent, model, budget, ts_codes, quick, results_dir, config_path, data_dir):
+def tune(agent, model, budget, universe, ts_codes, quick, results_dir, config_path, data_dir):
     """Tune a model's hyperparameters by validation skill, then test the best walk-forward.
 
     Each trial fits on rows before evaluation.validation_start and scores on the
@@ -540,12 +543,26 @@ def tune(agent, model, budget, ts_codes, quick, results_dir, config_path, data_d
     rerun resumes without repeating finished trials. The best configuration is then
     evaluated walk-forward on the test period and enters the leaderboard as
     "<model> (tuned by <agent>)".
+
+    With --universe NAME (lightgbm, xgboost, mlp): one fit per trial on the trailing
+    cross_section.train_days before evaluation.validation_start, scored by the mean daily
+    Rank IC of the validation days whose labels are known before the test period. The
+    best settings go to <data dir>/runs/tune/cross_section/NAME/<model>/<agent>.best.json,
+    and `evaluate --cross-section` of that universe then adds "<model> (tuned by <agent>)".
     """
     from stockpred.tuning import search
 
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
     codes = _ts_codes(ts_codes)
+    if universe is None and model in CROSS_SECTION_SPACES and model not in SPACES:
+        universe = config.cross_section.universe
+    if universe is not None:
+        if codes is not None:
+            raise InputError("give --universe or --ts-code, not both")
+        _run_and_echo(paths, "tune", lambda: search.run_cross_section(
+            config, paths, universe, model, agent, budget, quick).summary())
+        return
     _run_and_echo(paths, "tune", lambda: search.run(config, paths, model, agent, budget, codes,
                                                     quick).summary(), ("tune", config))
 
@@ -648,6 +665,38 @@ def plot_tuning(model, results_dir, config_path, data_dir):
     _run_and_echo(paths, "plot", lambda: plot_stage.draw("tuning", config, paths, model=model))
 
 
+@cli.command()
+@click.option("--check", is_flag=True,
+              help="Change nothing; exit 1 with one line naming each block that differs from "
+                   "what its result file renders.")
+@click.option("--results-dir", type=click.Path(file_okay=False),
+              help="Where the result files are (env STOCKPRED_RESULTS_DIR; default "
+                   "project_results/); the README is the one beside it.")
+@_common_options
+@click.pass_context
+def readme(ctx, check, results_dir, config_path, data_dir):
+    """Render the README's result blocks from the result files under project_results/.
+
+    Each block between <!-- results:NAME --> and <!-- /results:NAME --> is rewritten
+    from its result file (the leaderboard from leaderboard.json); text outside the
+    markers is left as it is. `stockpred run` does this after the stages that write
+    the files.
+    """
+    from stockpred.stages import readme as readme_stage
+
+    config = load_config(config_path)
+    paths = resolve_paths(config, data_dir, results_dir)
+    if check:
+        stale = readme_stage.stale_blocks(paths)
+        for line in stale:
+            click.echo(line, err=True)
+        if stale:
+            ctx.exit(1)
+        click.echo(f"{paths.readme}: every result block matches its result file")
+        return
+    _run_and_echo(paths, "readme", lambda: readme_stage.run(paths), ("readme", config))
+
+
 @cli.command("run")
 @click.option("--results-dir", type=click.Path(file_okay=False),
               help="Where figures go (env STOCKPRED_RESULTS_DIR; default project_results/).")
@@ -656,7 +705,7 @@ def run_all(results_dir, config_path, data_dir):
     """Every stage in order on the current config (the shipped sample by default).
 
     fetch, then each stage of refresh.stages (features, importance, train, evaluate,
-    plot), skipping a stage whose inputs and settings have not changed since it last
+    plot, readme), skipping a stage whose inputs and settings have not changed since it last
     ran; ends with a summary. The same pipeline as `refresh`, with progress bars.
     """
     config = load_config(config_path)

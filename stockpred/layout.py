@@ -131,6 +131,10 @@ class Paths:
         """Trial logs and the best configuration of each agent that tuned ``model``."""
         return self.tune_root / model
 
+    def cross_section_tune_dir(self, universe: str, model: str) -> Path:
+        """The same for the cross-sectional ``model`` tuned on ``universe``."""
+        return self.tune_root / "cross_section" / universe / model
+
     # -- results ------------------------------------------------------------------------------
     @property
     def leaderboard(self) -> Path:
@@ -148,6 +152,12 @@ class Paths:
     @property
     def cross_section_leaderboard_json(self) -> Path:
         return self.figures_dir("cross_section") / "leaderboard.json"
+
+    @property
+    def readme(self) -> Path:
+        """The README whose result blocks `stockpred readme` renders: beside the results
+        folder, because its links name the figures by paths relative to it."""
+        return self.results_dir.parent / "README.md"
 
     def figures_dir(self, family: str) -> Path:
         """<results dir>/<family>/: one figure family (features, lstm, tuning, ...)."""

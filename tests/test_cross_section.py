@@ -119,3 +119,52 @@ def test_evaluate_cross_section_and_backtest_rerun(market):
     assert again == [r for r in board["backtest"] if r["model"] == "lightgbm"]
     code, _, err = run_cli("backtest", "--run", board["run_id"], "--model", "svr", *common)
     assert code == 2 and "has no model svr" in err
+
+
+def test_tune_on_a_universe_reads_nothing_of_the_test_period(market, tmp_path):
+    """Rank IC trials on the validation days; scrambling the factors and closes from the
+    test period on leaves every trial's score as it was; evaluate picks the best up."""
+    import shutil
+
+    from stockpred.stages.cross_section import tuned_prototypes
+
+    folder, common = market
+    tune = ["tune", "--universe", "top20", "--model", "lightgbm", "--agent", "random",
+            "--budget", "2", "--quick"]
+    code, out, err = run_cli(*tune, *common)
+    assert code == 0, err
+    assert "2 trials" in out and "best validation Rank IC" in out
+    tuned = folder / "data" / "runs" / "tune" / "cross_section" / "top20" / "lightgbm"
+    best = json.loads((tuned / "random.best.json").read_text())
+    assert best["periods"] == ["20160101", "20180701"]
+    trials = pd.concat([pd.read_parquet(p) for p in tuned.glob("random-*.parquet")])
+
+    scrambled = tmp_path / "data"
+    shutil.copytree(folder / "data", scrambled, ignore=shutil.ignore_patterns("tune"))
+    rng = np.random.default_rng(0)
+    for table in [*scrambled.glob("factors/top20/*.parquet"),
+                  *scrambled.glob("raw/*daily/**/*.parquet")]:
+        frame = pd.read_parquet(table)
+        if "trade_date" not in frame.columns:
+            continue
+        later = frame["trade_date"].astype(str) >= "20180701"
+        numbers = [c for c in frame.columns if c not in ("trade_date", "ts_code")
+                   and pd.api.types.is_float_dtype(frame[c])]
+        for column in numbers:
+            noise = rng.uniform(0.5, 1.5, int(later.sum()))
+            frame.loc[later, column] = (frame.loc[later, column] * noise).astype(
+                frame[column].dtype)
+        frame.to_parquet(table, index=False)
+    config = folder / "config.json"
+    code, _, err = run_cli(*tune, "--data-dir", str(scrambled), "--config", str(config))
+    assert code == 0, err
+    again = pd.concat([pd.read_parquet(p) for p in (scrambled / tuned.relative_to(
+        folder / "data")).glob("random-*.parquet")])
+    assert list(again["params"]) == list(trials["params"])
+    np.testing.assert_array_equal(again["skill"].to_numpy(float), trials["skill"].to_numpy(float))
+
+    run_config = quick_config(with_overrides(Config(), SETTINGS))
+    found = tuned_prototypes(run_config, resolve_paths(run_config, folder / "data"), "top20",
+                             ["lightgbm", "xgboost"])
+    assert list(found) == ["lightgbm (tuned by random)"]
+    assert found["lightgbm (tuned by random)"].settings.items() >= best["best"].items()

@@ -17,7 +17,7 @@ import pandas as pd
 
 from stockpred.config import Config, quick_config
 from stockpred.data.store import RawStore, atomic_write_parquet, atomic_write_text
-from stockpred.dataset import build_factor_panel
+from stockpred.dataset import FactorPanel, build_factor_panel
 from stockpred.errors import InputError, MissingInputError
 from stockpred.evaluation import signal
 from stockpred.evaluation.backtest import BacktestSettings, equal_weight_returns, index_returns
@@ -76,6 +76,36 @@ def _table(rows: list[dict], columns: list[str]) -> list[str]:
             *["| " + " | ".join(cell(r.get(c, math.nan)) for c in columns) + " |" for r in rows]]
 
 
+def universe_panel(config: Config, paths: Paths, name: str
+                   ) -> tuple[FactorPanel, pd.DataFrame, pd.DataFrame]:
+    """The factor panel of universe ``name`` on its member days, its membership and the bars
+    of its stocks."""
+    cs = config.cross_section
+    member_rows = members(paths, name)
+    factors = model_factors(config, paths, name)
+    _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
+    panel = build_factor_panel(factors, member_rows, bars, cs.label, cs.normalise, cs.mad_k)
+    return panel, member_rows, bars
+
+
+def tuned_prototypes(config: Config, paths: Paths, universe: str, models: list[str]) -> dict:
+    """``<model> (tuned by <agent>)``: each model with the best settings `stockpred tune
+    --universe` found for this universe, when it tuned on the same periods (a tuning whose
+    validation reached into today's test period would leak it)."""
+    ev = config.evaluation
+    found = {}
+    for model in models:
+        folder = paths.cross_section_tune_dir(universe, model)
+        for best_file in sorted(folder.glob("*.best.json")) if folder.is_dir() else []:
+            best = json.loads(best_file.read_text(encoding="utf-8"))
+            if best["periods"] != [ev.validation_start, ev.test_start]:
+                continue
+            base = cross_sectional_prototype(config, model)
+            found[f"{model} (tuned by {best['agent']})"] = type(base)(
+                {**base.settings, **best["best"]}, base.seed)
+    return found
+
+
 def run(config: Config, paths: Paths, universe: str | None = None,
         models: list[str] | None = None, quick: bool = False,
         progress: bool = True) -> CrossSectionReport:
@@ -85,16 +115,16 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     name = universe or cs.universe
     names = list(dict.fromkeys(BASELINES + list(models or cs.models)))
     protocol = CrossSectionWalkForward.from_config(config)
-    member_rows = members(paths, name)
-    factors = model_factors(config, paths, name)
-    _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
-    panel = build_factor_panel(factors, member_rows, bars, cs.label, cs.normalise, cs.mad_k)
+    panel, member_rows, bars = universe_panel(config, paths, name)
     in_test = (panel.dates >= protocol.test_start) & (panel.dates <= protocol.test_end)
     if not in_test.any():
         raise InputError(f"no member day of {name} between {protocol.test_start} and "
                          f"{protocol.test_end}")
-    scores = {m: walk_forward_panel(cross_sectional_prototype(config, m), panel, protocol,
-                                    progress) for m in names}
+    prototypes = {m: cross_sectional_prototype(config, m) for m in names}
+    prototypes.update(tuned_prototypes(config, paths, name, names))
+    names = list(prototypes)
+    scores = {m: walk_forward_panel(model, panel, protocol, progress)
+              for m, model in prototypes.items()}
     settings = backtest_settings(config)
     member_bars = bars.merge(member_rows, on=["trade_date", "ts_code"])
     marks = benchmarks(config, paths, member_bars)
@@ -119,7 +149,9 @@ def run(config: Config, paths: Paths, universe: str | None = None,
               f"cross-sectional correlations of the score with ret_1 (close T -> T+1) and "
               f"ret_2 (close T+1 -> T+2); t_nw: Newey-West t of the daily series; "
               f"`tradeable` leaves out stocks that could not be entered the next day. "
-              f"last_return and random are the naive scores. The backtest trades TopK "
+              f"last_return and random are the naive scores; a `(tuned by ...)` row has "
+              f"the settings `stockpred tune --universe` chose on the validation days. The "
+              f"backtest trades TopK "
               f"{settings.topk} / drop {settings.n_drop} at the next {settings.execution} with "
               f"A-share rules and costs; excess is over the equal-weight universe.")
     markdown = "\n".join([header, "", "## Signal", "", *_table(signal_rows, SIGNAL_COLUMNS),

@@ -47,16 +47,12 @@ class TrialLog:
         atomic_write_parquet(frame, self.path)
 
 
-class Objective:
-    def __init__(self, config: Config, paths: Paths, model: str, stocks: list[str],
-                 agent: str, log: TrialLog):
-        ev = config.evaluation
+class MemoisedObjective:
+    """A configuration's validation skill, computed once: the trial log is the memo, so a
+    rerun finds finished trials there. Subclasses say what skill is."""
+
+    def __init__(self, agent: str, log: TrialLog):
         self.agent, self.log = agent, log
-        self.prototype = prototype(config, model)
-        self.periods = Periods.from_config(config)
-        features = model_features(paths)
-        self.data = [self.periods.before_test(load_stock(paths, c, features)) for c in stocks]
-        self.validation_days = ev.validation_days
         done = log.read()
         self.cache = {p: float(s) for p, s in zip(done["params"], done["skill"])}
         self.computed = 0
@@ -76,6 +72,22 @@ class Objective:
         self.log.append({"trial": len(self.cache), "agent": self.agent, "params": name,
                          "skill": skill, "wall_s": time.perf_counter() - start})
         return skill
+
+    def skill(self, params: dict) -> float:
+        raise NotImplementedError
+
+
+class Objective(MemoisedObjective):
+    """Skill of a single-stock forecaster: 1 - RMSE / persistence's on the validation days."""
+
+    def __init__(self, config: Config, paths: Paths, model: str, stocks: list[str],
+                 agent: str, log: TrialLog):
+        super().__init__(agent, log)
+        self.prototype = prototype(config, model)
+        self.periods = Periods.from_config(config)
+        features = model_features(paths)
+        self.data = [self.periods.before_test(load_stock(paths, c, features)) for c in stocks]
+        self.validation_days = config.evaluation.validation_days
 
     def skill(self, params: dict) -> float:
         train = [self.periods.train(s) for s in self.data]

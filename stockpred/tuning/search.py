@@ -27,7 +27,7 @@ from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths
 from stockpred.models.registry import model_settings, prototype
 from stockpred.tuning.objective import Objective, TrialLog, key
-from stockpred.tuning.spaces import SPACES, configurations
+from stockpred.tuning.spaces import CROSS_SECTION_SPACES, SPACES, configurations
 
 AGENTS = ("dqn", "optuna", "random")
 
@@ -105,15 +105,19 @@ class TuneReport:
                 f"(p {row['dm_pvalue_vs_persistence']:.3g})"]
 
 
+def _check(agent: str, model: str, spaces: dict, kind: str) -> None:
+    if model not in spaces:
+        raise InputError(f"no search space for {model!r}; tunable {kind} are "
+                         f"{', '.join(spaces)}")
+    if agent not in AGENTS:
+        raise InputError(f"unknown agent {agent!r}; agents are {', '.join(AGENTS)}")
+
+
 def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
         ts_codes: list[str] | None = None, quick: bool = False,
         progress: bool = True) -> TuneReport:
-    if model not in SPACES:
-        raise InputError(f"no search space for {model!r}; tunable models are "
-                         f"{', '.join(SPACES)}")
-    if agent not in AGENTS:
-        raise InputError(f"unknown agent {agent!r}; agents are {', '.join(AGENTS)}")
-    space_size = configurations(model)
+    _check(agent, model, SPACES, "models")
+    space_size = configurations(SPACES[model])
     # more trials than distinct configurations would only spin under the data lock
     budget = min(budget, space_size)
     if quick:
@@ -146,6 +150,67 @@ def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
         "test_skill": report.test_skill, "wall_s": report.wall_s,
         "search_space": SPACES[model], "best_key": key(best)}, indent=1, default=str))
     write_leaderboard(paths)
+    return report
+
+
+@dataclass
+class CrossSectionTuneReport:
+    model: str
+    universe: str
+    agent: str
+    trials: int
+    computed: int
+    space_size: int
+    best: dict
+    best_rank_ic: float
+    wall_s: float
+
+    def summary(self) -> list[str]:
+        exhausted = ("; that is every configuration the space holds"
+                     if self.trials >= self.space_size else "")
+        return [f"tune {self.model} on {self.universe} with {self.agent}: {self.trials} trials "
+                f"({self.computed} computed now, the rest from the log) in {self.wall_s:.0f} s"
+                f"{exhausted}",
+                f"  best validation Rank IC {self.best_rank_ic:+.4f} with "
+                f"{json.dumps(self.best)}",
+                f"  `stockpred evaluate --cross-section --universe {self.universe}` now tests "
+                f"it as \"{self.model} (tuned by {self.agent})\""]
+
+
+def run_cross_section(config: Config, paths: Paths, universe: str, model: str, agent: str,
+                      budget: int, quick: bool = False) -> CrossSectionTuneReport:
+    """Tune cross-sectional ``model`` on ``universe`` by validation Rank IC (see
+    tuning/cross_section.py); the best settings go to its `.best.json`."""
+    from stockpred.tuning.cross_section import CrossSectionObjective
+
+    _check(agent, model, CROSS_SECTION_SPACES, "cross-sectional models")
+    space = CROSS_SECTION_SPACES[model]
+    budget = min(budget, configurations(space))
+    if quick:
+        config = quick_config(config)
+    ev, cs = config.evaluation, config.cross_section
+    folder = paths.cross_section_tune_dir(universe, model)
+    factors = paths.factors_manifest(universe)
+    context = {"periods": [ev.validation_start, ev.test_start], "seed": ev.seed,
+               "settings": getattr(cs, model).model_dump(mode="json"),
+               "panel": [cs.label, cs.normalise, cs.mad_k, cs.train_days, cs.validation_days],
+               "factors": factors.read_text(encoding="utf-8") if factors.exists() else None}
+    tag = hashlib.sha256(json.dumps(context, sort_keys=True).encode()).hexdigest()
+    log = TrialLog(folder / f"{agent}-{tag[:12]}.parquet")
+    start = time.perf_counter()
+    objective = CrossSectionObjective(config, paths, universe, model, agent, log)
+    SEARCHES[agent](objective, space, budget, ev.seed)
+    trials = log.read()
+    best_row = trials.loc[trials["skill"].astype(float).idxmax()]
+    report = CrossSectionTuneReport(model, universe, agent, objective.trials,
+                                    objective.computed, configurations(space),
+                                    json.loads(best_row["params"]), float(best_row["skill"]),
+                                    time.perf_counter() - start)
+    atomic_write_text(folder / f"{agent}.best.json", json.dumps({
+        "model": model, "universe": universe, "agent": agent, "budget": budget, "quick": quick,
+        "periods": context["periods"], "best": report.best,
+        "validation_rank_ic": report.best_rank_ic, "search_space": space,
+        "wall_s": report.wall_s}, indent=1) + "\n")
     return report
 
 

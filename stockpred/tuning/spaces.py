@@ -26,7 +26,22 @@ SPACES: dict[str, dict[str, list]] = {
     "fusion": {"alpha": [0.0, 0.25, 0.5, 0.75, 1.0]},
 }
 
+# the cross-sectional models (`tune --universe`): their names can clash with a forecaster's
+CROSS_SECTION_SPACES: dict[str, dict[str, list]] = {
+    "lightgbm": {"learning_rate": [0.02, 0.05, 0.1, 0.2],
+                 "num_leaves": [31, 63, 127, 210],
+                 "min_child_samples": [20, 100, 500],
+                 "colsample_bytree": [0.5, 0.8879]},
+    "xgboost": {"learning_rate": [0.03, 0.1, 0.3],
+                "max_depth": [4, 6, 8],
+                "subsample": [0.6, 0.9],
+                "colsample_bytree": [0.5, 0.8]},
+    "mlp": {"learning_rate": [3e-4, 1e-3, 3e-3],
+            "units": [[64], [128, 64], [256, 128]],
+            "dropout": [0.0, 0.1, 0.3]},
+}
 
-def configurations(model: str) -> int:
-    """How many distinct configurations the space of ``model`` holds."""
-    return math.prod(len(values) for values in SPACES[model].values())
+
+def configurations(space: dict[str, list]) -> int:
+    """How many distinct configurations ``space`` holds."""
+    return math.prod(len(values) for values in space.values())
