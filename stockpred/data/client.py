@@ -1,14 +1,15 @@
 """The tushare Pro client, with retries, back-off, paging and error classification.
 
-tushare's ``DataApi.query`` raises a bare ``Exception(msg)`` when the server answers
-with a non-zero code, and returns an empty frame *without columns* on any HTTP error
-status. A genuine "no rows" answer still carries the field list, so a frame without
-columns is treated as a failed call and retried, never as "no data".
+It speaks tushare's HTTP protocol itself, exactly as ``tushare``'s ``DataApi.query``
+does (a POST of ``{api_name, token, params, fields}`` to ``<url>/<api_name>``), because
+``DataApi.query`` drops the reply's ``has_more``: the one signal that tells a page cut
+by a row cap lower than the catalogue's from a complete short reply without another
+call. A reply with a non-zero code carries a message, classified by its wording; a
+reply without a field list is a failed call and retried, never "no data".
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
@@ -21,11 +22,13 @@ from stockpred.config import TushareSettings
 from stockpred.data.catalogue import Interface
 from stockpred.errors import IncompleteError, InputError, StockpredError
 
-# Phrases in tushare's error messages, by what they mean.
-_MINUTE_LIMIT = ("每分钟最多访问", "每分钟最多", "访问频率")
+# Phrases in tushare's error messages, by what they mean. Rate-limit replies end with a
+# link to "权限的具体详情", so they are told apart before any wording about 权限 (permission)
+# or 积分 (points) counts as a missing permission.
+_RATE_LIMIT = ("最多访问", "访问频率")
 _DAILY_QUOTA = ("每天最多访问", "每日最多访问", "今日访问次数")
 _BAD_TOKEN = ("token不对", "token无效", "您的token", "请设置token")
-_NO_PERMISSION = ("没有接口访问权限", "没有访问该接口的权限", "权限不足", "积分不足")
+_NO_PERMISSION = ("权限", "积分")
 
 
 class QuotaExhausted(IncompleteError):
@@ -40,24 +43,29 @@ class NoPermission(StockpredError):
         self.api_name = api_name
 
 
+class CallFailed(StockpredError):
+    """A call that kept failing through every retry: its interface is incomplete."""
+
+    def __init__(self, api_name: str, message: str):
+        super().__init__(message)
+        self.api_name = api_name
+
+
 class _Retryable(Exception):
     """A failed attempt worth repeating after a pause."""
 
 
 class TushareClient:
-    """Calls tushare Pro through the ``tushare`` package, counting every HTTP request."""
+    """Calls tushare Pro over HTTP, counting every request."""
 
     def __init__(self, token: str, settings: TushareSettings, url: str,
                  sleep: Callable[[float], None] = time.sleep):
-        import tushare
-
         self._token = token
         self._settings = settings
-        self._api = tushare.pro_api(token=token, timeout=settings.timeout_s)
-        # DataApi keeps its endpoint in a name-mangled class attribute; set it per instance.
-        self._api._DataApi__http_url = url.rstrip("/")
+        self._url = url.rstrip("/")
         self._sleep = sleep
         self._last_call = 0.0
+        self._learned_caps: dict[str, int] = {}
         self.calls: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
 
@@ -65,7 +73,9 @@ class TushareClient:
         return text.replace(self._token, "***") if self._token else text
 
     def rows_per_call(self, iface: Interface) -> int:
-        return self._settings.rows_per_call.get(iface.name, iface.rows_per_call)
+        """The server's cap once a page has shown it, else config's or the catalogue's."""
+        return self._learned_caps.get(
+            iface.name, self._settings.rows_per_call.get(iface.name, iface.rows_per_call))
 
     def _throttle(self) -> None:
         per_minute = self._settings.calls_per_minute
@@ -75,30 +85,39 @@ class TushareClient:
                 self._sleep(wait)
         self._last_call = time.monotonic()
 
-    def _attempt(self, iface: Interface, params: dict) -> pd.DataFrame:
+    def _attempt(self, iface: Interface, params: dict) -> tuple[pd.DataFrame, bool | None]:
+        """One request: the rows and the reply's has_more (None when it has none)."""
         self._throttle()
         self.calls[iface.name] += 1
+        body = {"api_name": iface.name, "token": self._token, "params": params, "fields": ""}
         try:
-            frame = self._api.query(iface.name, **params)
-        except (requests.RequestException, json.JSONDecodeError) as exc:
+            reply = requests.post(f"{self._url}/{iface.name}", json=body,
+                                  timeout=self._settings.timeout_s)
+            if not reply.ok:
+                raise _Retryable(f"HTTP {reply.status_code}")
+            result = reply.json()
+        except (requests.RequestException, ValueError) as exc:
             raise _Retryable(f"{type(exc).__name__}") from None
-        except Exception as exc:  # tushare's bare Exception(msg) for code != 0
-            msg = str(exc)
-            if any(p in msg for p in _MINUTE_LIMIT):
-                raise _Retryable("per-minute rate limit") from None
-            if any(p in msg for p in _DAILY_QUOTA):
-                raise QuotaExhausted(iface.name) from None
-            if any(p in msg for p in _BAD_TOKEN):
-                raise InputError("tushare rejected the token: check TUSHARE_TOKEN or the "
-                                 "tushare_token in your user config") from None
-            if any(p in msg for p in _NO_PERMISSION):
-                raise NoPermission(iface.name) from None
-            raise _Retryable(f"server error: {self.redact(msg)[:200]}") from None
-        if len(frame.columns) == 0:
-            raise _Retryable("empty reply without fields (HTTP error)")
-        return frame
+        if result.get("code") != 0:
+            raise self._classify(iface, str(result.get("msg") or result.get("code")))
+        data = result.get("data") or {}
+        if not data.get("fields"):
+            raise _Retryable("reply without fields")
+        return pd.DataFrame(data.get("items") or [], columns=data["fields"]), data.get("has_more")
 
-    def query(self, iface: Interface, params: dict) -> pd.DataFrame:
+    def _classify(self, iface: Interface, msg: str) -> Exception:
+        if any(p in msg for p in _DAILY_QUOTA):
+            return QuotaExhausted(iface.name)
+        if any(p in msg for p in _RATE_LIMIT):
+            return _Retryable("rate limit")
+        if any(p in msg for p in _BAD_TOKEN):
+            return InputError("tushare rejected the token: check TUSHARE_TOKEN or the "
+                              "tushare_token in your user config")
+        if any(p in msg for p in _NO_PERMISSION):
+            return NoPermission(iface.name)
+        return _Retryable(f"server error: {self.redact(msg)[:200]}")
+
+    def query(self, iface: Interface, params: dict) -> tuple[pd.DataFrame, bool | None]:
         """One page, retried with exponential back-off and jitter on transient failures."""
         settings = self._settings
         for attempt in range(settings.max_retries + 1):
@@ -111,18 +130,26 @@ class TushareClient:
                 self.retries[iface.name] += 1
                 delay = min(settings.backoff_max_s, settings.backoff_base_s * 2 ** attempt)
                 self._sleep(delay * random.uniform(0.5, 1.0))
-        raise StockpredError(f"tushare {iface.name} failed after {settings.max_retries + 1} "
-                             f"attempts (last: {last})")
+        raise CallFailed(iface.name, f"tushare {iface.name} failed after "
+                                     f"{settings.max_retries + 1} attempts (last: {last})")
 
     def fetch(self, iface: Interface, params: dict) -> pd.DataFrame:
-        """Every row matching ``params``, paging with offset/limit past the per-call cap."""
-        cap = self.rows_per_call(iface)
+        """Every row matching ``params``, paging with offset/limit past the per-call cap.
+
+        A page short of the cap in force ends the rows unless the server says it has
+        more: then its length is the server's cap, kept for every later call. A full
+        page is followed by another even when has_more is false (a server that omits or
+        misstates it loses nothing; the cost is an empty page now and then).
+        """
         pages, offset = [], 0
         while True:
-            page = self.query(iface, {**iface.fixed_params, **params,
-                                      "offset": offset, "limit": cap})
+            cap = self.rows_per_call(iface)
+            page, more = self.query(iface, {**iface.fixed_params, **params,
+                                            "offset": offset, "limit": cap})
             pages.append(page)
-            if len(page) < cap:
+            if len(page) < cap and more and len(page):
+                self._learned_caps[iface.name] = len(page)
+            elif len(page) < cap:
                 break
             offset += len(page)
         non_empty = [p for p in pages if len(p)]

@@ -30,13 +30,13 @@ from tqdm import tqdm
 from stockpred.config import Config, api_url, resolve_token, user_config_path
 from stockpred.data.adjust import adjust_prices
 from stockpred.data.catalogue import CATALOGUE, INTERFACES, Interface
-from stockpred.data.client import NoPermission, QuotaExhausted, TushareClient
+from stockpred.data.client import CallFailed, NoPermission, QuotaExhausted, TushareClient
 from stockpred.data.sample import (CALENDAR_INDEX, SAMPLE_INDEX, SAMPLE_TABLES, read_sample,
                                    trade_calendar)
 from stockpred.data.store import (ALL_SUBJECTS, RawStore, UpsertResult, day_bounds, format_day,
                                   parse_day, shift_day)
 from stockpred.data.universe import FixedList, IndexMembers, Universe
-from stockpred.errors import IncompleteError, InputError
+from stockpred.errors import IncompleteError, InputError, StockpredError
 from stockpred.layout import Paths
 from stockpred.manifest import (config_hash, package_versions, table_summary,
                                 write_manifest)
@@ -93,6 +93,12 @@ def settled_day(settle_time: str, now: datetime | None = None) -> str:
 # A market-wide day-by-day reply with no rows for a day this old means the day really
 # had none (no CCTV bulletin, no futures report); a more recent one is not published yet.
 EMPTY_DAY_FINAL_AFTER_DAYS = 7
+# A listed stock has a bar on every open day it trades, so an empty reply of this table
+# over open days may be a glitch as well as a suspension: such a range counts as asked
+# only when it comes back empty a second time. The first time is kept in the ledger
+# under this prefix and the stock's code.
+BARS = "daily"
+UNCONFIRMED = "unconfirmed:"
 
 
 def coverage_end(lo: str, hi: str, last_returned: str | None, final_day: str) -> str:
@@ -245,6 +251,7 @@ class _Fetcher:
         self.empty_day_final = shift_day(self.settled, -EMPTY_DAY_FINAL_AFTER_DAYS)
         self.selected = selected_interfaces(config)
         self.touched: dict[str, set[str]] = {}
+        self.failed: dict[str, str] = {}  # interface -> why it is incomplete
         self.market_size = 0  # stocks tushare lists: the rows of one day of the market
         self._calendar: list[str] | None = None  # open days, read once trade_cal is stored
         self.position = ""  # how far the current interface got, for a stop part way
@@ -290,6 +297,8 @@ class _Fetcher:
             self.report.stocks = stocks
             if any(i.by_trade_date for i in self.selected) or "trade_cal" in names:
                 self._fetch_interface(CATALOGUE["trade_cal"], stocks)
+                if self.failed:  # the plans of the rest read the calendar
+                    raise self._incomplete()
             for iface in self.selected:
                 if iface.name in ("stock_basic", "trade_cal") or not iface.queryable:
                     continue
@@ -300,7 +309,14 @@ class _Fetcher:
         finally:
             for name, count in self.client.calls.items():
                 self.report.table(name).calls = count
+        if self.failed:
+            raise self._incomplete()
         return self.report
+
+    def _incomplete(self) -> StockpredError:
+        why = "; ".join(self.failed.values())
+        return StockpredError(f"incomplete: {', '.join(self.failed)} ({why}); what was fetched "
+                              f"is stored: run again to finish")
 
     def _universe(self) -> list[str]:
         universe = self.config.fetch.universe
@@ -355,6 +371,10 @@ class _Fetcher:
         except NoPermission as exc:
             self.report.table(iface.name).note = "skipped: no permission for this account"
             log.warning("%s; skipped", exc)
+        except CallFailed as exc:  # what it stored is kept; the other interfaces go on
+            self.failed[iface.name] = str(exc)
+            self.report.table(iface.name).note = f"incomplete: {exc}"
+            log.error("%s; going on with the other interfaces", exc)
         except QuotaExhausted as exc:
             raise IncompleteError(
                 f"tushare daily quota reached on {exc.api_name} ({self.position}); everything "
@@ -405,7 +425,7 @@ class _Fetcher:
         if not iface.range_query:
             work = [(s, (start or self.start, self.settled)) for s in gaps]
         gather = WRITE_ROWS if self.store.time_layout(iface) else 0
-        pending, rows, asked = [], 0, []
+        pending, rows, asked, doubted = [], 0, [], []
         for subject, (lo, hi) in self._steps(work, iface, "call"):
             params = {} if subject == ALL_SUBJECTS else {iface.subject_param: subject}
             if iface.range_query:
@@ -422,12 +442,22 @@ class _Fetcher:
             end = coverage_end(lo, hi, last, shift_day(self.settled, -iface.publication_lag_days))
             pending.append(frame)
             rows += len(frame)
-            if end >= lo:
+            if frame.empty and iface.name == BARS and end >= lo and self._open_days(lo, end):
+                once = self.store.coverage(iface.name).get(UNCONFIRMED + subject, [])
+                first_time = missing_ranges(lo, end, *once)
+                asked += [(subject, a, b) for a, b in missing_ranges(lo, end, *first_time)]
+                asked += [(UNCONFIRMED + subject, a, b) for a, b in first_time]
+                doubted += [f"{subject} {a}..{b}" for a, b in first_time]
+            elif end >= lo:
                 asked.append((subject, lo, end))
             if rows >= gather:
                 self._store(iface, pending, asked)
                 pending, rows, asked = [], 0, []
         self._store(iface, pending, asked)
+        if doubted:
+            self.report.table(iface.name).note = (
+                f"{len(doubted)} empty repl{'y' if len(doubted) == 1 else 'ies'} over open "
+                f"days unconfirmed (first {doubted[0]}): asked again next run")
 
     def _sweep(self, iface: Interface, gaps: dict[str, list[tuple[str, str]]],
                days: list[str]) -> None:
@@ -505,12 +535,22 @@ class _Fetcher:
 
     # derived tables
     def _derive(self, iface: Interface, stocks: list[str]) -> None:
+        """Derive the stocks whose sources changed in this run, and those whose stored
+        sources the table does not reflect yet: a run that stored them and then stopped
+        derived nothing. Skipped while a source is incomplete in this run: its missing
+        rows would be derived as if absent, and the next run sees them as not reflected."""
         sources = iface.derived_from
-        changed = set().union(*(self.touched.get(s, set()) for s in sources))
+        failed = [s for s in sources if s in self.failed]
+        if failed:
+            self.report.table(iface.name).note = f"not derived: {' and '.join(failed)} incomplete"
+            return
         if not all(self.store.has(s) for s in sources):
             self.report.table(iface.name).note = f"needs {' and '.join(sources)}"
             return
-        codes = sorted(changed if self.whole_market else changed & set(stocks))
+        changed = set().union(*(self.touched.get(s, set()) for s in sources))
+        scope = None if self.whole_market else stocks
+        codes = sorted((changed if scope is None else changed & set(stocks))
+                       | self._underived(iface, scope))
         if not codes:
             return
         self._fit_layout(iface, len(stocks))
@@ -523,6 +563,22 @@ class _Fetcher:
             result = self.store.replace_subjects(iface, list(adjusted),
                                                  pd.concat(adjusted.values(), ignore_index=True))
             self._record(iface, result, adjusted)
+
+    def _underived(self, iface: Interface, subjects: list[str] | None) -> set[str]:
+        """Stocks (of ``subjects``, None: all) with a factor whose stored daily bars the
+        derived table does not hold one for one: compared by rows and last day, which
+        costs a read of two columns."""
+        def shape(name: str) -> pd.DataFrame:
+            days = self.store.read(name, subjects=subjects, columns=["ts_code", "trade_date"])
+            return days.groupby("ts_code")["trade_date"].agg(["size", "max"])
+
+        factored = set(self.store.read("adj_factor", subjects=subjects,
+                                       columns=["ts_code"])["ts_code"])
+        bars = shape("daily")
+        bars = bars[bars.index.isin(factored)]
+        derived = (shape(iface.name) if self.store.has(iface.name)
+                   else pd.DataFrame(columns=bars.columns)).reindex(bars.index)
+        return set(bars.index[~bars.eq(derived).fillna(False).all(axis=1)])
 
 
 def write_fetch_manifest(paths: Paths, store: RawStore, config: Config,

@@ -5,9 +5,9 @@ It answers the real ``tushare`` client exactly as tushare Pro does: a POST of
 ``{"code": 0, "msg": "", "data": {"fields": [...], "items": [[...], ...], "has_more": b}}``,
 newest rows first, at most ``caps[api]`` rows per call from ``offset``, filtered by
 the query parameters the catalogue declares. Faults can be queued (per-minute limit,
-daily quota, HTTP 500, dropped connection, no permission) to test how a fetch
-survives them. The test suite and scripts/bench_fetch.py use it; it binds to
-loopback only.
+daily quota, HTTP 500, dropped connection, each wording of no permission, a valid
+reply without rows) to test how a fetch survives them. The test suite and
+scripts/bench_fetch.py use it; it binds to loopback only.
 """
 
 from __future__ import annotations
@@ -23,12 +23,18 @@ import pandas as pd
 from stockpred.data.catalogue import CATALOGUE, Interface
 from stockpred.data.sample import CALENDAR_INDEX, trade_calendar
 
+_DOC = "权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。"
+# (code, message) of each error reply; "{api}" stands for the interface asked. The three
+# permission replies are wordings tushare has answered an account without the points.
 FAULT_REPLIES = {
-    "minute_limit": "抱歉，您每分钟最多访问该接口200次，权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。",
-    "daily_quota": "抱歉，您每天最多访问该接口5000次，权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。",
-    "no_permission": "抱歉，您没有访问该接口的权限，权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。",
+    "minute_limit": (40203, f"抱歉，您每分钟最多访问该接口200次，{_DOC}"),
+    "daily_quota": (40203, f"抱歉，您每天最多访问该接口5000次，{_DOC}"),
+    "no_permission": (40203, f"抱歉，您没有访问该接口的权限，{_DOC}"),
+    "no_permission_2002": (-2002, f"抱歉，您没有权限访问该接口，{_DOC}"),
+    "no_api_permission": (40203, "没有接口({api})访问权限"),
 }
-FAULTS = (*FAULT_REPLIES, "http500", "drop")
+# "empty": a valid reply with the fields and no rows, as a glitch of the server can send
+FAULTS = (*FAULT_REPLIES, "http500", "drop", "empty")
 BAD_TOKEN_REPLY = "您的token不对，请确认。"
 
 
@@ -229,11 +235,14 @@ class ReplayServer:
                 if fault == "http500":
                     self._send(500, b'{"error": "internal"}')
                     return
-                if fault:
-                    reply = {"code": 40203, "msg": FAULT_REPLIES[fault], "data": None}
+                if fault in FAULT_REPLIES:
+                    code, msg = FAULT_REPLIES[fault]
+                    reply = {"code": code, "msg": msg.format(api=api), "data": None}
                 else:
                     reply = server.answer(api, body.get("token", ""), params,
                                           body.get("fields") or "")
+                    if fault == "empty" and reply["data"]:
+                        reply["data"].update(items=[], has_more=False)
                 self._send(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"))
 
             def _send(self, status: int, payload: bytes):

@@ -24,6 +24,7 @@ import pandas as pd
 
 from stockpred.config import FeatureSettings
 from stockpred.data.store import RawStore
+from stockpred.errors import MissingInputError
 from stockpred.features.indicators import Feature, order_flow, technical
 from stockpred.features.spectral import (ar_differences_forecast, fourier_amplitudes,
                                          fourier_reconstruction)
@@ -106,11 +107,24 @@ class StockPanel:
 
 
 def price_bars(store: RawStore, code: str) -> tuple[str, pd.DataFrame] | None:
-    for name in PRICE_BASES:
-        if store.has(name):
-            bars = store.read(name, subjects=[code])
-            if not bars.empty:
-                return name, bars.sort_values("trade_date").reset_index(drop=True)
+    """The stock's bars in the best price basis stored. Every stock must have that basis:
+    levels of two bases are not comparable, and a stock left without adjusted bars (a
+    fetch that stopped before deriving them) would quietly train beside the others on
+    another one. Raises MissingInputError naming the stocks that lack it."""
+    stored = [name for name in PRICE_BASES if store.has(name)]
+    for name in stored:
+        bars = store.read(name, subjects=[code])
+        if not bars.empty:
+            if name != stored[0]:
+                best = set(store.read(stored[0], columns=["ts_code"])["ts_code"])
+                lacking = sorted({c for other in stored[1:]
+                                  for c in store.read(other, columns=["ts_code"])["ts_code"]}
+                                 - best)
+                raise MissingInputError(
+                    f"mixed price bases: {', '.join(lacking)} have bars but no {stored[0]}, "
+                    f"which other stocks have: run `stockpred fetch` (with adj_factor) to "
+                    f"derive theirs")
+            return name, bars.sort_values("trade_date").reset_index(drop=True)
     return None
 
 
