@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import say
 from stockpred.data.replay import (ReplayServer, market_replay_tables, replay_tables,
                                    tables_as_of)
 from stockpred.data.sample import SAMPLE_TABLES, read_market_tree, read_sample
@@ -46,10 +47,6 @@ TOKEN = "bench-token-0123456789abcdef0123456789abcdef0123456789ab"
 INTERFACES = ["daily", "daily_basic", "adj_factor"]
 LAST_DAY = "20181228"
 DAY_BEFORE = "20181227"
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 def fetch(workdir: Path, server: ReplayServer, fetch_settings: dict,

@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import stockpred
-
+from benchlib import say, stockpred
 
 
 def main() -> None:
@@ -29,10 +28,13 @@ def main() -> None:
     extra = ["--quick"] if args.quick else []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        stockpred("fetch", "--ts-code", "600036.SH", cwd=folder)
-        stockpred("features", cwd=folder)
-        stockpred("importance", cwd=folder)
-        rows = []
+        for step in (("fetch", "--ts-code", "600036.SH"), ("features",), ("importance",)):
+            say(f"stockpred {' '.join(step)} ...")
+            stockpred(*step, cwd=folder)
+        say(f"tuning {args.model} on 600036.SH, budget {args.budget} configurations each"
+            f"{' (quick sizes)' if args.quick else ''}; skill = 1 - RMSE / persistence RMSE")
+        say(f"{'agent':8s} {'trials':>6s} {'wall s':>7s} {'best valid':>11s} {'test':>8s}  "
+            f"chosen")
         for agent in ("dqn", "optuna", "random"):
             start = time.perf_counter()
             stockpred("tune", "--agent", agent, "--model", args.model, "--budget",
@@ -40,16 +42,8 @@ def main() -> None:
             wall = time.perf_counter() - start
             best = json.loads((folder / "data" / "runs" / "tune" / args.model /
                                f"{agent}.best.json").read_text())
-            rows.append((agent, args.budget, wall, best["validation_skill"], best["test_skill"],
-                         best["best"]))
-        print(f"tuning {args.model} on 600036.SH, budget {args.budget} configurations each"
-              f"{' (quick sizes)' if args.quick else ''}; skill = 1 - RMSE / persistence RMSE")
-        print(f"{'agent':8s} {'trials':>6s} {'wall s':>7s} {'best valid':>11s} {'test':>8s}  "
-              f"chosen")
-        for agent, trials, wall, valid, test, chosen in rows:
-            print(f"{agent:8s} {trials:6d} {wall:7.0f} {valid:+11.4f} {test:+8.4f}  "
-                  f"{json.dumps(chosen)}")
-
+            say(f"{agent:8s} {args.budget:6d} {wall:7.0f} {best['validation_skill']:+11.4f} "
+                f"{best['test_skill']:+8.4f}  {json.dumps(best['best'])}")
 
 if __name__ == "__main__":
     main()

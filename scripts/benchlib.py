@@ -12,3 +12,8 @@ def stockpred(*args, cwd) -> str:
     if done.returncode != 0:
         sys.exit(f"stockpred {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
     return done.stdout
+
+
+def say(text: str) -> None:
+    """Print now: a long benchmark shows each figure as it comes."""
+    print(text, flush=True)
