@@ -290,6 +290,28 @@ def table(rows: list[dict], title: str) -> str:
     return "\n".join(lines)
 
 
+def record_comparison(universe: str, split: str, kind: str, rows: list[dict],
+                      out: Path) -> None:
+    """Keep this comparison in the results file the README's peer block is rendered from,
+    beside the others (one entry per universe, split and protocol)."""
+    from stockpred.config import load_config
+    from stockpred.data.store import atomic_write_text
+    from stockpred.layout import resolve_paths
+
+    paths = resolve_paths(load_config(ROOT / "config.json"), ROOT / "data")
+    target = paths.peer_comparison
+    runs = json.loads(target.read_text(encoding="utf-8"))["runs"] if target.exists() else []
+    entry = {"universe": universe, "split": split, "protocol": kind, **SPLITS[split],
+             "topk": TOPK, "n_drop": N_DROP, "rows": rows,
+             "qlib_stats": json.loads((out / "qlib_stats.json").read_text()),
+             "stockpred_stats": json.loads((out / f"stockpred_{kind}_stats.json").read_text())}
+    runs = [r for r in runs if (r["universe"], r["split"], r["protocol"]) != (universe, split, kind)]
+    runs = sorted([*runs, entry], key=lambda r: (r["universe"], r["split"], r["protocol"]))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, json.dumps({"runs": runs}, indent=1) + "\n")
+    log(f"recorded in {target}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="stockpred vs qlib LightGBM/Alpha158")
     p.add_argument("--universe", default="top800")
@@ -359,6 +381,7 @@ def main(argv=None) -> int:
             log("\n" + text + "\n")
             report.append(text)
             (outs[s] / f"table_{kind}.md").write_text(text + "\n")
+            record_comparison(args.universe, s, kind, rows, outs[s])
     log(f"total wall {time.perf_counter() - started:.0f}s; stockpred part "
         f"{time.perf_counter() - t_sp:.0f}s wall (incl. scoring), peak RSS of this process "
         f"{peak_rss_gb():.2f} GB (qlib ran in a child)")

@@ -154,6 +154,16 @@ class Paths:
         return self.figures_dir("cross_section") / "leaderboard.json"
 
     @property
+    def peer_comparison(self) -> Path:
+        """stockpred against qlib's LightGBM/Alpha158 on the same rows, every split and
+        protocol run so far (scripts/bench_vs_qlib.py)."""
+        return self.figures_dir("peer") / "vs_qlib.json"
+
+    def benchmark_results(self, script: str) -> Path:
+        """The figures scripts/<script>.py printed last, for the README."""
+        return self.figures_dir("benchmarks") / f"{script}.json"
+
+    @property
     def readme(self) -> Path:
         """The README whose result blocks `stockpred readme` renders: beside the results
         folder, because its links name the figures by paths relative to it."""

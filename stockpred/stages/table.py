@@ -32,6 +32,7 @@ ARTEFACTS: dict[str, Callable[[Paths], Path]] = {
     "latent": lambda p: p.latent_manifest,
     "experiments": lambda p: p.stage_record("experiments"),
     "tuning": lambda p: p.stage_record("tune"),
+    "peer": lambda p: p.peer_comparison,
 }
 # what changes with every run although the content does not
 _VOLATILE = {"finished_at", "started_at", "last_run", "wall_s", "run_dir", "run_id"}
@@ -96,7 +97,7 @@ STAGES: tuple[Stage, ...] = (
           "walk-forward forecasts of evaluation.models and the leaderboard"),
     Stage("plot", ("features", "selection", "leaderboard", "latent", "experiments", "tuning"),
           (), ("plot",), _plot, "every figure family whose inputs exist"),
-    Stage("readme", ("leaderboard",), ("readme",), (), _readme,
+    Stage("readme", ("leaderboard", "peer"), ("readme",), (), _readme,
           "the README's result blocks, rendered from the result files"),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
