@@ -34,6 +34,10 @@ def _secret() -> str | None:
         return None
 
 
+# the commands that fetch first, and so write the fetch manifest before anything reads it
+_WRITES_FETCH_MANIFEST = ("fetch", "refresh", "run")
+
+
 @contextmanager
 def _session(paths: Paths, command: str) -> Iterator[None]:
     """Log to <data dir>/logs, hold the data-directory lock, clear temp files of killed runs."""
@@ -45,6 +49,8 @@ def _session(paths: Paths, command: str) -> Iterator[None]:
             removed = remove_temporaries(paths.data_dir) + remove_temporaries(paths.results_dir)
             if removed:
                 log.info("removed %d temporary file(s) left by an interrupted run", removed)
+            if command not in _WRITES_FETCH_MANIFEST:
+                fetch_stage.check_manifest(paths)
             yield
         log.info("%s finished", command)
     except StockpredError as exc:
@@ -176,15 +182,22 @@ def cli():
 @click.option("--only", metavar="API1,API2",
               help=f"Only these tushare interfaces (default: the configured groups: "
                    f"{', '.join(GROUPS)}).")
+@click.option("--repair", is_flag=True,
+              help="Move damaged files of the store (unreadable, or short of the rows the "
+                   "last fetch stored) aside under <data dir>/raw/_damaged/ and fetch their "
+                   "rows again.")
 @_common_options
-def fetch(source, ts_codes, universe, start, end, only, config_path, data_dir):
+def fetch(source, ts_codes, universe, start, end, only, repair, config_path, data_dir):
     """Fetch tushare Pro data into <data dir>/raw/<interface>/ (incremental, idempotent).
 
     The token comes from TUSHARE_TOKEN or ~/.config/stockpred/config.json
     ({"tushare_token": "..."}). Without one, the real sample data shipped with
     stockpred (SSE 50, 2007-2018) is loaded instead. Only what is not stored yet is
-    asked for; a re-run adds nothing. Exit codes: 2 bad input, 3 stopped by tushare's
-    daily quota (rerun tomorrow), 4 another run holds the data directory.
+    asked for; a re-run adds nothing. A store fetched from tushare stays on tushare:
+    without a token it is an error, never the sample. Each run first checks the stored
+    files; a damaged one stops it (exit 1) until `stockpred fetch --repair`. Exit codes:
+    2 bad input, 3 stopped by tushare's daily quota (rerun tomorrow), 4 another run holds
+    the data directory.
     """
     if universe is not None and ts_codes is not None:
         raise InputError("give --universe or --ts-code, not both")
@@ -195,7 +208,7 @@ def fetch(source, ts_codes, universe, start, end, only, config_path, data_dir):
         spec = market.universe_spec(config, universe)
     paths = resolve_paths(config, data_dir)
     with _session(paths, "fetch"):
-        report = fetch_stage.run(config, paths, universe=spec)
+        report = fetch_stage.run(config, paths, universe=spec, repair=repair)
     if report.source == "sample":
         reason = "as asked" if config.fetch.source == "sample" else "no tushare token found"
         click.echo(f"Loaded the shipped sample ({reason}): real SSE 50 data up to 2018-12-28, "

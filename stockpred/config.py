@@ -32,6 +32,8 @@ TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 # The stages after fetch, in the order `stockpred refresh` reruns them.
 LATER_STAGES = ("features", "importance", "train", "evaluate", "plot", "readme")
 
+# keys under which a token may be put into config.json by mistake
+_TOKEN_KEYS = ("tushare_token", "token", "ts_token")
 _TS_CODE = re.compile(r"^\d{6}\.(SH|SZ|BJ)$")
 def _all_known(names: list[str], known, what: str, hint: str) -> list[str]:
     for name in names:
@@ -510,6 +512,10 @@ def _first_error(exc: ValidationError) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
+        if err["loc"] and err["loc"][-1] in _TOKEN_KEYS:
+            msg = (f"the token does not belong in config.json (it is shared with the "
+                   f"project): put it in {TOKEN_ENV} or in {user_config_path()} as "
+                   f'{{"tushare_token": "..."}}')
     return f"{where}: {msg}"
 
 

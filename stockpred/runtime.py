@@ -12,6 +12,10 @@ from datetime import datetime
 from stockpred.errors import InputError, LockedError
 from stockpred.layout import Paths
 
+# Without a handler (no log file: an unwritable data dir), logging's last resort prints
+# warnings and errors to stderr, beside the one line the CLI prints for the same error.
+logging.getLogger("stockpred").addHandler(logging.NullHandler())
+
 
 @contextmanager
 def data_dir_lock(paths: Paths, command: str) -> Iterator[None]:

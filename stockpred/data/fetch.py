@@ -33,12 +33,12 @@ from stockpred.data.catalogue import CATALOGUE, INTERFACES, Interface
 from stockpred.data.client import CallFailed, NoPermission, QuotaExhausted, TushareClient
 from stockpred.data.sample import (CALENDAR_INDEX, SAMPLE_INDEX, SAMPLE_TABLES, read_sample,
                                    trade_calendar)
-from stockpred.data.store import (ALL_SUBJECTS, RawStore, UpsertResult, day_bounds, format_day,
-                                  parse_day, shift_day)
+from stockpred.data.store import (ALL_SUBJECTS, REPAIR_HINT, DamagedStoreError, RawStore,
+                                  UpsertResult, day_bounds, format_day, parse_day, shift_day)
 from stockpred.data.universe import FixedList, IndexMembers, Universe
 from stockpred.errors import IncompleteError, InputError, StockpredError
 from stockpred.layout import Paths
-from stockpred.manifest import (config_hash, package_versions, table_summary,
+from stockpred.manifest import (config_hash, package_versions, read_manifest, table_summary,
                                 write_manifest)
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,17 @@ class TableReport:
     updated: int = 0
     calls: int = 0
     note: str = ""
+    quarantined: list[str] = field(default_factory=list)  # bars set aside: "<code> <day>"
+
+    def remark(self, quarantine: str) -> str:
+        """The note, and what was set aside (``quarantine``: where it went)."""
+        if not self.quarantined:
+            return self.note
+        n = len(self.quarantined)
+        shown = ", ".join(self.quarantined[:3]) + (", ..." if n > 3 else "")
+        aside = (f"{n} row{'s' if n > 1 else ''} with NaN/inf prices set aside in "
+                 f"{quarantine} ({shown})")
+        return f"{self.note}; {aside}" if self.note else aside
 
 
 @dataclass
@@ -65,14 +76,17 @@ class FetchReport:
     end: str
     stocks: list[str]
     tables: dict[str, TableReport] = field(default_factory=dict)
+    repairs: list[str] = field(default_factory=list)  # damaged files set aside, and the like
+    quarantine_dir: str = ""
 
     def table(self, name: str) -> TableReport:
         return self.tables.setdefault(name, TableReport())
 
     def summary(self) -> list[str]:
-        lines = [f"{'table':16s} {'added':>9s} {'updated':>8s} {'calls':>6s}  note"]
+        lines = [*self.repairs, f"{'table':16s} {'added':>9s} {'updated':>8s} {'calls':>6s}  note"]
         for name, t in self.tables.items():
-            lines.append(f"{name:16s} {t.added:9d} {t.updated:8d} {t.calls:6d}  {t.note}")
+            note = t.remark(f"{self.quarantine_dir}/{name}.parquet")
+            lines.append(f"{name:16s} {t.added:9d} {t.updated:8d} {t.calls:6d}  {note}")
         total = sum(t.added for t in self.tables.values())
         lines.append(f"{len(self.tables)} tables, {total} rows added "
                      f"({self.source}, {self.start}..{self.end})")
@@ -152,37 +166,101 @@ def subjects_for(iface: Interface, config: Config, stocks: list[str]) -> list[st
     return list(kind_lists[iface.subject]) if iface.subject else [ALL_SUBJECTS]
 
 
-def choose_source(config: Config) -> tuple[str, str | None]:
+def stored_source(paths: Paths, store: RawStore) -> str | None:
+    """Where the stored rows come from: the store's own record, else (a store written
+    before it kept one) the last fetch manifest's; None for an empty store."""
+    known = store.source()
+    if known or not any(store.has(i.name) for i in INTERFACES):
+        return known
+    return (read_manifest(paths.fetch_manifest) or {}).get("source")
+
+
+def choose_source(config: Config, paths: Paths, store: RawStore) -> tuple[str, str | None]:
+    """The source of this run and the token. ``auto`` keeps a tushare store on tushare: a
+    cron job that lost its token must not load the sample over it (and retrain on it)."""
     token = resolve_token()
+    stored = stored_source(paths, store)
     source = config.fetch.source
     if source == "auto":
-        source = "tushare" if token else "sample"
+        source = "tushare" if token or stored == "tushare" else "sample"
     if source == "tushare" and not token:
+        if stored == "tushare":
+            raise InputError(f"no tushare token, and {paths.raw_dir} was fetched from tushare: "
+                             f"put the token in TUSHARE_TOKEN or in {user_config_path()} "
+                             f'({{"tushare_token": "..."}})')
         raise InputError(f"no tushare token: set TUSHARE_TOKEN or put tushare_token in "
                          f"{user_config_path()}, or use --source sample")
+    if source == "sample" and stored == "tushare":
+        raise InputError(f"{paths.raw_dir} was fetched from tushare: the shipped sample is not "
+                         f"mixed into it; give the sample its own --data-dir")
     return source, token
 
 
+def check_store(paths: Paths, store: RawStore, repair: bool) -> list[str]:
+    """Look for damaged files before anything reads or writes them: unreadable parquet
+    footers and ledgers, and files the last fetch manifest listed that are gone or short
+    of rows. Without ``repair`` the first is named in a DamagedStoreError; with it each is
+    moved aside and its rows asked again (files are then read whole: a torn page has an
+    intact footer). Returns the lines that say what was repaired."""
+    manifest = read_manifest(paths.fetch_manifest)
+    lines = []
+    if manifest is None and paths.fetch_manifest.exists():
+        lines.append(f"{paths.fetch_manifest} was corrupt: written again at the end of this "
+                     f"fetch (files lost since the last fetch cannot be told)")
+        log.warning("%s", lines[-1])
+    recorded = (manifest or {}).get("tables", {})
+    # a rewritten layout marker shows its files to the next look; a third finding is a
+    # store the repair cannot mend, named like any other
+    for look in range(3):
+        damage = [d for i in INTERFACES if store.table_dir(i.name).is_dir()
+                  for d in store.check(i.name, recorded.get(i.name), thorough=repair)]
+        if not damage:
+            return lines
+        if not repair or look == 2:
+            more = f" and {len(damage) - 1} more" if len(damage) > 1 else ""
+            raise DamagedStoreError(f"damaged store: {damage[0]}{more}: {REPAIR_HINT}, which "
+                                    f"moves what is damaged aside and fetches its rows again")
+        repaired = store.repair(damage)
+        for line in repaired:
+            log.warning("%s", line)
+        lines += repaired
+        recorded = {}  # the files set aside are gone on purpose
+
+
+def check_manifest(paths: Paths) -> None:
+    """For the stages after fetch: a fetch manifest that is there but unreadable is named
+    as such, not taken for a fetch that never ran."""
+    path = paths.fetch_manifest
+    if path.exists() and read_manifest(path) is None:
+        raise DamagedStoreError(f"{path} is corrupt (not a JSON manifest): run `stockpred "
+                                f"fetch`, which writes it again from what is stored")
+
+
 def run(config: Config, paths: Paths, progress: bool = True,
-        universe: Universe | None = None) -> FetchReport:
+        universe: Universe | None = None, repair: bool = False) -> FetchReport:
     """Fetch what config.json asks for into <data dir>/raw and write its manifest.
 
     ``universe``: the stocks that universe can hold on any day of the period instead of
     fetch.universe. For the market-wide kinds (`all`, `top_liquid`) that is every stock
     tushare lists, and every row a by-day call returns; for an index, every stock in its
     index_weight at any time in the period, not only the latest members.
-    Call while holding the data lock: it first finishes a store migration a kill cut short.
+    Call while holding the data lock: it first checks the store for damaged files (see
+    check_store; ``repair`` moves them aside and asks for their rows again) and finishes
+    a store migration a kill cut short.
     """
-    source, token = choose_source(config)
     store = RawStore(paths.raw_dir)
+    repairs = check_store(paths, store, repair)
+    source, token = choose_source(config, paths, store)
     for name in store.resume_migrations():
         log.info("finished moving %s to its time layout", name)
     if source == "sample":
         report = _load_sample(config, store)
+        report.repairs = repairs
         write_fetch_manifest(paths, store, config, report)
         return report
     fetcher = _Fetcher(config, store, TushareClient(token, config.tushare, api_url(config)),
                        progress, universe)
+    fetcher.report.repairs = repairs
     try:
         return fetcher.run()
     finally:
@@ -206,7 +284,9 @@ def _load_sample(config: Config, store: RawStore) -> FetchReport:
                          f"SSE 50 stocks only (see stockpred/data/sample_data)")
     end = config.fetch.end_date or "99991231"
     report = FetchReport("sample", config.fetch.start_date, config.fetch.end_date or "latest",
-                         stocks)
+                         stocks, quarantine_dir=str(store.quarantine_dir))
+    if store.source() != "sample":
+        store.set_source("sample")
     selected = {i.name for i in selected_interfaces(config)}
     for name in config.fetch.interfaces:
         if name not in SAMPLE_TABLES and name != "trade_cal":
@@ -220,7 +300,8 @@ def _load_sample(config: Config, store: RawStore) -> FetchReport:
             lo, hi = day_bounds(iface, config.fetch.start_date, end)
             table = table[table[iface.date_field].between(lo, hi)]
         result = store.upsert(iface, table)
-        report.tables[name] = TableReport(result.added, result.updated, 0, "shipped sample")
+        report.tables[name] = TableReport(result.added, result.updated, 0, "shipped sample",
+                                          result.quarantined)
     if "trade_cal" in selected:
         index = read_sample("index_daily")
         days = sorted(index.loc[index["ts_code"] == CALENDAR_INDEX, "trade_date"])
@@ -255,13 +336,29 @@ class _Fetcher:
         self.market_size = 0  # stocks tushare lists: the rows of one day of the market
         self._calendar: list[str] | None = None  # open days, read once trade_cal is stored
         self.position = ""  # how far the current interface got, for a stop part way
-        self.report = FetchReport("tushare", self.start, self.end, [])
+        self.report = FetchReport("tushare", self.start, self.end, [],
+                                  quarantine_dir=str(store.quarantine_dir))
+        self._claimed = False  # whether the store is known as a tushare store yet
 
     # bookkeeping
+    def _upsert(self, iface: Interface, frame: pd.DataFrame) -> UpsertResult:
+        """Store rows, first marking the store as fetched from tushare (before the rows,
+        so a kill never leaves tushare rows in a store that claims to hold the sample)."""
+        if not self._claimed and len(frame):
+            if self.store.source() != "tushare":
+                self.store.set_source("tushare")
+            self._claimed = True
+        return self.store.upsert(iface, frame)
+
     def _record(self, iface: Interface, result: UpsertResult, subjects: Iterable[str]) -> None:
         table = self.report.table(iface.name)
         table.added += result.added
         table.updated += result.updated
+        if result.quarantined:
+            table.quarantined += result.quarantined
+            log.warning("%s: %d row(s) with NaN/inf prices set aside in %s: %s", iface.name,
+                        len(result.quarantined), self.store.quarantine_file(iface.name),
+                        ", ".join(result.quarantined))
         if result.added or result.updated:
             self.touched.setdefault(iface.name, set()).update(subjects)
 
@@ -282,7 +379,7 @@ class _Fetcher:
             frame = pd.concat(frames, ignore_index=True)
             subjects = (frame[iface.subject_param].unique()
                         if iface.subject and iface.subject_param in frame.columns else [])
-            self._record(iface, self.store.upsert(iface, frame), subjects)
+            self._record(iface, self._upsert(iface, frame), subjects)
         self.store.record_coverage(iface.name, asked)
 
     def _fit_layout(self, iface: Interface, subjects: int) -> None:
@@ -381,8 +478,16 @@ class _Fetcher:
                 f"fetched so far is stored: run again tomorrow to continue") from None
 
     def _snapshot(self, iface: Interface) -> None:
+        """Ask for a whole list (stock_basic, index_basic) at most once a settled day: it
+        changes by a listing or two a day, and every run needs it. The days it was asked
+        are kept in its ledger under ``*``."""
+        day = settled_day(self.config.fetch.settle_time)
+        asked = self.store.coverage(iface.name).get(ALL_SUBJECTS, [])
+        if self.store.has(iface.name) and any(lo <= day <= hi for lo, hi in asked):
+            return
         frame = self.client.fetch(iface, {})
-        self._record(iface, self.store.upsert(iface, frame), [])
+        self._record(iface, self._upsert(iface, frame), [])
+        self.store.record_coverage(iface.name, [(ALL_SUBJECTS, day, day)])
 
     # days
     def _open_days(self, lo: str, hi: str, calendar_days: bool = False) -> list[str]:
@@ -583,12 +688,15 @@ class _Fetcher:
 
 def write_fetch_manifest(paths: Paths, store: RawStore, config: Config,
                          report: FetchReport) -> None:
-    """raw/manifest.json: every stored table's files, rows and content hash, and this run."""
+    """raw/manifest.json: every stored table's files, rows and content hash, its layout
+    and each file's rows (what the next fetch checks the store against), and this run."""
     tables = {}
     if store.raw_dir.is_dir():
         for folder in sorted(p for p in store.raw_dir.iterdir() if p.name in CATALOGUE):
             if store.has(folder.name):
-                tables[folder.name] = table_summary(store, folder.name)
+                tables[folder.name] = {**table_summary(store, folder.name),
+                                       "partition": store.partition(CATALOGUE[folder.name]),
+                                       "file_rows": store.file_rows(folder.name)}
     write_manifest(paths.fetch_manifest, {
         "stage": "fetch",
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -30,13 +30,23 @@ calls) redoes the first step or finishes the last.
 
 Every write goes to a temporary file in the same folder, is flushed to disk and
 renamed over the old file, so a crash at any moment leaves either the old or the new
-file, never a torn one. Beside the data, ``_coverage.json`` records which date ranges
-have been asked of tushare for each subject (``*``: every row of the market on those
-days), so a re-run asks only for what it has not asked before.
+file, never a torn one; a write that fails (a full disk) removes its temporary. Beside
+the data, ``_coverage.json`` records which date ranges have been asked of tushare for
+each subject (``*``: every row of the market on those days), so a re-run asks only for
+what it has not asked before.
+
+Damage. A file that cannot be read (torn by a disk fault, truncated by hand) raises
+DamagedStoreError naming it, never a bare pyarrow or JSON error. ``check`` finds such
+files cheaply (parquet footers, row counts against those the last fetch recorded) and
+``repair`` moves each aside under ``_damaged/`` (nothing stored is deleted) and takes its
+ranges out of the ledger, so the next fetch asks for them again. Bars whose prices are
+NaN or infinite are kept out of the table, in ``_quarantine/<table>.parquet``.
 """
 
 from __future__ import annotations
 
+import calendar
+import errno
 import json
 import operator
 import os
@@ -44,23 +54,32 @@ import re
 import shutil
 from bisect import bisect_left
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from functools import reduce
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from stockpred.data.catalogue import CATALOGUE, INTERFACES, Interface
-from stockpred.errors import MissingInputError
+from stockpred.errors import MissingInputError, StockpredError
 
 ALL_SUBJECTS = "*"
 TMP_MARK = ".tmp-"
 _COVERAGE = "_coverage.json"
 _LAYOUT = "_layout.json"
+_SOURCE = "_source.json"  # in raw/: where the store's rows come from (tushare, sample)
+DAMAGED_DIR = "_damaged"
+QUARANTINE_DIR = "_quarantine"
+REPAIR_HINT = "run `stockpred fetch --repair`"
+# Bars whose prices must be finite numbers: a NaN or inf close reaches every feature and
+# model downstream as a silent NaN (or a NumPy warning), so such rows are set aside.
+PRICE_COLUMNS = ("open", "high", "low", "close")
+BAR_TABLES = ("daily", "index_daily")
 # A per-subject table moves to its time layout when it is to hold more subjects than this.
 MARKET_SCALE = 100
 # Small enough that one stock's rows of a year sit in one or two groups of a code-sorted
@@ -85,6 +104,23 @@ def shift_day(day: str, n: int) -> str:
     return format_day(parse_day(day) + timedelta(days=n))
 
 
+class DamagedStoreError(StockpredError):
+    """A stored file cannot be read; the message names it and the repair."""
+
+
+class NoSpaceError(StockpredError):
+    """A write ran out of disk space; what was stored before it is intact."""
+
+
+def damaged(path: Path, why: str) -> DamagedStoreError:
+    return DamagedStoreError(f"{path} is damaged ({why}): {REPAIR_HINT}, which moves it "
+                             f"aside and fetches its rows again")
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -93,16 +129,41 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _replace_with(tmp: Path, path: Path, write) -> None:
+    """Run ``write(tmp)``, flush it to disk and rename it over ``path``. A failure removes
+    the temporary; a full disk says so (the bare OSError names neither the folder nor
+    that the store is intact)."""
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise NoSpaceError(f"no space left on {path.parent} (writing {path.name}): free "
+                               f"some and run again; what was stored before is intact") from None
+        raise
+    _fsync_dir(path.parent)
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Replace ``path`` with ``payload`` so that readers see the old or the new file, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+
+    def write(tmp: Path) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(payload)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+    _replace_with(path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}"), path, write)
 
 
 def atomic_save(path: Path, write) -> None:
@@ -110,12 +171,8 @@ def atomic_save(path: Path, write) -> None:
     such as Keras' ``model.save``), flushed to disk, so a kill never leaves a torn file.
     The temporary keeps the suffix, which some savers insist on (".keras")."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}{TMP_MARK}{os.getpid()}{path.suffix}")
-    write(tmp)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _replace_with(path.with_name(f"{path.stem}{TMP_MARK}{os.getpid()}{path.suffix}"), path,
+                  write)
 
 
 def remove_temporaries(folder: Path) -> int:
@@ -184,11 +241,24 @@ def day_bounds(iface: Interface, start: str | None, end: str | None) -> tuple[st
 class UpsertResult:
     added: int = 0
     updated: int = 0
+    quarantined: list[str] = field(default_factory=list)  # "<subject> <day>" of rows set aside
 
     def __iadd__(self, other: "UpsertResult") -> "UpsertResult":
         self.added += other.added
         self.updated += other.updated
+        self.quarantined += other.quarantined
         return self
+
+
+@dataclass
+class Damage:
+    """A stored file that cannot be trusted: unreadable, missing or short of rows."""
+    table: str
+    path: Path
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.why})"
 
 
 def partition_labels(partition: str | None, iface: Interface, frame: pd.DataFrame) -> pd.Series:
@@ -216,6 +286,33 @@ def _period_overlaps(stem: str, start: str | None, end: str | None) -> bool:
 def _holds_subject(path: Path, wanted: set[str]) -> bool:
     """Whether the per-subject file ``path`` (<subject>, <subject>_<year>) is of ``wanted``."""
     return path.stem in wanted or path.stem.rsplit("_", 1)[0] in wanted
+
+
+def _without(ranges: list[tuple[str, str]], lo: str, hi: str) -> list[tuple[str, str]]:
+    """``ranges`` less the days of [lo, hi]."""
+    rest = []
+    for first, last in ranges:
+        if first < lo:
+            rest.append((first, min(last, shift_day(lo, -1))))
+        if last > hi:
+            rest.append((max(first, shift_day(hi, 1)), last))
+    return [r for r in rest if r[0] <= r[1]]
+
+
+def _file_days(partition: str | None, stem: str) -> tuple[str | None, str | None, str | None]:
+    """(subject, first day, last day) of what the file ``stem`` holds under ``partition``;
+    None for every subject, or for every day."""
+    if partition == "subject":
+        return stem, None, None
+    if partition == "subject_year":
+        subject, year = stem.rsplit("_", 1)
+        return subject, f"{year}0101", f"{year}1231"
+    if partition == "year" and stem.isdigit():
+        return None, f"{stem}0101", f"{stem}1231"
+    if partition == "month" and stem.isdigit():
+        days = calendar.monthrange(int(stem[:4]), int(stem[4:]))[1]
+        return None, f"{stem}01", f"{stem}{days:02d}"
+    return None, None, None
 
 
 def _join_ranges(ranges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -261,9 +358,15 @@ class RawStore:
         """How the table's files are split now: its time layout once migrated, else the
         catalogue's ``partition``."""
         marker = self.table_dir(iface.name) / _LAYOUT
-        if marker.exists():
-            return json.loads(marker.read_text(encoding="utf-8"))["partition"]
-        return iface.partition
+        if not marker.exists():
+            return iface.partition
+        try:
+            partition = json.loads(marker.read_text(encoding="utf-8"))["partition"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise damaged(marker, f"not a layout marker: {_reason(exc)}") from None
+        if partition not in (iface.partition, iface.market_partition):
+            raise damaged(marker, f"unknown layout {partition!r}")
+        return partition
 
     def time_layout(self, iface: Interface) -> bool:
         """Whether the table's files each hold a period of every subject (or all of it)."""
@@ -330,7 +433,13 @@ class RawStore:
     # -- writing ----------------------------------------------------------------------------
 
     def _load(self, path: Path, iface: Interface) -> pd.DataFrame | None:
-        return conform(pq.read_table(path).to_pandas(), iface) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise damaged(path, _reason(exc)) from None
+        return conform(table.to_pandas(), iface)
 
     @staticmethod
     def _write(frame: pd.DataFrame, path: Path) -> None:
@@ -344,7 +453,35 @@ class RawStore:
         if missing:
             raise ValueError(f"{iface.name} reply lacks key column(s) {', '.join(missing)}")
         frame = conform(frame, iface).drop_duplicates(list(iface.keys), keep="last")
-        return self._merge(iface, frame, self.partition(iface))
+        frame, quarantined = self._quarantine(iface, frame)
+        result = self._merge(iface, frame, self.partition(iface)) if len(frame) else UpsertResult()
+        result.quarantined = quarantined
+        return result
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.raw_dir / QUARANTINE_DIR
+
+    def quarantine_file(self, name: str) -> Path:
+        return self.quarantine_dir / f"{name}.parquet"
+
+    def _quarantine(self, iface: Interface, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """The bars of ``frame`` with finite prices; the others go to the table's quarantine
+        file (kept, by key, for a look by hand), described as "<subject> <day>"."""
+        columns = [c for c in PRICE_COLUMNS if c in frame.columns]
+        if iface.name not in BAR_TABLES or not columns:
+            return frame, []
+        prices = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
+        bad = ~np.isfinite(prices).all(axis=1)
+        if not bad.any():
+            return frame, []
+        rows = frame[bad]
+        path = self.quarantine_file(iface.name)
+        kept = self._load(path, iface)
+        merged = conform(pd.concat([kept, rows], ignore_index=True), iface)
+        atomic_write_parquet(merged.drop_duplicates(list(iface.keys), keep="last"), path)
+        where = rows[iface.subject_param] + " " + rows[iface.date_field]
+        return frame[~bad].reset_index(drop=True), list(where)
 
     def _merge(self, iface: Interface, frame: pd.DataFrame, partition: str | None) -> UpsertResult:
         """Upsert ``frame`` (conformed, one row per key) into the files of ``partition``."""
@@ -433,6 +570,14 @@ class RawStore:
     @staticmethod
     def _scan(path: Path, iface: Interface, columns: list[str] | None,
               subjects: list[str] | None, lo: str | None, hi: str | None) -> pd.DataFrame:
+        try:
+            return RawStore._scan_file(path, iface, columns, subjects, lo, hi)
+        except (pa.ArrowException, OSError) as exc:
+            raise damaged(path, _reason(exc)) from None
+
+    @staticmethod
+    def _scan_file(path: Path, iface: Interface, columns: list[str] | None,
+                   subjects: list[str] | None, lo: str | None, hi: str | None) -> pd.DataFrame:
         """One file's rows of ``subjects`` dated ``lo`` to ``hi``, reading only the row
         groups whose statistics admit them."""
         file = pq.ParquetFile(path)
@@ -473,10 +618,13 @@ class RawStore:
         path = self.table_dir(name) / _COVERAGE
         if not path.exists():
             return {}
-        ledger = json.loads(path.read_text(encoding="utf-8"))
-        # a ledger written before subjects could have several ranges holds one [lo, hi] each
-        return {k: [tuple(v)] if isinstance(v[0], str) else [tuple(r) for r in v]
-                for k, v in ledger.items()}
+        try:
+            ledger = json.loads(path.read_text(encoding="utf-8"))
+            # a ledger written before subjects could have several ranges holds one [lo, hi] each
+            return {k: [tuple(v)] if isinstance(v[0], str) else [tuple(r) for r in v]
+                    for k, v in ledger.items()}
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            raise damaged(path, f"not a coverage ledger: {_reason(exc)}") from None
 
     def record_coverage(self, name: str, asked: Iterable[tuple[str, str, str]]) -> None:
         """Add (subject, first, last) asked-for YYYYMMDD ranges to the ledger."""
@@ -492,5 +640,112 @@ class RawStore:
             changed |= joined != ledger.get(subject)
             ledger[subject] = joined
         if changed:
-            atomic_write_text(self.table_dir(name) / _COVERAGE, json.dumps(
-                {k: [list(r) for r in v] for k, v in sorted(ledger.items())}, indent=1))
+            self._write_ledger(name, ledger)
+
+    def _write_ledger(self, name: str, ledger: dict[str, list[tuple[str, str]]]) -> None:
+        atomic_write_text(self.table_dir(name) / _COVERAGE, json.dumps(
+            {k: [list(r) for r in v] for k, v in sorted(ledger.items()) if v}, indent=1))
+
+    def forget(self, name: str, subject: str | None, lo: str | None, hi: str | None) -> None:
+        """Take [lo, hi] (None: every day) of ``subject`` (None: every subject) out of the
+        ledger, so the next fetch asks for those days again."""
+        ledger = self.coverage(name)
+        kept = dict(ledger)
+        for key, ranges in ledger.items():
+            if subject is None or key == subject:
+                kept[key] = [] if lo is None else _without(ranges, lo, hi)
+        if kept != ledger:
+            self._write_ledger(name, kept)
+
+    # -- the store's source -------------------------------------------------------------------
+
+    def source(self) -> str | None:
+        """Where the stored rows come from ("tushare", "sample"), as the first fetch that
+        wrote them recorded it; None when unknown (an empty store, or an older one)."""
+        try:
+            return json.loads((self.raw_dir / _SOURCE).read_text(encoding="utf-8"))["source"]
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, OSError):
+            return None  # rewritten by the next fetch that writes; the manifest tells until then
+
+    def set_source(self, source: str) -> None:
+        atomic_write_text(self.raw_dir / _SOURCE, json.dumps({"source": source}) + "\n")
+
+    # -- damage -------------------------------------------------------------------------------
+
+    def file_rows(self, name: str) -> dict[str, int]:
+        """The rows of each file of the table, from the parquet footers."""
+        return {p.name: pq.ParquetFile(p).metadata.num_rows for p in self.files(name)}
+
+    def check(self, name: str, recorded: dict | None = None,
+              thorough: bool = False) -> list[Damage]:
+        """The table's damaged files: each unreadable footer (``thorough``: any unreadable
+        row), and, given what the last fetch ``recorded`` (its "partition" and "file_rows"),
+        each file it listed that is gone or holds fewer rows now. Costs a footer read a file."""
+        iface = CATALOGUE[name]
+        folder = self.table_dir(name)
+        try:
+            partition = self.partition(iface)
+        except DamagedStoreError:  # what its files hold is unknown until it is rewritten
+            return [Damage(name, folder / _LAYOUT, "not a layout marker")]
+        found = []
+        rows = {}
+        for path in self.files(name):
+            try:
+                rows[path.name] = pq.ParquetFile(path).metadata.num_rows
+                if thorough:
+                    pq.read_table(path)
+            except (pa.ArrowException, OSError) as exc:
+                found.append(Damage(name, path, _reason(exc)))
+        if recorded and recorded.get("partition") == partition and iface.queryable:
+            for file, stored in recorded.get("file_rows", {}).items():
+                if file in rows and rows[file] < stored:
+                    found.append(Damage(name, folder / file, f"{rows[file]} rows; the last "
+                                                             f"fetch stored {stored}"))
+                elif not (folder / file).exists() and stored:
+                    found.append(Damage(name, folder / file, f"missing; the last fetch "
+                                                             f"stored {stored} rows in it"))
+        if (folder / _COVERAGE).exists():
+            try:
+                self.coverage(name)
+            except DamagedStoreError:
+                found.append(Damage(name, folder / _COVERAGE, "not a coverage ledger"))
+        return found
+
+    def repair(self, damage: list[Damage]) -> list[str]:
+        """Move each damaged file aside under raw/_damaged/<time>/<table>/ and take what it
+        held out of the ledger, so the next fetch asks for it again; a damaged ledger is
+        moved aside whole (its table is then asked again from the start). Call only while
+        holding the data lock. Returns a line per file."""
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        aside = self.raw_dir / DAMAGED_DIR / stamp
+        n = 1
+        while aside.exists():
+            aside, n = self.raw_dir / DAMAGED_DIR / f"{stamp}-{n}", n + 1
+        lines = []
+        # the marker decides what a file holds, and a ledger set aside need not be edited
+        order = {_LAYOUT: 0, _COVERAGE: 1}
+        for item in sorted(damage, key=lambda d: order.get(d.path.name, 2)):
+            iface = CATALOGUE[item.table]
+            moved = ""
+            if item.path.exists():
+                target = aside / item.table / item.path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(item.path, target)
+                moved = f"; moved to {target}"
+            if item.path.name == _LAYOUT:
+                self._rewrite_layout(iface)
+            elif item.path.name != _COVERAGE:
+                self.forget(item.table, *_file_days(self.partition(iface), item.path.stem))
+            lines.append(f"repaired {item}{moved}: asked again")
+        return lines
+
+    def _rewrite_layout(self, iface: Interface) -> None:
+        """Write the layout marker again after a damaged one was set aside: period files
+        and no subject files mean the table had moved to its time layout. Without the
+        marker the next fetch would take those files for an unfinished migration's."""
+        files = self._parquet_files(iface.name)
+        if files and all(_PERIOD_FILE.match(p.stem) for p in files) and iface.market_partition:
+            atomic_write_text(self.table_dir(iface.name) / _LAYOUT,
+                              json.dumps({"partition": iface.market_partition}) + "\n")
