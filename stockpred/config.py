@@ -359,6 +359,8 @@ class CrossXGBoostSettings(Section):
     subsample: float = Field(0.8, gt=0, le=1)
     colsample_bytree: float = Field(0.8, gt=0, le=1)
     threads: int = Field(2, gt=0)
+    # for panels larger than one process holds: fit on the compute section's Dask cluster
+    on_dask: bool = False
 
 
 class MLPSettings(Section):

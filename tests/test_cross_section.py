@@ -168,3 +168,25 @@ def test_tune_on_a_universe_reads_nothing_of_the_test_period(market, tmp_path):
                              ["lightgbm", "xgboost"])
     assert list(found) == ["lightgbm (tuned by random)"]
     assert found["lightgbm (tuned by random)"].settings.items() >= best["best"].items()
+
+
+def test_xgboost_on_dask_fits_the_same_trees_on_one_worker(panel):
+    """cross_section.xgboost.on_dask: the fit on a real LocalCluster (127.0.0.1) of one
+    worker is the in-process fit; without a cluster it says what to set."""
+    from distributed import Client, LocalCluster
+
+    from stockpred.errors import InputError
+
+    config, data, _ = panel
+    train, test = data.rows(data.dates < "20180101"), data.rows(data.dates >= "20180101")
+    valid = train.rows(train.dates >= "20170701")
+    train = train.rows(train.dates < "20170701")
+    in_process = cross_sectional_prototype(config, "xgboost")
+    on_dask = type(in_process)({**in_process.settings, "on_dask": True}, in_process.seed)
+    with pytest.raises(InputError, match="needs a Dask cluster"):
+        on_dask.clone().fit(train, valid)
+    expected = in_process.clone().fit(train, valid).predict(test)
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster):
+        got = on_dask.clone().fit(train, valid).predict(test)
+    np.testing.assert_array_equal(got, expected)

@@ -19,6 +19,7 @@ import numpy as np
 
 from stockpred.data.store import atomic_save
 from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
+from stockpred.errors import InputError
 from stockpred.models.base import Model
 
 class CrossSectionalModel(Model):
@@ -177,6 +178,9 @@ class XGBoostModel(CrossSectionalModel):
         valid = _known(valid) if valid is not None else None
         if valid is None or not len(valid):
             valid = train  # no early-stopping rows: stop on the training rows' own fit
+        if self.settings["on_dask"]:
+            self.model_ = self._fit_on_dask(train, valid, ranking)
+            return self
         self.model_ = self._estimator(ranking)
         extra = {}
         if ranking:
@@ -184,6 +188,43 @@ class XGBoostModel(CrossSectionalModel):
         self.model_.fit(train.x, train.y, eval_set=[(valid.x, valid.y)], verbose=False,
                         **extra)
         return self
+
+    def _fit_on_dask(self, train, valid, ranking: bool):
+        """The same regression fit by xgboost.dask on the current Dask client's workers, the
+        rows split evenly among them; returns an in-process estimator holding its trees, so
+        prediction stays one batched call."""
+        import dask.array as da
+        import xgboost.dask
+        from distributed import get_client
+
+        if ranking:
+            raise InputError("cross_section.xgboost.on_dask fits the regression only; set "
+                             "objective to regression or on_dask to false")
+        try:
+            client = get_client()
+        except ValueError:
+            raise InputError("cross_section.xgboost.on_dask needs a Dask cluster: set "
+                             "compute.workers above 0 or compute.scheduler") from None
+        workers = max(1, len(client.scheduler_info()["workers"]))
+
+        def on_cluster(panel):
+            rows = -(-len(panel) // workers)
+            return (da.from_array(panel.x, chunks=(rows, panel.x.shape[1])),
+                    da.from_array(panel.y, chunks=rows))
+
+        s = self.settings
+        estimator = xgboost.dask.DaskXGBRegressor(
+            n_estimators=s["n_estimators"], max_depth=s["max_depth"],
+            learning_rate=s["learning_rate"], subsample=s["subsample"],
+            colsample_bytree=s["colsample_bytree"], tree_method="hist",
+            random_state=self.seed, n_jobs=s["threads"],
+            early_stopping_rounds=s["early_stopping_rounds"])
+        estimator.client = client
+        x, y = on_cluster(train)
+        estimator.fit(x, y, eval_set=[on_cluster(valid)], verbose=False)
+        local = self._estimator(ranking)
+        local.load_model(bytearray(estimator.get_booster().save_raw("json")))
+        return local
 
     def predict(self, panel):
         return self.model_.predict(panel.x).astype(np.float64)

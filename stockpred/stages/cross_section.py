@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,7 +28,7 @@ from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import package_versions
 from stockpred.models.registry import cross_sectional_prototype
 from stockpred.plots import cross_section as figures
-from stockpred.stages.market import market_bars, members, model_factors
+from stockpred.stages.market import compute_client, market_bars, members, model_factors
 
 BASELINES = ["last_return", "random"]
 SIGNAL_COLUMNS = ["model", "label", "rows", "ic", "rank_ic", "icir", "rank_icir", "ic_t_nw",
@@ -123,8 +124,10 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     prototypes = {m: cross_sectional_prototype(config, m) for m in names}
     prototypes.update(tuned_prototypes(config, paths, name, names))
     names = list(prototypes)
-    scores = {m: walk_forward_panel(model, panel, protocol, progress)
-              for m, model in prototypes.items()}
+    on_dask = any(model.settings.get("on_dask") for model in prototypes.values())
+    with compute_client(config) if on_dask else nullcontext():
+        scores = {m: walk_forward_panel(model, panel, protocol, progress)
+                  for m, model in prototypes.items()}
     settings = backtest_settings(config)
     member_bars = bars.merge(member_rows, on=["trade_date", "ts_code"])
     marks = benchmarks(config, paths, member_bars)

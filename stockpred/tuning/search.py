@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,6 +182,7 @@ def run_cross_section(config: Config, paths: Paths, universe: str, model: str, a
                       budget: int, quick: bool = False) -> CrossSectionTuneReport:
     """Tune cross-sectional ``model`` on ``universe`` by validation Rank IC (see
     tuning/cross_section.py); the best settings go to its `.best.json`."""
+    from stockpred.stages.market import compute_client
     from stockpred.tuning.cross_section import CrossSectionObjective
 
     _check(agent, model, CROSS_SECTION_SPACES, "cross-sectional models")
@@ -199,7 +201,9 @@ def run_cross_section(config: Config, paths: Paths, universe: str, model: str, a
     log = TrialLog(folder / f"{agent}-{tag[:12]}.parquet")
     start = time.perf_counter()
     objective = CrossSectionObjective(config, paths, universe, model, agent, log)
-    SEARCHES[agent](objective, space, budget, ev.seed)
+    on_dask = objective.prototype.settings.get("on_dask", False)
+    with compute_client(config) if on_dask else nullcontext():
+        SEARCHES[agent](objective, space, budget, ev.seed)
     trials = log.read()
     best_row = trials.loc[trials["skill"].astype(float).idxmax()]
     report = CrossSectionTuneReport(model, universe, agent, objective.trials,
