@@ -16,6 +16,7 @@ import pandas as pd
 
 from stockpred.config import Config
 from stockpred.errors import InputError, MissingInputError
+from stockpred.features.build import model_inputs
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest
 
@@ -98,15 +99,17 @@ class Periods:
 
 
 def model_features(paths: Paths) -> list[str]:
-    """selected.json's features when present, else every feature in features.json."""
-    chosen = read_manifest(paths.selected_features)
-    if chosen is not None:
-        return [f["name"] for f in chosen["selected"]]
+    """selected.json's features when present, else every model input in features.json."""
     built = read_manifest(paths.features_manifest)
     if built is None:
         raise MissingInputError(f"no features under {paths.features_dir}: run "
                                 f"`stockpred features` first")
-    return [f["name"] for f in built["features"]]
+    inputs = model_inputs(built)
+    chosen = read_manifest(paths.selected_features)
+    if chosen is not None:
+        allowed = set(inputs)  # a selection made before the levels were left out
+        return [f["name"] for f in chosen["selected"] if f["name"] in allowed]
+    return inputs
 
 
 def load_stock(paths: Paths, ts_code: str, features: list[str]) -> StockData:
@@ -187,11 +190,18 @@ def load_stocks(config: Config, paths: Paths, ts_codes: list[str] | None,
     known = model_features(paths)  # raises MissingInputError without a features manifest
     chosen = list(features) if features else known
     built = read_manifest(paths.features_manifest)
-    built_names = None if built is None else {f["name"] for f in built.get("features", [])}
-    unknown = [f for f in chosen if built_names is not None and f not in built_names]
+    built_names = {f["name"] for f in built["features"]}
+    unknown = [f for f in chosen if f not in built_names]
     if unknown:
         raise InputError(f"unknown feature(s) {', '.join(unknown)}: not among the features "
                          f"`stockpred features` built (see {paths.features_manifest})")
+    inputs = set(model_inputs(built))
+    levels = [f for f in chosen if f not in inputs]
+    if levels:
+        twins = [f"{f}_rel" for f in levels if f"{f}_rel" in inputs]
+        raise InputError(f"feature(s) {', '.join(levels)} are in the stock's price unit, "
+                         f"which a later re-basing of qfq prices rescales: no model input"
+                         + (f" (use {', '.join(twins)})" if twins else ""))
     stocks = [load_stock(paths, code, chosen) for code in stocks_to_use(config, paths, ts_codes)]
     return stocks, chosen
 

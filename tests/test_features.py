@@ -127,7 +127,7 @@ def test_statements_count_from_their_announcement_date(full):
     assert stats["statement_days_expired"]["income"] > 1000
     entry = next(f for f in manifest["features"] if f["name"] == "inc_total_revenue")
     assert entry == {"name": "inc_total_revenue", "group": "statement", "source": "income",
-                     "params": {"max_age_days": 400}}
+                     "params": {"max_age_days": 400}, "model_input": True}
 
 
 def test_order_flow_northbound_and_margin_join_by_day(full):
@@ -180,7 +180,15 @@ def test_manifest_lists_every_feature_with_group_source_and_parameters(full):
     assert {f["name"] for f in manifest["features"]} == columns
     rsi = next(f for f in manifest["features"] if f["name"] == "rsi6")
     assert rsi == {"name": "rsi6", "group": "momentum", "source": "close",
-                   "params": {"window": 6}}
+                   "params": {"window": 6}, "model_input": True}
+    # a column in the price's unit is stored, but models read its twin over the close
+    entries = {f["name"]: f for f in manifest["features"]}
+    assert not entries["ma7"]["model_input"] and not entries["close"]["model_input"]
+    assert entries["ma7_rel"]["params"] == {"window": 7, "relative_to": "close",
+                                            "price": "level"}
+    cmb = panel(full, "600036.SH")
+    np.testing.assert_allclose(cmb["ma7_rel"], cmb["ma7"] / cmb["close"] - 1)
+    np.testing.assert_allclose(cmb["atr14_rel"], cmb["atr14"] / cmb["close"])
     assert set(manifest["inputs"]) >= {"qfq_daily", "trade_cal", "index_daily"}
 
 

@@ -29,7 +29,11 @@ def test_selection_ranks_features_without_near_copies_of_price(built, workdir):
     chosen = selection(built)
     assert len(chosen["selected"]) == 10
     names = [f["name"] for f in chosen["selected"]]
-    assert {"ma7", "ema12", "boll_mid", "arima_next", "open"} <= set(chosen["excluded_near_price"])
+    manifest = json.loads((built / "features" / "features.json").read_text())
+    levels = {f["name"] for f in manifest["features"] if not f["model_input"]}
+    assert {"ma7", "ema12", "boll_mid", "arima_next", "open", "close"} <= levels
+    ranked = {f["name"] for f in chosen["ranking"]} | set(chosen["excluded_near_price"])
+    assert not ranked & levels  # columns in the price's unit are no candidates
     assert not set(names) & set(chosen["excluded_near_price"]) and "close" not in names
     assert chosen["train_days"][1] < chosen["validation_days"][0] <= "20161231"
     assert chosen["validation_days"][1] <= "20161231"

@@ -14,7 +14,7 @@ from stockstats import wrap
 
 from stockpred.config import IndicatorSettings
 from stockpred.data.sample import read_sample
-from stockpred.features.indicators import technical
+from stockpred.features.indicators import TIE_MARGIN, technical
 
 P = IndicatorSettings()
 
@@ -181,8 +181,13 @@ def test_dmi_trix_dma_momentum(bars, ours):
                    for i in range(1, len(c))]
     hd = [None] + [h[i] - h[i - 1] for i in range(1, len(c))]
     ld = [None] + [low[i - 1] - low[i] for i in range(1, len(c))]
-    dmp = [None] + [hd[i] if hd[i] > 0 and hd[i] > ld[i] else 0 for i in range(1, len(c))]
-    dmm = [None] + [ld[i] if ld[i] > 0 and ld[i] > hd[i] else 0 for i in range(1, len(c))]
+    # moves within the rounding of adjusted prices are ties, as the software's exact
+    # decimals make them (here they also absorb the float error of 0.01-tick differences)
+    tie = TIE_MARGIN
+    dmp = [None] + [hd[i] if hd[i] > tie and hd[i] > ld[i] + tie else 0
+                    for i in range(1, len(c))]
+    dmm = [None] + [ld[i] if ld[i] > tie and ld[i] > hd[i] + tie else 0
+                    for i in range(1, len(c))]
     pdi = [None] * len(c)
     mdi = [None] * len(c)
     for i in range(14, len(c)):

@@ -38,6 +38,11 @@ def score(predictions: pd.DataFrame, persistence: pd.DataFrame) -> dict:
             lambda g: metrics.rmse(g["next_close"], g["predicted_close"])).mean()),
         "mae_price": float(per_stock.apply(
             lambda g: metrics.mae(g["next_close"], g["predicted_close"])).mean()),
+        # rmse_price's twin in percent of the day's close: qfq prices carry a per-stock
+        # constant that a later fetch changes, which rescales rmse_price but not this
+        "rmse_price_pct": float(per_stock.apply(
+            lambda g: 100 * metrics.rmse(g["next_close"] / g["close"],
+                                         g["predicted_close"] / g["close"])).mean()),
         "mape": metrics.mape(frame["next_close"], frame["predicted_close"]),
         "rmse_return": metrics.rmse(actual_return, predicted_return),
         "directional_accuracy": metrics.directional_accuracy(actual_change, predicted_change),
@@ -68,7 +73,8 @@ def _cell(value) -> str:
     return str(value)
 
 
-LEADERBOARD_COLUMNS = ["model", "stocks", "forecasts", "rmse_price", "mae_price", "mape",
+LEADERBOARD_COLUMNS = ["model", "stocks", "forecasts", "rmse_price", "rmse_price_pct",
+                       "mae_price", "mape",
                        "rmse_return", "directional_accuracy", "pt_pvalue", "pt_moves",
                        "dm_stat_vs_persistence", "dm_pvalue_vs_persistence",
                        "dm_daily_nw_stat", "dm_daily_nw_pvalue", "dm_days", "dm_nw_lags",

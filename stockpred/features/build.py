@@ -48,6 +48,16 @@ def universe(paths: Paths, ts_codes: list[str] | None) -> list[str]:
     return list(fetched["stocks"])
 
 
+def model_inputs(manifest: dict) -> list[str]:
+    """The features of a features manifest that models may read: every one but the
+    columns in the stock's price unit, whose scale a later re-basing of qfq prices
+    changes (their ``_rel`` twins are the inputs)."""
+    if any("model_input" not in f for f in manifest["features"]):
+        raise MissingInputError("the features manifest predates scale-free model inputs: "
+                                "rerun `stockpred features`")
+    return [f["name"] for f in manifest["features"] if f["model_input"]]
+
+
 def input_hashes(paths: Paths) -> dict[str, str]:
     tables = (read_manifest(paths.fetch_manifest) or {}).get("tables", {})
     return {name: tables[name]["sha256"] for name in INPUT_TABLES if name in tables}

@@ -3,9 +3,9 @@
 Only rows up to ``importance.train_end`` are used, so the selection never sees the
 period that later stages test on; within them the last ``validation_fraction`` of days
 is the validation set, one day apart from the training rows so no target overlaps.
-Features that are near-copies of the price (median |rho| with close across stocks
-above ``max_abs_corr_with_close``) are set aside first, so price does not swamp the
-ranking. Writes <data dir>/features/selected.json.
+The candidates are the model inputs (no column in the stock's price unit); of them,
+near-copies of the price (median |rho| with close across stocks above
+``max_abs_corr_with_close``) are set aside first, so price does not swamp the ranking. Writes <data dir>/features/selected.json.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import pandas as pd
 
 from stockpred.config import Config
 from stockpred.errors import InputError, MissingInputError
+from stockpred.features.build import model_inputs
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest, section_hash, write_manifest
-
-NOT_FEATURES = {"trade_date"}
 
 
 @dataclass
@@ -94,9 +93,9 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None) -> Impo
     train = rows[rows["trade_date"] < days[split - 1]]
     valid = rows[rows["trade_date"] >= days[split]]
 
-    numeric = [c for c in rows.columns if c not in NOT_FEATURES | {"ts_code", "target"}
-               and pd.api.types.is_numeric_dtype(rows[c])]
-    candidates = [c for c in numeric if c != "close"]
+    inputs = set(model_inputs(built))
+    candidates = [c for c in rows.columns if c in inputs
+                  and pd.api.types.is_numeric_dtype(rows[c])]
     excluded = near_price(train, candidates, settings.max_abs_corr_with_close)
     features = [c for c in candidates if c not in excluded]
 

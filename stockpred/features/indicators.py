@@ -6,6 +6,12 @@ X), SMA(X, N, M) (Y = (M X + (N-M) Y') / N), HHV/LLV (over the bars available, a
 software does at the start of a series), REF (the value N bars ago) and SUM. All of
 them look only backwards, so an indicator at day t uses bars up to t only.
 
+Columns in the price's unit (moving averages, MACD, Bollinger bands, TR/ATR, DMA) are
+kept as the software shows them, for charts, and each gets a scale-free twin
+``<name>_rel`` (a level over the day's close, minus 1; a difference of prices over the
+day's close) that models read instead: forward-adjusted prices carry a per-stock
+constant that every later dividend changes, and the twins do not see it.
+
 stockstats 0.6.10 agrees with these definitions for KDJ and, negated, for W%R; its EMA,
 RSI, Bollinger and CCI seed differently (pandas ``adjust=True``, partial windows), so
 the values differ in the warm-up. The tests cross-check against stockstats where the
@@ -14,7 +20,7 @@ two agree and against hand computations everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -65,6 +71,15 @@ def avedev(x: pd.Series, n: int) -> pd.Series:
     return pd.Series(out, index=x.index)
 
 
+# tushare rounds adjusted prices to 4 decimals
+PRICE_STEP = 1e-4
+# Two price moves closer than this are a tie. A difference of two moves sums four rounded
+# prices (at most 2 steps off), and a re-based series is rounded twice (at most 4.3 steps
+# off at a factor of 1.13): 5 steps leave the rounding out and stay below one tick of
+# 0.01 CNY at any adjustment factor above 0.05.
+TIE_MARGIN = 5 * PRICE_STEP
+
+
 def ratio(numerator, denominator) -> pd.Series:
     """numerator / denominator, NaN where the denominator is 0 (never inf)."""
     num = np.asarray(numerator, dtype=float)
@@ -75,16 +90,35 @@ def ratio(numerator, denominator) -> pd.Series:
     return pd.Series(out, index=index)
 
 
+def scale_free(values: pd.Series, close: pd.Series, price: str) -> pd.Series:
+    """A column in the price's unit over the day's close: a ``price="level"`` X as
+    X / close - 1; a ``price="difference"`` D (a difference of prices, or a spectrum
+    amplitude, a weighted sum of them) as D / close."""
+    relative = ratio(values, close)
+    return relative - 1 if price == "level" else relative
+
+
 # -- indicators ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Feature:
-    """What a feature column is, for the features manifest."""
+    """What a feature column is, for the features manifest. ``model_input`` is False for
+    a column in the stock's price unit: its scale-free twin, if any, is the model input."""
 
     name: str
     group: str
     source: str
     params: dict
+    model_input: bool = True
+
+
+def with_scale_free_twin(feature: Feature, values: pd.Series, close: pd.Series,
+                         price: str) -> tuple[dict[str, pd.Series], list[Feature]]:
+    """The price-unit column of ``feature`` (no model input) and its twin ``<name>_rel``."""
+    level = replace(feature, model_input=False)
+    twin = replace(feature, name=f"{feature.name}_rel",
+                   params={**feature.params, "relative_to": "close", "price": price})
+    return ({level.name: values, twin.name: scale_free(values, close, price)}, [level, twin])
 
 
 def technical(bars: pd.DataFrame, p) -> tuple[pd.DataFrame, list[Feature]]:
@@ -96,27 +130,34 @@ def technical(bars: pd.DataFrame, p) -> tuple[pd.DataFrame, list[Feature]]:
     out: dict[str, pd.Series] = {}
     meta: list[Feature] = []
 
-    def put(name, values, group, **params):
-        out[name] = values
-        meta.append(Feature(name, group, "close" if group != "volume" else "vol", params))
+    def put(name, values, group, price=None, **params):
+        feature = Feature(name, group, "close" if group != "volume" else "vol", params)
+        if price is None:
+            out[name] = values
+            meta.append(feature)
+        else:
+            columns, features = with_scale_free_twin(feature, values, c, price)
+            out.update(columns)
+            meta.extend(features)
 
     for n in p.ma:
-        put(f"ma{n}", ma(c, n), "trend", window=n)
+        put(f"ma{n}", ma(c, n), "trend", "level", window=n)
     for n in p.ema:
-        put(f"ema{n}", ema(c, n), "trend", span=n)
+        put(f"ema{n}", ema(c, n), "trend", "level", span=n)
 
     fast, slow, signal = p.macd
     dif = ema(c, fast) - ema(c, slow)
     dea = ema(dif, signal)
-    put("macd_dif", dif, "trend", fast=fast, slow=slow)
-    put("macd_dea", dea, "trend", fast=fast, slow=slow, signal=signal)
-    put("macd_bar", 2 * (dif - dea), "trend", fast=fast, slow=slow, signal=signal)
+    put("macd_dif", dif, "trend", "difference", fast=fast, slow=slow)
+    put("macd_dea", dea, "trend", "difference", fast=fast, slow=slow, signal=signal)
+    put("macd_bar", 2 * (dif - dea), "trend", "difference", fast=fast, slow=slow,
+        signal=signal)
 
     n, width = p.boll
     mid = ma(c, n)
-    put("boll_mid", mid, "volatility", window=n)
-    put("boll_upper", mid + width * std(c, n), "volatility", window=n, width=width)
-    put("boll_lower", mid - width * std(c, n), "volatility", window=n, width=width)
+    put("boll_mid", mid, "volatility", "level", window=n)
+    put("boll_upper", mid + width * std(c, n), "volatility", "level", window=n, width=width)
+    put("boll_lower", mid - width * std(c, n), "volatility", "level", window=n, width=width)
 
     n, m1, m2 = p.kdj
     # a window of one price (days locked at the limit) has no range: 0, as the software shows
@@ -162,13 +203,18 @@ def technical(bars: pd.DataFrame, p) -> tuple[pd.DataFrame, list[Feature]]:
     prev_close = ref(c)
     tr = pd.concat([h - low, (h - prev_close).abs(), (low - prev_close).abs()], axis=1).max(
         axis=1, skipna=False)
-    put("tr", tr, "volatility")
-    put(f"atr{p.atr}", ma(tr, p.atr), "volatility", window=p.atr)
+    put("tr", tr, "volatility", "difference")
+    put(f"atr{p.atr}", ma(tr, p.atr), "volatility", "difference", window=p.atr)
 
     n, m = p.dmi.window, p.dmi.adx
     up_move, down_move = h - ref(h), ref(low) - low
-    dmp = tsum(up_move.where((up_move > 0) & (up_move > down_move), 0.0), n)
-    dmm = tsum(down_move.where((down_move > 0) & (down_move > up_move), 0.0), n)
+    # on 4-decimal adjusted prices a tie of the raw prices (a common case: both moves one
+    # tick) comes out a rounding step either way, and a strict comparison would count
+    # the whole move to one side or the other
+    dmp = tsum(up_move.where((up_move > TIE_MARGIN) & (up_move > down_move + TIE_MARGIN),
+                             0.0), n)
+    dmm = tsum(down_move.where((down_move > TIE_MARGIN)
+                               & (down_move > up_move + TIE_MARGIN), 0.0), n)
     mtr = tsum(tr, n)
     pdi, mdi = ratio(dmp, mtr) * 100, ratio(dmm, mtr) * 100
     adx = ma(ratio((mdi - pdi).abs(), mdi + pdi) * 100, m)
@@ -185,8 +231,8 @@ def technical(bars: pd.DataFrame, p) -> tuple[pd.DataFrame, list[Feature]]:
 
     short, long, m = p.dma.short, p.dma.long, p.dma.ma
     dma_dif = ma(c, short) - ma(c, long)
-    put("dma_dif", dma_dif, "trend", short=short, long=long)
-    put("dma_difma", ma(dma_dif, m), "trend", short=short, long=long, ma=m)
+    put("dma_dif", dma_dif, "trend", "difference", short=short, long=long)
+    put("dma_difma", ma(dma_dif, m), "trend", "difference", short=short, long=long, ma=m)
 
     for n in p.momentum:
         put(f"mom{n}", ratio(c, ref(c, n)) - 1, "momentum", lag=n)

@@ -5,6 +5,10 @@ Rules that keep it free of look-ahead:
   qfq bars, else unadjusted; unadjusted bars join as raw_* beside hfq only (beside qfq
   their ratio would reveal the dividends still to come); indicators run on traded days only, as charting software
   does; a suspended day carries the last traded day's values forward (``suspended``=1);
+- columns in the price's unit (the bars, moving averages, Fourier, ARIMA, ...) are stored
+  for charts and for turning a forecast return into a price, but are no model input:
+  qfq levels carry a per-stock constant that every later dividend changes. Models read
+  their scale-free ``_rel`` twins (over the day's close) instead;
 - daily_basic and moneyflow are the same day's; market series (indices, Shibor,
   northbound flows; margin from the next day, when it is published) are joined as of the day, carried at most
   ``market_max_gap_days`` calendar days when a series has a gap;
@@ -25,13 +29,18 @@ import pandas as pd
 from stockpred.config import FeatureSettings
 from stockpred.data.store import RawStore
 from stockpred.errors import MissingInputError
-from stockpred.features.indicators import Feature, order_flow, technical
+from stockpred.features.indicators import (Feature, order_flow, scale_free, technical,
+                                           with_scale_free_twin)
 from stockpred.features.spectral import (ar_differences_forecast, fourier_amplitudes,
                                          fourier_reconstruction)
 from stockpred.market_rules import price_limit
 
 PRICE_BASES = ("hfq_daily", "qfq_daily", "daily")
 BAR_COLUMNS = ["open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount"]
+# bar columns in the price's unit; pre_close and change get no twin, since over the close
+# they repeat mom1 and pct_chg
+BAR_PRICES = ("open", "high", "low", "close", "pre_close", "change")
+BAR_SHAPE = ("open", "high", "low")  # the bar against its close: open_rel, high_rel, low_rel
 # announced tables and the prefix of their columns in the panel
 STATEMENTS = {"income": "inc", "balancesheet": "bs", "cashflow": "cf",
               "fina_indicator": "fi", "express": "exp", "forecast": "fc"}
@@ -190,7 +199,12 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
         return (f"{len(bars)} trading days, fewer than the longest window "
                 f"({settings.longest_window()})")
     traded = bars[["trade_date", *[c for c in BAR_COLUMNS if c in bars.columns]]].copy()
-    features = [Feature(c, "quote", basis, {}) for c in traded.columns if c != "trade_date"]
+    features = [Feature(c, "quote", basis, {}, model_input=c not in BAR_PRICES)
+                for c in traded.columns if c != "trade_date"]
+    close = traded["close"]
+    shape = {f"{c}_rel": scale_free(traded[c], close, "level") for c in BAR_SHAPE}
+    features += [Feature(name, "quote", basis, {"relative_to": "close", "price": "level"})
+                 for name in shape]
 
     # unadjusted bars beside hfq ones (their ratio is the factor, known on the day); not
     # beside qfq ones, whose ratio to them reveals the dividends still to come
@@ -200,24 +214,31 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
         raw = raw[["trade_date", "open", "high", "low", "close"]].set_index("trade_date")
         raw = raw.add_prefix("raw_").reset_index()
         traded = traded.merge(raw, on="trade_date", how="left")
-        features += [Feature(c, "quote", "daily", {}) for c in raw.columns if c != "trade_date"]
+        # unadjusted prices are in CNY, another unit than the bars': no model input
+        features += [Feature(c, "quote", "daily", {}, model_input=False)
+                     for c in raw.columns if c != "trade_date"]
 
     tech, meta = technical(traded, settings.indicators)
     features += meta
-    close = traded["close"]
     spectral = {}
+
+    def put(feature, values, price):
+        columns, made = with_scale_free_twin(feature, values, close, price)
+        spectral.update(columns)
+        features.extend(made)
+
+    window = settings.fourier.window
     for k in settings.fourier.components:
-        spectral[f"fft{k}"] = fourier_reconstruction(close, settings.fourier.window, k)
-        features.append(Feature(f"fft{k}", "fourier", "close",
-                                {"window": settings.fourier.window, "components": k}))
-    amplitudes = fourier_amplitudes(close, settings.fourier.window, settings.fourier.harmonics)
-    features += [Feature(c, "fourier", "close", {"window": settings.fourier.window})
-                 for c in amplitudes.columns]
+        put(Feature(f"fft{k}", "fourier", "close", {"window": window, "components": k}),
+            fourier_reconstruction(close, window, k), "level")
+    amplitudes = fourier_amplitudes(close, window, settings.fourier.harmonics)
+    for name in amplitudes.columns:
+        put(Feature(name, "fourier", "close", {"window": window}), amplitudes[name],
+            "difference")
     p = settings.arima.order[0]
-    spectral["arima_next"] = ar_differences_forecast(close, p, settings.arima.window)
-    features.append(Feature("arima_next", "arima", "close",
-                            {"order": list(settings.arima.order),
-                             "window": settings.arima.window}))
+    put(Feature("arima_next", "arima", "close", {"order": list(settings.arima.order),
+                                                 "window": settings.arima.window}),
+        ar_differences_forecast(close, p, settings.arima.window), "level")
 
     limit = price_limit(code, traded["trade_date"])
     pct = traded["pct_chg"].to_numpy() / 100
@@ -227,7 +248,8 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
         "one_price": (traded["high"] == traded["low"]).astype(float),
     })
     features += [Feature(c, "status", basis, {}) for c in status.columns]
-    per_day = pd.concat([traded, tech, pd.DataFrame(spectral), amplitudes, status], axis=1)
+    per_day = pd.concat([traded, pd.DataFrame(shape), tech, pd.DataFrame(spectral), status],
+                        axis=1)
     per_day.index = _days(per_day["trade_date"])
 
     # onto the calendar up to the market's last day: a suspended stock keeps a row for
