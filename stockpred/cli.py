@@ -20,7 +20,7 @@ from stockpred.data.store import RawStore, remove_temporaries
 from stockpred.errors import InputError, StockpredError
 from stockpred.layout import Paths, resolve_paths
 from stockpred.models.registry import REGISTRY, unknown_model
-from stockpred.runtime import data_dir_lock, start_log, stop_log
+from stockpred.runtime import data_dir_lock, opened_logs, start_log, stop_log
 from stockpred.stages import table as stage_table
 from stockpred.tuning.spaces import CROSS_SECTION_SPACES, SPACES
 
@@ -753,7 +753,8 @@ def refresh(results_dir, config_path, data_dir):
 @click.option("--ts-code", "ts_codes", metavar="A,B", help="Only these subjects.")
 @click.option("--start", metavar="YYYYMMDD")
 @click.option("--end", metavar="YYYYMMDD")
-@click.option("--tail", default=10, show_default=True, help="Print the last N rows (0: all).")
+@click.option("--tail", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Print the last N rows (0: all).")
 @_common_options
 def show(table, ts_codes, start, end, tail, config_path, data_dir):
     """Print a stored raw table, e.g. `stockpred show daily --ts-code 600036.SH`."""
@@ -770,6 +771,7 @@ def show(table, ts_codes, start, end, tail, config_path, data_dir):
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure becomes one line on stderr and a non-zero exit code."""
+    logs_before = len(opened_logs)
     try:
         code = cli.main(args=argv, prog_name="stockpred", standalone_mode=False)
     except click.exceptions.Abort:
@@ -789,7 +791,8 @@ def main(argv: list[str] | None = None) -> None:
         secret = _secret()
         if secret:
             message = message.replace(secret, "***")
-        click.echo(f"error: unexpected {type(exc).__name__}: {message} "
-                   f"(details in the log under <data dir>/logs)", err=True)
+        logged = opened_logs[logs_before:]
+        where = f" (details in {logged[-1]})" if logged else ""
+        click.echo(f"error: unexpected {type(exc).__name__}: {message}{where}", err=True)
         sys.exit(1)
     sys.exit(code or 0)

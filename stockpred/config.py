@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -546,7 +548,7 @@ def load_config(path: str | Path | None = None) -> Config:
             raise InputError(f"config file {file} does not exist")
         return Config()
     try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
+        raw = json.loads(read_utf8(file))
     except json.JSONDecodeError as exc:
         raise InputError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
                          f"{exc.msg})") from None
@@ -562,6 +564,27 @@ def load_config(path: str | Path | None = None) -> Config:
 
 def config_as_json(config: Config) -> str:
     return json.dumps(config.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+
+
+def read_utf8(file: Path) -> str:
+    """The file's text; one that is not UTF-8 is an input error naming the first bad byte."""
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                         f"{exc.start}): save it as UTF-8") from None
+
+
+# user configs already warned of in this process: the token is looked up by every stage
+_WARNED_READABLE: set[Path] = set()
+
+
+def _warn_if_others_can_read(file: Path) -> None:
+    if file.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH) and file not in _WARNED_READABLE:
+        _WARNED_READABLE.add(file)
+        print(f"warning: {file} holds the tushare token and other users can read it: "
+              f"run `chmod 600 {file}`", file=sys.stderr)
 
 
 def user_config_path() -> Path:
@@ -580,11 +603,14 @@ def resolve_token() -> str | None:
     if not file.exists():
         return None
     try:
-        token = json.loads(file.read_text(encoding="utf-8")).get("tushare_token", "")
+        token = json.loads(read_utf8(file)).get("tushare_token", "")
     except (json.JSONDecodeError, OSError, AttributeError):
         raise InputError(f"{file}: cannot read tushare_token from it (expected "
                          '{"tushare_token": "..."})') from None
-    return str(token).strip() or None
+    token = str(token).strip()
+    if token:
+        _warn_if_others_can_read(file)
+    return token or None
 
 
 def api_url(config: Config) -> str:

@@ -8,9 +8,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
+from stockpred.data.fetch import BEIJING
 from stockpred.errors import InputError, LockedError
 from stockpred.layout import Paths
+
+# every log file this process opened, in order: an error line may point only at a log
+# its command wrote
+opened_logs: list[Path] = []
 
 # Without a handler (no log file: an unwritable data dir), logging's last resort prints
 # warnings and errors to stderr, beside the one line the CLI prints for the same error.
@@ -61,13 +67,17 @@ class _RedactingFormatter(logging.Formatter):
 
 
 def start_log(paths: Paths, command: str, secret: str | None) -> logging.Handler | None:
-    """Append this run's log to <data dir>/logs/<command>-YYYYMMDD.log; the token is masked."""
+    """Append this run's log to <data dir>/logs/<command>-YYYYMMDD.log; the token is masked.
+
+    The day is Beijing's, the market's: a cron run after the close lands in that trading
+    day's log whatever the machine's time zone."""
+    path = paths.logs_dir / f"{command}-{datetime.now(BEIJING):%Y%m%d}.log"
     try:
         paths.logs_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(
-            paths.logs_dir / f"{command}-{datetime.now():%Y%m%d}.log", encoding="utf-8")
+        handler = logging.FileHandler(path, encoding="utf-8")
     except OSError:
         return None  # an unwritable data dir is reported by the lock, with a clear message
+    opened_logs.append(path)
     handler.setFormatter(_RedactingFormatter(secret))
     root = logging.getLogger("stockpred")
     root.setLevel(logging.INFO)

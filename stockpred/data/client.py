@@ -5,15 +5,20 @@ does (a POST of ``{api_name, token, params, fields}`` to ``<url>/<api_name>``), 
 ``DataApi.query`` drops the reply's ``has_more``: the one signal that tells a page cut
 by a row cap lower than the catalogue's from a complete short reply without another
 call. A reply with a non-zero code carries a message, classified by its wording; a
-reply without a field list is a failed call and retried, never "no data".
+reply without a field list is a failed call and retried, never "no data". A body is
+decoded by the charset its Content-Type declares, else as UTF-8, else as GB18030 (a
+superset of GBK), so a Chinese name in a body that does not say it is GBK is kept.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from email.message import Message
 
 import pandas as pd
 import requests
@@ -29,6 +34,11 @@ _RATE_LIMIT = ("最多访问", "访问频率")
 _DAILY_QUOTA = ("每天最多访问", "每日最多访问", "今日访问次数")
 _BAD_TOKEN = ("token不对", "token无效", "您的token", "请设置token")
 _NO_PERMISSION = ("权限", "积分")
+# tried in turn on a body whose charset is not declared: UTF-8 rejects GBK's bytes,
+# GB18030 (GBK's superset) then reads them
+_UNDECLARED_CHARSETS = ("utf-8", "gb18030")
+
+log = logging.getLogger(__name__)
 
 
 class QuotaExhausted(IncompleteError):
@@ -53,6 +63,19 @@ class CallFailed(StockpredError):
 
 class _Retryable(Exception):
     """A failed attempt worth repeating after a pause."""
+
+
+def reply_text(reply: requests.Response) -> str:
+    """The body as text: by its declared charset, else the first that decodes it."""
+    header = Message()
+    header["content-type"] = reply.headers.get("Content-Type", "")
+    declared = header.get_content_charset()
+    for charset in (declared, *_UNDECLARED_CHARSETS) if declared else _UNDECLARED_CHARSETS:
+        try:
+            return reply.content.decode(charset)
+        except (LookupError, UnicodeDecodeError):  # an unknown or a wrong declaration
+            continue
+    raise _Retryable("reply in an unknown encoding")
 
 
 class TushareClient:
@@ -95,7 +118,7 @@ class TushareClient:
                                   timeout=self._settings.timeout_s)
             if not reply.ok:
                 raise _Retryable(f"HTTP {reply.status_code}")
-            result = reply.json()
+            result = json.loads(reply_text(reply))
         except (requests.RequestException, ValueError) as exc:
             raise _Retryable(f"{type(exc).__name__}") from None
         if result.get("code") != 0:
@@ -129,7 +152,10 @@ class TushareClient:
                     break
                 self.retries[iface.name] += 1
                 delay = min(settings.backoff_max_s, settings.backoff_base_s * 2 ** attempt)
-                self._sleep(delay * random.uniform(0.5, 1.0))
+                delay *= random.uniform(0.5, 1.0)
+                log.warning("tushare %s: %s; retry %d of %d in %.1f s", iface.name, last,
+                            attempt + 1, settings.max_retries, delay)
+                self._sleep(delay)
         raise CallFailed(iface.name, f"tushare {iface.name} failed after "
                                      f"{settings.max_retries + 1} attempts (last: {last})")
 

@@ -6,14 +6,17 @@ It answers the real ``tushare`` client exactly as tushare Pro does: a POST of
 newest rows first, at most ``caps[api]`` rows per call from ``offset``, filtered by
 the query parameters the catalogue declares. Faults can be queued (per-minute limit,
 daily quota, HTTP 500, dropped connection, each wording of no permission, a valid
-reply without rows) to test how a fetch survives them. The test suite and
-scripts/bench_fetch.py use it; it binds to loopback only.
+reply without rows, a reply held back ``slow_s`` seconds) to test how a fetch survives
+them. Bodies are UTF-8 unless ``charset`` names another (``gbk``, say), declared in
+Content-Type or, with ``declare_charset=False``, not.
+The test suite and scripts/bench_fetch.py use it; it binds to loopback only.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -33,8 +36,9 @@ FAULT_REPLIES = {
     "no_permission_2002": (-2002, f"抱歉，您没有权限访问该接口，{_DOC}"),
     "no_api_permission": (40203, "没有接口({api})访问权限"),
 }
-# "empty": a valid reply with the fields and no rows, as a glitch of the server can send
-FAULTS = (*FAULT_REPLIES, "http500", "drop", "empty")
+# "empty": a valid reply with the fields and no rows, as a glitch of the server can send;
+# "slow": the right reply, sent only after the server's slow_s seconds
+FAULTS = (*FAULT_REPLIES, "http500", "drop", "empty", "slow")
 BAD_TOKEN_REPLY = "您的token不对，请确认。"
 
 
@@ -118,9 +122,13 @@ class _ServedTable:
 
 class ReplayServer:
     def __init__(self, tables: dict[str, pd.DataFrame], token: str,
-                 caps: dict[str, int] | None = None):
+                 caps: dict[str, int] | None = None, charset: str = "utf-8",
+                 declare_charset: bool = True, slow_s: float = 2.0):
         self.tables = dict(tables)
         self.token = token
+        self.charset = charset
+        self.declare_charset = declare_charset
+        self.slow_s = slow_s
         self.caps = {name: iface.rows_per_call for name, iface in CATALOGUE.items()}
         self.caps.update(caps or {})
         self.calls: Counter[str] = Counter()
@@ -232,6 +240,8 @@ class ReplayServer:
                     self.close_connection = True
                     self.connection.close()
                     return
+                if fault == "slow":
+                    time.sleep(server.slow_s)
                 if fault == "http500":
                     self._send(500, b'{"error": "internal"}')
                     return
@@ -243,13 +253,20 @@ class ReplayServer:
                                           body.get("fields") or "")
                     if fault == "empty" and reply["data"]:
                         reply["data"].update(items=[], has_more=False)
-                self._send(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"))
+                self._send(200, json.dumps(reply, ensure_ascii=False).encode(server.charset))
 
             def _send(self, status: int, payload: bytes):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                kind = "application/json"
+                if server.declare_charset:
+                    kind += f"; charset={server.charset}"
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    # a client that gave up on a slow reply; nobody is left to answer
+                    self.close_connection = True
 
         return Handler
