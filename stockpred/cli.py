@@ -723,7 +723,9 @@ def run_all(results_dir, config_path, data_dir):
     """
     config = load_config(config_path)
     paths = resolve_paths(config, data_dir, results_dir)
-    _run_and_echo(paths, "run", lambda: stage_table.refresh(config, paths, progress=True))
+    # bars and Keras' epoch lines for a person at a terminal, not for a log
+    _run_and_echo(paths, "run", lambda: stage_table.refresh(config, paths,
+                                                            progress=sys.stderr.isatty()))
 
 
 @cli.command()
