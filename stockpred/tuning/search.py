@@ -78,6 +78,12 @@ def search_dqn(objective: Objective, space: dict, budget: int, seed: int) -> Non
 SEARCHES = {"dqn": search_dqn, "optuna": search_optuna, "random": search_random}
 
 
+def _trials_line(what: str, trials: int, computed: int, space_size: int, wall_s: float) -> str:
+    exhausted = "; that is every configuration the space holds" if trials >= space_size else ""
+    return (f"{what}: {trials} trials ({computed} computed now, the rest from the log) in "
+            f"{wall_s:.0f} s{exhausted}")
+
+
 @dataclass
 class TuneReport:
     model: str
@@ -93,11 +99,8 @@ class TuneReport:
 
     def summary(self) -> list[str]:
         row = self.test_row
-        exhausted = ("; that is every configuration the space holds"
-                     if self.trials >= self.space_size else "")
-        return [f"tune {self.model} with {self.agent}: {self.trials} trials "
-                f"({self.computed} computed now, the rest from the log) in {self.wall_s:.0f} s"
-                f"{exhausted}",
+        return [_trials_line(f"tune {self.model} with {self.agent}", self.trials,
+                             self.computed, self.space_size, self.wall_s),
                 f"  best validation skill {self.best_skill:+.4f} (0 = persistence) with "
                 f"{json.dumps(self.best)}",
                 f"  test period, walk-forward: skill {self.test_skill:+.4f}, "
@@ -167,11 +170,8 @@ class CrossSectionTuneReport:
     wall_s: float
 
     def summary(self) -> list[str]:
-        exhausted = ("; that is every configuration the space holds"
-                     if self.trials >= self.space_size else "")
-        return [f"tune {self.model} on {self.universe} with {self.agent}: {self.trials} trials "
-                f"({self.computed} computed now, the rest from the log) in {self.wall_s:.0f} s"
-                f"{exhausted}",
+        return [_trials_line(f"tune {self.model} on {self.universe} with {self.agent}",
+                             self.trials, self.computed, self.space_size, self.wall_s),
                 f"  best validation Rank IC {self.best_rank_ic:+.4f} with "
                 f"{json.dumps(self.best)}",
                 f"  `stockpred evaluate --cross-section --universe {self.universe}` now tests "
