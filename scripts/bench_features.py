@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 from stockstats import wrap
 
+from benchlib import Results, say
 from stockpred.config import IndicatorSettings
 from stockpred.data.sample import read_sample
 from stockpred.features.indicators import technical
@@ -74,14 +75,17 @@ def main() -> None:
         wall = time.perf_counter() - start
         if done.returncode != 0:
             sys.exit(done.stderr)
-    print(f"stockpred features, SSE 50 sample ({rows} bars, {len(stocks)} stocks): "
-          f"{wall:.2f} s wall, {rows / wall:,.0f} rows/s (target <= 10 s)")
-    print("  " + done.stdout.strip().splitlines()[0])
+    results = Results("bench_features", "python scripts/bench_features.py")
+    say(f"stockpred features, SSE 50 sample ({rows:,} bars, {len(stocks)} stocks; "
+        f"{done.stdout.strip().splitlines()[0]})")
+    results.add(f"`stockpred features` on the SSE 50 sample ({rows:,} bars), wall", wall, "s",
+                "<= 10 s", wall <= 10)
+    results.add("its rows per second", rows / wall, digits=0)
     bare = timed(bare_library, stocks)
     mine = timed(ours, stocks)
-    print(f"indicator set, best of 3: stockpred {mine:.2f} s ({rows / mine:,.0f} rows/s), "
-          f"bare stockstats {bare:.2f} s ({rows / bare:,.0f} rows/s), "
-          f"ratio {mine / bare:.2f}x (target <= 1.5x)")
+    results.add("the indicator set, best of 3: stockpred's time over bare stockstats'",
+                mine / bare, "x", "<= 1.5x", mine / bare <= 1.5)
+    results.save()
 
 
 if __name__ == "__main__":

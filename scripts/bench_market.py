@@ -41,9 +41,11 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from benchlib import REPO, Results
+
 TARGET_S = 180.0
 TARGET_BYTES = 8e9
+PROJECTED_STOCKS = 5000  # the whole A-share market
 GB = 1e9
 
 
@@ -132,7 +134,9 @@ def report(title: str, r: dict, targets: bool = False) -> None:
 
 
 def bench_scale(label: str, market: Path, codes: list[str] | None, years: list[str] | None,
-                tmp: Path, full: bool, repeat: int) -> None:
+                tmp: Path, full: bool, repeat: int) -> dict:
+    """Every case at this scale, printed as it finishes; returns the stocks, bars and the
+    result of each case by title."""
     spec = {"label": label, "market": str(market), "codes": codes, "years": years,
             "repeat": repeat,
             "panel": str(tmp / f"factors-{label}")}
@@ -142,14 +146,17 @@ def bench_scale(label: str, market: Path, codes: list[str] | None, years: list[s
     print(f"\n{label}: {info['stocks']} stocks, {info['rows']:,} bars, "
           f"{info['first']}..{info['last']} (bars load in {info['wall_s']:.2f} s, "
           f"not in the times)", flush=True)
+    cases = {}
     print("(a) membership", flush=True)
     for name in ("top800", "all"):
-        report(f"universe {name}", run_case(f"universe:{name}", spec, tmp))
+        cases[f"universe {name}"] = run_case(f"universe:{name}", spec, tmp)
+        report(f"universe {name}", cases[f"universe {name}"])
     print("(b) factor panel (173 factors)", flush=True)
     digests = {}
-    for case, title in (("factors:0", "in process"), ("factors:1", "LocalCluster, 1 worker"),
-                        ("factors:2", "LocalCluster, 2 workers")):
-        r = run_case(case, spec, tmp)
+    for case, title in (("factors:0", "factors in process"),
+                        ("factors:1", "factors, LocalCluster of 1 worker"),
+                        ("factors:2", "factors, LocalCluster of 2 workers")):
+        r = cases[title] = run_case(case, spec, tmp)
         report(title, r, targets=full)
         digests[title] = r.get("digest")
     found = {d for d in digests.values() if d}
@@ -158,8 +165,21 @@ def bench_scale(label: str, market: Path, codes: list[str] | None, years: list[s
     elif found:
         print("  the three panels are bit-for-bit identical", flush=True)
     print("(c) cross-sectional step", flush=True)
-    report("normalise_by_day (zscore, mad 3)", run_case("normalise", spec, tmp))
-    report("forward_labels", run_case("labels", spec, tmp))
+    for case, title in (("normalise", "normalise_by_day (zscore, mad 3)"),
+                        ("labels", "forward_labels")):
+        cases[title] = run_case(case, spec, tmp)
+        report(title, cases[title])
+    return {"label": label, "stocks": info["stocks"], "bars": info["rows"],
+            "identical_panels": len(found) == 1, "cases": cases}
+
+
+def projected_peak(scales: list[dict], stocks: int, case: str) -> float | None:
+    """Peak memory of ``case`` at ``stocks`` stocks, on the line through the two scales."""
+    points = [(s["stocks"], s["cases"][case].get("peak_total")) for s in scales]
+    if len(points) < 2 or any(p is None for _, p in points):
+        return None
+    (n0, p0), (n1, p1) = points[0], points[-1]
+    return p1 + (p1 - p0) / (n1 - n0) * (stocks - n1)
 
 
 def main() -> None:
@@ -187,12 +207,24 @@ def main() -> None:
     print(f"targets: all {len(ranked)} stocks' factors in <= {TARGET_S / 60:.0f} min and "
           f"<= {TARGET_BYTES / GB:.0f} GB peak", flush=True)
     started = time.perf_counter()
+    results = Results("bench_market", "python scripts/bench_market.py")
     with tempfile.TemporaryDirectory(prefix="bench_market-") as tmp:
-        bench_scale(f"{n} stocks with the most bars", market, sorted(ranked[:n]), years,
-                    Path(tmp), full=False, repeat=args.repeat)
+        scales = [bench_scale(f"{n} stocks with the most bars", market, sorted(ranked[:n]),
+                              years, Path(tmp), full=False, repeat=args.repeat)]
         if not args.quick:
-            bench_scale(f"all {len(ranked)} stocks", market, None, years, Path(tmp), full=True,
-                        repeat=args.repeat)
+            scales.append(bench_scale(f"all {len(ranked)} stocks", market, None, years,
+                                      Path(tmp), full=True, repeat=args.repeat))
+    if len(scales) == 2:
+        projection = {case: projected_peak(scales, PROJECTED_STOCKS, case)
+                      for case in scales[0]["cases"]}
+        for case in ("factors in process", "normalise_by_day (zscore, mad 3)"):
+            print(f"projected peak at {PROJECTED_STOCKS:,} stocks, {case}: "
+                  f"{gb(projection[case])} (the line through {scales[0]['stocks']} and "
+                  f"{scales[1]['stocks']} stocks)", flush=True)
+        results.data.update(repeat=args.repeat, target_s=TARGET_S, target_bytes=TARGET_BYTES,
+                            projected_stocks=PROJECTED_STOCKS,
+                            projected_peak_total=projection, scales=scales)
+        results.save()
     print(f"\ndone in {time.perf_counter() - started:.0f} s; load now "
           f"{os.getloadavg()[0]:.1f}", flush=True)
 

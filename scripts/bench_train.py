@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from benchlib import stockpred
+from benchlib import Results, say, stockpred
 
 
 
@@ -28,7 +28,7 @@ def epoch_seconds(history_times):
     return float(np.median(history_times[1:]))  # the first epoch traces the graph
 
 
-def epochs_compared(data_dir: Path) -> None:
+def epochs_compared(data_dir: Path, results: Results) -> None:
     from stockpred.config import Config
     from stockpred.dataset import load_stock, model_features
     from stockpred.layout import resolve_paths
@@ -80,9 +80,12 @@ def epochs_compared(data_dir: Path) -> None:
         bare.fit(x, y, epochs=settings["epochs"], batch_size=settings["batch_size"],
                  verbose=0, shuffle=True, callbacks=[bare_clock])
     bare_epoch = epoch_seconds(bare_clock.times)
-    print(f"1. LSTM epoch on 600036.SH ({len(x)} windows of {x.shape[1]} days x {x.shape[2]} "
-          f"features, batch {settings['batch_size']}): stockpred {ours_epoch:.3f} s, bare Keras "
-          f"{bare_epoch:.3f} s, ratio {ours_epoch / bare_epoch:.2f} (target <= 1.1)")
+    say(f"1. LSTM epoch on 600036.SH ({len(x)} windows of {x.shape[1]} days x {x.shape[2]} "
+        f"features, batch {settings['batch_size']})")
+    results.add("LSTM epoch through stockpred", ours_epoch, "s", digits=3)
+    results.add("the same epoch in bare Keras", bare_epoch, "s", digits=3)
+    results.add("their ratio", ours_epoch / bare_epoch, "", "<= 1.1",
+                ours_epoch / bare_epoch <= 1.1)
 
 
 def main() -> None:
@@ -97,10 +100,11 @@ def main() -> None:
         stockpred("features", cwd=folder)
         trained = stockpred("train", "lstm", cwd=folder)
         wall = time.perf_counter() - start
-        epochs_compared(folder / "data")
-        print(f"2. README main job (fetch, features, train lstm) on the sample: {wall:.1f} s "
-              f"wall (target <= 180 s)")
-        print("   " + trained.strip().splitlines()[-1])
+        results = Results("bench_train", "python scripts/bench_train.py")
+        epochs_compared(folder / "data", results)
+        say("2. README main job (fetch, features, train lstm) on the sample")
+        results.add("its wall time", wall, "s", "<= 180 s", wall <= 180, digits=1)
+        say("   " + trained.strip().splitlines()[-1])
         stockpred("importance", cwd=folder)
         runs = [("600036.SH", ["--ts-code", "600036.SH"])]
         if not args.skip_sse50:
@@ -112,9 +116,12 @@ def main() -> None:
             stockpred("evaluate", *extra, "--results-dir", str(folder / "results"), cwd=folder)
             wall = time.perf_counter() - start
             board = json.loads((folder / "results" / "leaderboard.json").read_text())
-            print(f"\n3. leaderboard, {title}, {board['test_period'][0]}.."
-                  f"{board['test_period'][1]} ({wall:.0f} s):")
-            print((folder / "results" / "leaderboard.md").read_text().split("\n\n", 2)[2])
+            heading = (f"{title}, {board['test_period'][0]}..{board['test_period'][1]} "
+                       f"({wall:.0f} s)")
+            say(f"\n3. leaderboard, {heading}:")
+            say((folder / "results" / "leaderboard.md").read_text().split("\n\n", 2)[2])
+            results.leaderboard(heading, board["rows"])
+        results.save()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import say, stockpred
+from benchlib import Results, say, stockpred
 
 
 def main() -> None:
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     extra = ["--quick"] if args.quick else []
+    results = Results("bench_tune", "python scripts/bench_tune.py")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for step in (("fetch", "--ts-code", "600036.SH"), ("features",), ("importance",)):
@@ -44,6 +45,18 @@ def main() -> None:
                                f"{agent}.best.json").read_text())
             say(f"{agent:8s} {args.budget:6d} {wall:7.0f} {best['validation_skill']:+11.4f} "
                 f"{best['test_skill']:+8.4f}  {json.dumps(best['best'])}")
+            test = best["test"]
+            results.add(f"{agent}: wall time of {args.budget} trials and the test", wall, "s",
+                        digits=0)
+            results.add(f"{agent}: best validation skill (2016)", best["validation_skill"],
+                        digits=4)
+            results.add(f"{agent}: test skill of its choice {json.dumps(best['best'])}",
+                        best["test_skill"], digits=4)
+            results.add(f"{agent}: its DM against persistence on the test period (p "
+                        f"{test['dm_pvalue_vs_persistence']:.3g})",
+                        test["dm_stat_vs_persistence"], digits=2)
+    if not args.quick:  # the README shows the full search
+        results.save()
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,11 @@ DATA_DIR_ENV = "STOCKPRED_DATA_DIR"
 RESULTS_DIR_ENV = "STOCKPRED_RESULTS_DIR"
 
 
+# the benchmark scripts (scripts/<name>.py) that record their figures for the README
+BENCHMARKS = ("bench_market", "bench_fetch", "bench_features", "bench_train",
+              "bench_generative")
+
+
 @dataclass(frozen=True)
 class Paths:
     data_dir: Path

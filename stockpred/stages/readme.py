@@ -18,7 +18,7 @@ from pathlib import Path
 from stockpred.data.store import atomic_write_text
 from stockpred.errors import InputError, MissingInputError
 from stockpred.evaluation.scoring import leaderboard_markdown
-from stockpred.layout import Paths
+from stockpred.layout import BENCHMARKS, Paths
 from stockpred.manifest import read_manifest
 
 _BLOCK = re.compile(r"(?P<open><!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)"
@@ -126,10 +126,69 @@ def _peer(result: dict, paths: Paths) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _measured(result: dict) -> str:
+    """Where and how loaded: the machine is shared, so a time means little without it."""
+    return (f"Measured by `{result['command']}` on {result['date']}: {result['cores']} cores "
+            f"at a load of {result['load_at_start']:.1f} (start) to "
+            f"{result['load_at_end']:.1f} (end)")
+
+
+def _benchmark(result: dict, paths: Paths) -> str:
+    """A benchmark's figures with their targets, and the leaderboards it wrote."""
+    lines = [_measured(result) + ":", "", "| figure | value | target |", "|---|---|---|"]
+    for f in result["figures"]:
+        value = f"{f['value']:,.{f['digits']}f}{' ' + f['unit'] if f['unit'] else ''}"
+        target = "" if f["target"] is None else \
+            f"{f['target']}: {'met' if f['met'] else '**not met**'}"
+        lines.append(f"| {f['what']} | {value} | {target} |")
+    for table in result["tables"]:
+        lines += ["", leaderboard_markdown(table["rows"], f"Leaderboard, {table['title']}:")
+                  .rstrip("\n"), "", _verdict(table["rows"])]
+    return "\n".join(lines) + "\n"
+
+
+def _market_benchmark(result: dict, paths: Paths) -> str:
+    scales = result["scales"]
+    lines = [f"{_measured(result)}, {result['repeat']} run(s) a case (medians); each case in "
+             f"its own process, peak memory summed over it and its Dask workers.", "",
+             "| case | " + " | ".join(f"{s['stocks']:,} stocks: s, rows/s, peak GB"
+                                      for s in scales) + " |",
+             "|---|" + "---|" * len(scales)]
+    for case in scales[0]["cases"]:
+        cells = []
+        for scale in scales:
+            r = scale["cases"].get(case, {})
+            cells.append("failed" if "error" in r or not r else
+                         f"{r['wall_s']:.1f} s, {r['rows'] / r['wall_s']:,.0f}, "
+                         f"{r['peak_total'] / 1e9:.2f}")
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    full = scales[-1]
+    best = min((r for c, r in full["cases"].items() if c.startswith("factors")),
+               key=lambda r: r["wall_s"])
+    met = best["wall_s"] <= result["target_s"] and best["peak_total"] <= result["target_bytes"]
+    lines += ["", f"Target for all {full['stocks']:,} stocks' factors: <= "
+                  f"{result['target_s'] / 60:.0f} min and <= {result['target_bytes'] / 1e9:.0f}"
+                  f" GB; the fastest way took {best['wall_s']:.0f} s at "
+                  f"{best['peak_total'] / 1e9:.2f} GB: {'met' if met else 'not met'}. The "
+                  f"panels of the three ways are "
+                  f"{'bit-for-bit identical' if full['identical_panels'] else 'NOT identical'}."]
+    projected = {c: p for c, p in result["projected_peak_total"].items() if p is not None}
+    if projected:
+        lines.append(f"Projected peak memory at {result['projected_stocks']:,} stocks (the "
+                     f"line through the two scales): " + "; ".join(
+                         f"{c} {p / 1e9:.1f} GB" for c, p in projected.items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
 BLOCKS: dict[str, Block] = {
     "leaderboard": Block(lambda p: p.leaderboard_json, "stockpred evaluate", _leaderboard),
     "peer": Block(lambda p: p.peer_comparison,
                   ".venv-peer/bin/python scripts/bench_vs_qlib.py", _peer),
+    "bench_market": Block(lambda p: p.benchmark_results("bench_market"),
+                          "python scripts/bench_market.py", _market_benchmark),
+    **{script: Block(lambda p, script=script: p.benchmark_results(script),
+                     f"python scripts/{script}.py", _benchmark)
+       for script in BENCHMARKS if script != "bench_market"},
 }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from stockpred import __version__
 from stockpred.config import Config
 from stockpred.errors import MissingInputError
-from stockpred.layout import Paths
+from stockpred.layout import BENCHMARKS, Paths
 from stockpred.manifest import read_manifest, write_manifest
 
 # artefact key -> its manifest in the catalogue
@@ -33,6 +33,7 @@ ARTEFACTS: dict[str, Callable[[Paths], Path]] = {
     "experiments": lambda p: p.stage_record("experiments"),
     "tuning": lambda p: p.stage_record("tune"),
     "peer": lambda p: p.peer_comparison,
+    **{script: lambda p, script=script: p.benchmark_results(script) for script in BENCHMARKS},
 }
 # what changes with every run although the content does not
 _VOLATILE = {"finished_at", "started_at", "last_run", "wall_s", "run_dir", "run_id"}
@@ -97,7 +98,7 @@ STAGES: tuple[Stage, ...] = (
           "walk-forward forecasts of evaluation.models and the leaderboard"),
     Stage("plot", ("features", "selection", "leaderboard", "latent", "experiments", "tuning"),
           (), ("plot",), _plot, "every figure family whose inputs exist"),
-    Stage("readme", ("leaderboard", "peer"), ("readme",), (), _readme,
+    Stage("readme", ("leaderboard", "peer", *BENCHMARKS), ("readme",), (), _readme,
           "the README's result blocks, rendered from the result files"),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
