@@ -24,7 +24,7 @@ from stockpred.features.cross_section import (FORWARD_LABELS, MAD_TO_SIGMA, forw
                                               normalise_by_day)
 from stockpred.features.factors import (FACTOR_NAMES, FACTORS, VOLUME_NORM_WINDOW,
                                         compute_factors, factor_panel)
-from stockpred.features.indicators import technical
+from stockpred.features.indicators import TIE_MARGIN, technical
 
 REPO = Path(__file__).resolve().parents[1]
 MARKET = Path(os.environ.get("STOCKPRED_SHARED_DATA", REPO.parent / "shared" / "data")) / \
@@ -209,12 +209,14 @@ def test_indicators_follow_the_charting_conventions(sample_panel):
     for name, column in same.items():
         np.testing.assert_allclose(ours[name], theirs[column], rtol=RTOL, atol=1e-6,
                                    err_msg=name)
-    # technical() compares the float moves, so a tie in decimal goes either way by rounding;
-    # the factor counts neither move of a tie
-    up = rows["high"].diff().round(4)
-    down = -rows["low"].diff().round(4)
-    tie = ((up == down) & (up > 0)).astype(float)
-    untied = (tie.rolling(14, min_periods=1).sum() == 0).to_numpy()
+    # technical() counts neither move when they are within TIE_MARGIN (the vendor's rounding
+    # in CNY) and no move that small; the factor, which must not depend on the price scale,
+    # counts neither move of an exact tie only: they differ on windows holding such a day
+    up, down = rows["high"].diff(), -rows["low"].diff()
+    larger = np.maximum(up, down)
+    near = (larger > 0) & (((up - down).abs() <= TIE_MARGIN) | (larger <= TIE_MARGIN))
+    untied = (near.astype(float).rolling(14, min_periods=1).sum() == 0).to_numpy()
+    assert untied.mean() > 0.5
     for name, column in {"DMI_PDI": "dmi_pdi", "DMI_MDI": "dmi_mdi"}.items():
         np.testing.assert_allclose(ours[name][untied], theirs[column][untied], rtol=RTOL,
                                    atol=1e-6, err_msg=name)
