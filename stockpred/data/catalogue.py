@@ -85,6 +85,33 @@ def _market(name, group, keys, date_field, **kw):
     return Interface(name, group, keys, date_field, **kw)
 
 
+# The group of the interfaces fetched only when named (`stockpred fetch --only NAME`, or
+# fetch.interfaces): it is not one of GROUPS, so no configured group, default or not, asks them.
+ON_REQUEST = "on_request"
+
+
+@dataclass(frozen=True)
+class OnRequest(Interface):
+    """An interface of the ``on_request`` group. Its key columns, and the columns of
+    ``text`` (codes, dates and flags that look like numbers), stay text beside TEXT_COLUMNS."""
+
+    text: frozenset[str] = frozenset()
+
+    @property
+    def text_columns(self) -> frozenset[str]:
+        return super().text_columns | set(self.keys) | self.text
+
+
+def _on_request(name, keys, date_field, text=(), **kw):
+    return OnRequest(name, ON_REQUEST, keys, date_field, text=frozenset(text), **kw)
+
+
+def _on_request_stock(name, keys, date_field, text=(), **kw):
+    kw.setdefault("partition", "subject")
+    kw.setdefault("market_partition", "year")
+    return _on_request(name, keys, date_field, text, subject="stock", **kw)
+
+
 _ANNOUNCED = ("ts_code", "ann_date", "end_date")
 
 INTERFACES: tuple[Interface, ...] = (
@@ -164,10 +191,54 @@ INTERFACES: tuple[Interface, ...] = (
     Interface("stk_mins", "minutes", ("ts_code", "trade_time"), "trade_time", subject="minute",
               rows_per_call=8000, partition="subject_year", market_partition="month",
               datetime_params=True, fixed_params={"freq": "1min"}),
+    # on request only (group on_request): `stockpred fetch --only NAME`
+    _on_request("index_dailybasic", ("ts_code", "trade_date"), "trade_date", subject="index",
+                rows_per_call=3000, partition="subject"),
+    _on_request("fx_daily", ("ts_code", "trade_date"), "trade_date", rows_per_call=1000,
+                partition="year"),
+    _on_request("opt_basic", ("ts_code",), None, range_query=False,
+                fixed_params={"exchange": "SSE"},
+                text=("opt_code", "opt_type", "call_put", "exercise_type", "s_month",
+                      "maturity_date", "last_edate", "last_ddate", "quote_unit")),
+    _on_request("opt_daily", ("ts_code", "trade_date"), "trade_date", by_trade_date=True,
+                range_query=False, partition="year", fixed_params={"exchange": "SSE"}),
+    _on_request("fut_basic", ("ts_code",), None, range_query=False,
+                fixed_params={"exchange": "CFFEX"},
+                text=("fut_code", "quote_unit", "quote_unit_desc", "d_mode_desc", "d_month",
+                      "last_ddate", "trade_time_desc")),
+    _on_request("fut_settle", ("ts_code", "trade_date"), "trade_date", subject="future",
+                rows_per_call=1000, partition="subject"),
+    # holders by report period (start/end_date ask end_date); a period's lists are published
+    # up to four months after it (annual reports by 30 April), so those months are asked again
+    _on_request_stock("top10_holders", ("ts_code", "ann_date", "end_date", "holder_name"),
+                      "end_date", publication_lag_days=121, text=("holder_type",)),
+    _on_request_stock("top10_floatholders", ("ts_code", "ann_date", "end_date", "holder_name"),
+                      "end_date", publication_lag_days=121, text=("holder_type",)),
+    _on_request("top_list", ("trade_date", "ts_code", "reason"), "trade_date",
+                by_trade_date=True, range_query=False, rows_per_call=10000, partition="year"),
+    _on_request("top_inst", ("trade_date", "ts_code", "exalter", "side", "reason"),
+                "trade_date", by_trade_date=True, range_query=False, rows_per_call=10000,
+                partition="year"),
+    _on_request("concept", ("code",), None, range_query=False),
+    _on_request_stock("concept_detail", ("id", "ts_code"), "in_date", range_query=False,
+                      market_partition=None, text=("concept_name", "out_date")),
+    _on_request_stock("stk_holdernumber", ("ts_code", "ann_date", "end_date"), "ann_date",
+                      rows_per_call=3000),
+    _on_request("stk_account", ("date",), "date", partition="year"),
+    _on_request("hsgt_top10", ("trade_date", "ts_code"), "trade_date", partition="year",
+                text=("market_type",)),
+    _on_request("ggt_top10", ("trade_date", "ts_code", "market_type"), "trade_date",
+                partition="year"),
+    _on_request_stock("margin_detail", ("ts_code", "trade_date"), "trade_date",
+                      by_trade_date=True, publication_lag_days=1),
+    _on_request_stock("pledge_detail", ("ts_code", "ann_date", "holder_name", "start_date",
+                                        "pledgor"), "ann_date", range_query=False,
+                      rows_per_call=1000, text=("release_date",)),
 )
 
 CATALOGUE: dict[str, Interface] = {i.name: i for i in INTERFACES}
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(i.group for i in INTERFACES))
+GROUPS = tuple(g for g in GROUPS if g != ON_REQUEST)  # named only, never a configured group
 
 
 def interface(name: str) -> Interface:
