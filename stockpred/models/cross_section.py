@@ -159,18 +159,20 @@ class XGBoostModel(CrossSectionalModel):
     def settings_from(cls, config):
         return config.cross_section.xgboost.model_dump()
 
+    def _params(self) -> dict:
+        s = self.settings
+        return dict(n_estimators=s["n_estimators"], max_depth=s["max_depth"],
+                    learning_rate=s["learning_rate"], subsample=s["subsample"],
+                    colsample_bytree=s["colsample_bytree"], tree_method="hist",
+                    random_state=self.seed, n_jobs=s["threads"],
+                    early_stopping_rounds=s["early_stopping_rounds"])
+
     def _estimator(self, ranking: bool):
         import xgboost
 
-        s = self.settings
-        params = dict(n_estimators=s["n_estimators"], max_depth=s["max_depth"],
-                      learning_rate=s["learning_rate"], subsample=s["subsample"],
-                      colsample_bytree=s["colsample_bytree"], tree_method="hist",
-                      random_state=self.seed, n_jobs=s["threads"],
-                      early_stopping_rounds=s["early_stopping_rounds"])
         if ranking:
-            return xgboost.XGBRanker(objective="rank:pairwise", **params)
-        return xgboost.XGBRegressor(**params)
+            return xgboost.XGBRanker(objective="rank:pairwise", **self._params())
+        return xgboost.XGBRegressor(**self._params())
 
     def fit(self, train, valid=None):
         ranking = self.settings["objective"] == "rank:pairwise"
@@ -212,13 +214,7 @@ class XGBoostModel(CrossSectionalModel):
             return (da.from_array(panel.x, chunks=(rows, panel.x.shape[1])),
                     da.from_array(panel.y, chunks=rows))
 
-        s = self.settings
-        estimator = xgboost.dask.DaskXGBRegressor(
-            n_estimators=s["n_estimators"], max_depth=s["max_depth"],
-            learning_rate=s["learning_rate"], subsample=s["subsample"],
-            colsample_bytree=s["colsample_bytree"], tree_method="hist",
-            random_state=self.seed, n_jobs=s["threads"],
-            early_stopping_rounds=s["early_stopping_rounds"])
+        estimator = xgboost.dask.DaskXGBRegressor(**self._params())
         estimator.client = client
         x, y = on_cluster(train)
         estimator.fit(x, y, eval_set=[on_cluster(valid)], verbose=False)
