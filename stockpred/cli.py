@@ -128,6 +128,11 @@ def _one_stock(value: str | None) -> str | None:
     return codes[0] if codes else None
 
 
+def _universe_or_codes(universe: str | None, ts_codes) -> None:
+    if universe is not None and ts_codes is not None:
+        raise InputError("give --universe or --ts-code, not both")
+
+
 def _fetch_overrides(config: Config, source, ts_codes, start, end, only) -> Config:
     """config.json's fetch settings with the command-line flags applied and checked."""
     settings = config.fetch
@@ -199,8 +204,7 @@ def fetch(source, ts_codes, universe, start, end, only, repair, config_path, dat
     2 bad input, 3 stopped by tushare's daily quota (rerun tomorrow), 4 another run holds
     the data directory.
     """
-    if universe is not None and ts_codes is not None:
-        raise InputError("give --universe or --ts-code, not both")
+    _universe_or_codes(universe, ts_codes)
     config = _fetch_overrides(load_config(config_path), source, ts_codes, start, end, only)
     spec = None
     if universe is not None:
@@ -248,9 +252,8 @@ def features(ts_codes, universe, scheduler, config_path, data_dir):
     """
     config = with_overrides(load_config(config_path), _scheduler_override(scheduler))
     paths = resolve_paths(config, data_dir)
+    _universe_or_codes(universe, ts_codes)
     if universe is not None:
-        if ts_codes is not None:
-            raise InputError("give --universe or --ts-code, not both")
         from stockpred.stages import market
 
         _run_and_echo(paths, "features", lambda: [
@@ -570,9 +573,8 @@ def tune(agent, model, budget, universe, ts_codes, quick, results_dir, config_pa
     codes = _ts_codes(ts_codes)
     if universe is None and model in CROSS_SECTION_SPACES and model not in SPACES:
         universe = config.cross_section.universe
+    _universe_or_codes(universe, codes)
     if universe is not None:
-        if codes is not None:
-            raise InputError("give --universe or --ts-code, not both")
         _run_and_echo(paths, "tune", lambda: search.run_cross_section(
             config, paths, universe, model, agent, budget, quick).summary())
         return
