@@ -370,9 +370,12 @@ def embed_news(encoder, quick, config_path, data_dir):
                   lambda: embed.run(config, paths, encoder, quick).summary())
 
 
+# the stages that read one market-wide series, not stocks
+MARKET_WIDE = ("seq2seq", "minutes")
 # what `train` fits besides the forecasters: stages of their own, which report more
 # than a forecaster's errors (module, run function)
 OWN_STAGES = {"vae": ("stockpred.stages.generative", "run_vae"),
+              "minutes": ("stockpred.stages.generative", "run_minutes"),
               "wgan": ("stockpred.stages.generative", "run_wgan"),
               "seq2seq": ("stockpred.news.seq2seq", "run"),
               "experiments": ("stockpred.stages.experiments", "run")}
@@ -396,7 +399,8 @@ def train(model, ts_codes, quick, config_path, data_dir):
     a line per epoch and log to TensorBoard there. Same seed, same result.
 
     vae and wgan train the generative models (latent features; sampled paths with
-    CRPS and band coverage); seq2seq trains the news model on minute bars;
+    CRPS and band coverage); minutes encodes each day's minute bars of
+    generative.minutes.ts_code (daily codes); seq2seq trains the news model on minute bars;
     experiments runs the original LSTM experiments on one stock (for `plot lstm`).
     """
     import importlib
@@ -419,7 +423,10 @@ def train(model, ts_codes, quick, config_path, data_dir):
         if model in OWN_STAGES:
             module, function = OWN_STAGES[model]
             stage = getattr(importlib.import_module(module), function)
-            stocks = () if model == "seq2seq" else (codes,)  # the news model is market-wide
+            if model in MARKET_WIDE and codes:
+                raise InputError(f"train {model} reads one market-wide series: "
+                                 f"--ts-code does not apply")
+            stocks = () if model in MARKET_WIDE else (codes,)
             return stage(config, paths, *stocks, quick=quick).summary()
         return train_stage.run(config, paths, model, codes, quick).summary()
 

@@ -21,7 +21,7 @@ from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.data.universe import Universe as UniverseSpec
 from stockpred.errors import InputError
 from stockpred.generative.settings import GenerativeSettings
-from stockpred.models.registry import CROSS_SECTIONAL, REGISTRY
+from stockpred.models.registry import CROSS_SECTIONAL, REGISTRY, is_model_name, model_names_hint
 from stockpred.news.settings import NewsSettings
 from stockpred.settings_base import Section, parse_day
 
@@ -32,7 +32,8 @@ USER_CONFIG_ENV = "STOCKPRED_USER_CONFIG"
 TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 
 # The stages after fetch, in the order `stockpred refresh` reruns them.
-LATER_STAGES = ("features", "importance", "train", "evaluate", "plot", "readme")
+LATER_STAGES = ("features", "importance", "train", "vae", "minutes", "evaluate", "plot",
+                "readme")
 
 # keys under which a token may be put into config.json by mistake
 _TOKEN_KEYS = ("tushare_token", "token", "ts_token")
@@ -307,8 +308,9 @@ class EvaluationSettings(Section):
     train_window_days: int = Field(1500, gt=50)
     validation_days: int = Field(120, gt=5)
     retrain_every: int = Field(60, gt=0)
-    models: list[str] = Field(default_factory=lambda: ["persistence", "drift", "arima", "svr",
-                                                       "xgboost", "lstm"])
+    models: list[str] = Field(default_factory=lambda: [
+        "persistence", "drift", "arima", "svr", "xgboost", "lstm", "xgboost+vae", "lstm+vae",
+        "xgboost+minutes", "lstm+minutes"])
     seed: int = 42
 
     @field_validator("validation_start", "test_start", "test_end")
@@ -324,7 +326,10 @@ class EvaluationSettings(Section):
     @field_validator("models")
     @classmethod
     def _models(cls, names: list[str]) -> list[str]:
-        return _all_known(names, REGISTRY, "model", f"models are {', '.join(REGISTRY)}")
+        for name in names:
+            if not is_model_name(name):
+                raise ValueError(f"unknown model {name!r}; {model_names_hint()}")
+        return names
 
     @model_validator(mode="after")
     def _ordered(self) -> "EvaluationSettings":

@@ -9,7 +9,9 @@ the close of the next traded day. Scalers are fit on training rows only and say 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -183,10 +185,69 @@ def stocks_to_use(config: Config, paths: Paths, ts_codes: list[str] | None) -> l
     return sorted(built["stocks"])
 
 
+@dataclass(frozen=True)
+class CodeFamily:
+    """Daily codes that an encoder writes and models may read beside their features."""
+
+    manifest: Callable[[Paths], Path]
+    table: Callable[[Paths, dict, str], Path]  # (paths, manifest, ts_code) -> its codes
+    command: str  # what writes them
+
+
+# `<model>+vae`, `<model>+minutes`: both encoders fit on days before evaluation.
+# validation_start and stop early on days before test_start, once, not per walk-forward
+# block; their manifests say where that ends (seen_before), and no test period may start
+# earlier.
+CODE_FAMILIES = {
+    "vae": CodeFamily(lambda p: p.latent_manifest,
+                      lambda p, manifest, code: p.latent_table(code), "stockpred train vae"),
+    "minutes": CodeFamily(lambda p: p.minute_codes_manifest,
+                          lambda p, manifest, code: p.minute_codes_table(manifest["ts_code"]),
+                          "stockpred train minutes"),
+}
+
+
+def with_codes(stocks: list[StockData], paths: Paths, families: tuple[str, ...],
+               test_start: str) -> tuple[list[StockData], list[str]]:
+    """Each stock with the codes of ``families`` as extra feature columns, joined by day, and
+    the names of those columns. A day without a code (before the minute bars begin, or a
+    VAE window not yet full) is NaN, which models impute like any missing feature."""
+    added: list[str] = []
+    tables: dict[str, dict[str, pd.DataFrame]] = {s.ts_code: {} for s in stocks}
+    for name in families:
+        family = CODE_FAMILIES[name]
+        manifest = read_manifest(family.manifest(paths))
+        if manifest is None:
+            raise MissingInputError(f"no {name} codes: run `{family.command}` first")
+        if manifest.get("seen_before", "99999999") > test_start:
+            raise InputError(f"the {name} codes come from an encoder that saw days up to "
+                             f"{manifest.get('seen_before', '(not recorded)')}, after the "
+                             f"test start {test_start}: rerun `{family.command}`")
+        for stock in stocks:
+            path = family.table(paths, manifest, stock.ts_code)
+            if not path.exists():
+                raise MissingInputError(f"no {name} codes for {stock.ts_code} at {path}: run "
+                                        f"`{family.command}` for it")
+            tables[stock.ts_code][name] = pd.read_parquet(path, columns=["trade_date",
+                                                                         *manifest["columns"]])
+        added += manifest["columns"]
+    joined = []
+    for stock in stocks:
+        days = pd.DataFrame({"trade_date": stock.dates})
+        for codes in tables[stock.ts_code].values():
+            days = days.merge(codes.astype({"trade_date": str}), on="trade_date", how="left")
+        features = pd.concat([stock.features, days[added].astype(float)], axis=1)
+        joined.append(StockData(stock.ts_code, stock.dates, stock.close, features,
+                                stock.next_close, stock.next_dates))
+    return joined, added
+
+
 def load_stocks(config: Config, paths: Paths, ts_codes: list[str] | None,
-                features: list[str] | None = None) -> tuple[list[StockData], list[str]]:
-    """The stocks with ``features`` (None or empty: the model features). Refuses with
-    MissingInputError (naming `stockpred features`) when features were never built."""
+                features: list[str] | None = None, code_families: tuple[str, ...] = ()
+                ) -> tuple[list[StockData], list[str]]:
+    """The stocks with ``features`` (None or empty: the model features), and the codes of
+    ``code_families`` beside them. Refuses with MissingInputError (naming the command to
+    run) when features or codes were never built."""
     known = model_features(paths)  # raises MissingInputError without a features manifest
     chosen = list(features) if features else known
     built = read_manifest(paths.features_manifest)
@@ -203,6 +264,9 @@ def load_stocks(config: Config, paths: Paths, ts_codes: list[str] | None,
                          f"which a later re-basing of qfq prices rescales: no model input"
                          + (f" (use {', '.join(twins)})" if twins else ""))
     stocks = [load_stock(paths, code, chosen) for code in stocks_to_use(config, paths, ts_codes)]
+    if code_families:
+        stocks, added = with_codes(stocks, paths, code_families, config.evaluation.test_start)
+        chosen = chosen + added
     return stocks, chosen
 
 

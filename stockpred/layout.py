@@ -94,6 +94,19 @@ class Paths:
     def latent_manifest(self) -> Path:
         return self.latent_dir / "vae.json"
 
+    # -- minute-bar day codes: one row per trading day of a code with stored stk_mins ---------
+    @property
+    def minute_codes_dir(self) -> Path:
+        return self.data_dir / "minutes"
+
+    def minute_codes_table(self, ts_code: str) -> Path:
+        """trade_date, bars, minute_z0..minute_z{k-1} of ``ts_code``'s days."""
+        return self.minute_codes_dir / f"{ts_code}.parquet"
+
+    @property
+    def minute_codes_manifest(self) -> Path:
+        return self.minute_codes_dir / "encoder.json"
+
     # -- news ---------------------------------------------------------------------------------
     @property
     def news_dir(self) -> Path:

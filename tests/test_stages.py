@@ -17,6 +17,8 @@ EDITS = {
     "importance": {"importance": {"top_k": 10}},
     "models": {"models": {"lstm": {"units": [32]}}},
     "evaluation": {"evaluation": {"retrain_every": 30}},
+    "generative.vae": {"generative": {"vae": {"latent_dim": 3}}},
+    "generative.minutes": {"generative": {"minutes": {"code_dim": 3}}},
     "refresh.train_model": {"refresh": {"train_model": "gru"}},
     "plot": {"plot": {"ts_code": "600000.SH"}},
 }

@@ -48,9 +48,28 @@ class WGANSettings(Section):
             "fan_origins": min(self.fan_origins, 2)})
 
 
+class MinuteEncoderSettings(Section):
+    """The minute-bar day encoder (`stockpred train minutes`)."""
+
+    ts_code: str = "000001.SH"  # whose stored stk_mins are encoded; its codes join every stock
+    code_dim: int = Field(4, gt=0)
+    units: int = Field(64, gt=0)  # width of the encoder's and the decoder's hidden layer
+    epochs: int = Field(200, gt=0)
+    batch_size: int = Field(32, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    patience: int = Field(20, gt=0)
+
+    def quick_sizes(self) -> "MinuteEncoderSettings":
+        """Tiny sizes and two epochs: a smoke run."""
+        return self.model_copy(update={"code_dim": min(self.code_dim, 2), "units": 8,
+                                       "epochs": 2, "patience": 1})
+
+
 class GenerativeSettings(Section):
     vae: VAESettings = Field(default_factory=VAESettings)
     wgan: WGANSettings = Field(default_factory=WGANSettings)
+    minutes: MinuteEncoderSettings = Field(default_factory=MinuteEncoderSettings)
 
     def quick_sizes(self) -> "GenerativeSettings":
-        return self.model_copy(update={"vae": self.vae.quick_sizes(), "wgan": self.wgan.quick_sizes()})
+        return self.model_copy(update={"vae": self.vae.quick_sizes(), "wgan": self.wgan.quick_sizes(),
+                                       "minutes": self.minutes.quick_sizes()})

@@ -31,6 +31,12 @@ REGISTRY = {
 }
 
 
+# extra input families a model can read beside its features: `xgboost+vae` is xgboost with
+# the VAE's latent codes, `lstm+minutes` the LSTM with the minute-bar day codes, and
+# `lstm+vae+minutes` both (stockpred.dataset.CODE_FAMILIES says where each comes from)
+INPUT_FAMILIES = ("vae", "minutes")
+
+
 # the market-wide models: one score per (day, stock) of a universe
 CROSS_SECTIONAL = {
     "last_return": "stockpred.models.cross_section:LastReturn",
@@ -70,11 +76,36 @@ def forecaster_class(name: str) -> type["Forecaster"]:
     return _import(REGISTRY[name])
 
 
+def split_model_name(name: str) -> tuple[str, tuple[str, ...]]:
+    """(registered model, extra input families) of a name such as ``xgboost+vae``. A name
+    in the registry is a model of its own, whatever it is spelled with."""
+    if name in REGISTRY:
+        return name, ()
+    base, *families = name.split("+")
+    if base in REGISTRY and families and all(f in INPUT_FAMILIES for f in families) \
+            and len(set(families)) == len(families):
+        return base, tuple(families)
+    raise unknown_model(name, REGISTRY)
+
+
+def is_model_name(name: str) -> bool:
+    try:
+        split_model_name(name)
+    except InputError:
+        return False
+    return True
+
+
+def model_names_hint() -> str:
+    return (f"models are {', '.join(REGISTRY)}, each optionally with "
+            f"{' / '.join('+' + f for f in INPUT_FAMILIES)}")
+
+
 def check_models(names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in REGISTRY]
+    unknown = [n for n in names if not is_model_name(n)]
     if unknown or not names:
-        raise InputError(f"unknown model {', '.join(unknown) or '(none given)'}; models are "
-                         f"{', '.join(REGISTRY)}")
+        raise InputError(f"unknown model {', '.join(unknown) or '(none given)'}; "
+                         f"{model_names_hint()}")
     return names
 
 
@@ -85,6 +116,7 @@ def model_settings(config: "Config", name: str) -> dict:
 
 
 def prototype(config: "Config", name: str, overrides: dict | None = None) -> "Forecaster":
-    """An unfitted model of ``name`` with its config settings (plus ``overrides``)."""
-    cls = forecaster_class(name)
+    """An unfitted model of ``name`` with its config settings (plus ``overrides``); for a
+    name with input families (``xgboost+vae``), the model itself: the inputs are data."""
+    cls = forecaster_class(split_model_name(name)[0])
     return cls({**cls.settings_from(config), **(overrides or {})}, config.evaluation.seed)

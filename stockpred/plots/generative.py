@@ -1,5 +1,5 @@
-"""Figures of the generative models: the VAE's latent space and losses, the WGAN's training
-curves and fan charts of sampled paths against what happened (next to a Gaussian random
+"""Figures of the generative models: the VAE's latent space and losses, the minute-bar day
+codes over time with the encoder's losses, the WGAN's training curves and fan charts of sampled paths against what happened (next to a Gaussian random
 walk's band, the honest baseline).
 
 `run` redraws every figure from the latest saved runs (`stockpred plot generative`).
@@ -189,17 +189,53 @@ def wgan_fan(model, stock: StockData, test_mask: np.ndarray, path: Path,
     return save_figure(fig, path)
 
 
+# -- minute-bar day encoder ------------------------------------------------------------------------
+def minute_codes(codes: pd.DataFrame, history: dict, best_epoch: int, path: Path) -> Path:
+    """Each day's code over time (days with fewer than 240 bars marked) and the encoder's
+    training and validation losses."""
+    dates = pd.to_datetime(codes["trade_date"], format="%Y%m%d")
+    fig, ax = plt.subplots(1, 2, figsize=(13, 4.4), gridspec_kw={"width_ratios": [2, 1]})
+    fig.suptitle("Minute-bar day encoder: one code per trading day", fontsize=12)
+    for column in codes.filter(like="minute_z").columns:
+        ax[0].plot(dates, codes[column], lw=0.7, label=column)
+    short = codes["bars"] < 240
+    for day in dates[short]:
+        ax[0].axvline(day, color="gray", lw=0.5, alpha=0.5)
+    ax[0].plot([], [], color="gray", lw=0.5, label=f"fewer than 240 bars ({int(short.sum())} days)")
+    ax[0].set_ylabel("code")
+    ax[0].legend(fontsize=8, ncol=2)
+    ax[0].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    ax[1].plot(epochs, history["loss"], label="training MSE")
+    if history.get("val_loss"):
+        ax[1].plot(epochs, history["val_loss"], label="validation MSE")
+    ax[1].axvline(best_epoch + 1, color="gray", ls=":", lw=1, label="kept weights")
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("MSE per standardised value")
+    ax[1].legend(fontsize=8)
+    for a in ax:
+        a.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
 # -- redraw from saved runs ------------------------------------------------------------------------
 def run(config: Config, paths: Paths) -> list[Path]:
-    """Redraw the figures from the latest VAE and WGAN runs (whichever exist)."""
+    """Redraw the figures from the latest VAE, minute encoder and WGAN runs (whichever exist)."""
     from stockpred.generative.wgan import WGANForecaster
 
     out = paths.figures_dir("generative")
     drawn = []
     vae_run, wgan_run = paths.latest_run("vae"), paths.latest_run("wgan")
-    if vae_run is None and wgan_run is None:
-        raise MissingInputError(f"no VAE or WGAN run under {paths.model_runs('vae').parent}: "
-                                f"run `stockpred train vae` or `stockpred train wgan` first")
+    minutes_run = paths.latest_run("minutes")
+    if vae_run is None and wgan_run is None and minutes_run is None:
+        raise MissingInputError(f"no VAE, minute encoder or WGAN run under "
+                                f"{paths.model_runs('vae').parent}: run `stockpred train vae`, "
+                                f"`train minutes` or `train wgan` first")
+    if minutes_run is not None:
+        metrics = json.loads((minutes_run / "metrics.json").read_text(encoding="utf-8"))
+        codes = pd.read_parquet(paths.minute_codes_table(metrics["ts_code"]))
+        drawn.append(minute_codes(codes, metrics["history"], metrics["best_epoch"],
+                                  out / "minute_codes.png"))
     if vae_run is not None:
         metrics = json.loads((vae_run / "metrics.json").read_text(encoding="utf-8"))
         stocks, _ = load_stocks(config, paths, metrics["stocks"], metrics["features"])

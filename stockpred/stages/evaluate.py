@@ -1,6 +1,8 @@
 """The evaluate stage: walk-forward forecasts of several models, and the leaderboard.
 
-Persistence (tomorrow = today) and drift are always rows. Writes
+Persistence (tomorrow = today) and drift are always rows. A model named with input
+families (``xgboost+vae``, ``lstm+minutes``) is the same model given the codes of those
+encoders beside its features, so each such row is read against the model's own row. Writes
 <results dir>/leaderboard.md and leaderboard.json (through the leaderboard writer, which
 keeps the tuned rows), and every forecast under
 <data dir>/runs/evaluate/<run id>/predictions.parquet.
@@ -22,7 +24,7 @@ from stockpred.evaluation.scoring import leaderboard_markdown, score
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import config_hash, package_versions, upstream
-from stockpred.models.registry import check_models, prototype
+from stockpred.models.registry import check_models, prototype, split_model_name
 
 ALWAYS = ["persistence", "drift"]
 
@@ -45,11 +47,15 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     ev = config.evaluation
     protocol = WalkForward.from_config(config)
     names = list(dict.fromkeys(ALWAYS + check_models(models or ev.models)))
-    stocks, features = load_stocks(config, paths, ts_codes)
+    families = {name: split_model_name(name)[1] for name in names}
+    inputs = {extra: load_stocks(config, paths, ts_codes, code_families=extra)
+              for extra in dict.fromkeys(families.values())}
+    stocks, features = inputs[()]  # persistence and drift read no codes
     if not any(Periods.from_config(config).in_test(s.dates).any() for s in stocks):
         raise InputError(f"no trading day between test start {ev.test_start} and test end "
                          f"{ev.test_end} in the stored features")
-    forecasts = {name: walk_forward(prototype(config, name), stocks, protocol, progress)
+    forecasts = {name: walk_forward(prototype(config, name), inputs[families[name]][0],
+                                    protocol, progress)
                  for name in names}
     rows = [{"model": name, **score(frame, forecasts["persistence"])}
             for name, frame in forecasts.items()]
@@ -63,13 +69,21 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
               f"the Harvey-Leybourne-Newbold correction over every forecast, dm_daily_nw_* "
               f"the same on the by-day mean differential with a Newey-West variance; "
               f"pt_pvalue is Pesaran-Timmermann's test of the direction; beats_persistence "
-              f"needs dm < 0 at p < 0.05 (by day on several stocks, HLN on one).")
+              f"needs dm < 0 at p < 0.05 (by day on several stocks, HLN on one)."
+              + (" A row named <model>+vae or <model>+minutes is the model given, beside "
+                 "its features, the VAE's latent codes of the stock or the minute-bar day "
+                 "codes of the index; each encoder was fit once on days before "
+                 f"{ev.validation_start} and stopped early on days before {ev.test_start}, "
+                 "not refit per block." if any(families.values()) else ""))
     with new_run_folder(paths.evaluation_runs, quick) as run_folder:
         payload = {"run_id": run_folder.run_id, "header": header,
                    "test_period": [ev.test_start, ev.test_end],
                    "stocks": [s.ts_code for s in stocks], "retrain_every": ev.retrain_every,
                    "train_window_days": ev.train_window_days, "quick": quick,
-                   "features": features, "config_sha256": config_hash(config),
+                   "features": features,
+                   "code_inputs": {"+".join(extra): columns[len(features):]
+                                   for extra, (_, columns) in inputs.items() if extra},
+                   "config_sha256": config_hash(config),
                    "upstream": upstream(paths), "versions": package_versions(), "rows": rows}
         atomic_write_parquet(pd.concat([f.assign(model=n) for n, f in forecasts.items()],
                                        ignore_index=True),

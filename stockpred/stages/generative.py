@@ -1,9 +1,11 @@
-"""The generative stages: `stockpred train vae` and `stockpred train wgan`.
+"""The generative stages: `stockpred train vae`, `train minutes` and `train wgan`.
 
-Both train on rows before evaluation.validation_start and monitor the validation period.
-The VAE writes its latent codes of every day (<data dir>/latent/); the WGAN scores its
-sampled distributions on the test period against a Gaussian random walk and its
-sample-median next close against persistence.
+Each trains on rows before evaluation.validation_start and monitors the validation period.
+The VAE writes its latent codes of every day (<data dir>/latent/), the minute-bar day
+encoder the codes of every day with minute bars (<data dir>/minutes/); models read either
+as extra inputs (`<model>+vae`, `<model>+minutes`). The WGAN scores its sampled
+distributions on the test period against a Gaussian random walk and its sample-median
+next close against persistence.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from stockpred.config import Config, quick_config
-from stockpred.data.store import atomic_write_parquet
+from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.dataset import Periods, load_stocks
+from stockpred.errors import MissingInputError
 from stockpred.evaluation.scoring import score
 from stockpred.evaluation.walkforward import forecast_period
 from stockpred.generative.common import check_enough
+from stockpred.generative.minutes import MinuteDayEncoder, code_columns, day_grids
 from stockpred.generative.vae import LOG_2PI, WindowVAE, latent_columns
 from stockpred.generative.wgan import WGANForecaster, score_distributions
 from stockpred.layout import Paths, new_run_folder
@@ -87,6 +91,7 @@ def run_vae(config: Config, paths: Paths, ts_codes: list[str] | None = None,
             "stage": "vae", "finished_at": finished, "run_dir": str(run_dir),
             "columns": latent_columns(int(settings["latent_dim"])),
             "window": settings["window"], "train_until": periods.validation_start,
+            "seen_before": periods.test_start,
             "files": {s.ts_code: {"path": str(p), "rows": len(s)}
                       for s, p in zip(stocks, files)}})
         write_run(run_folder, config, paths, {
@@ -100,6 +105,74 @@ def run_vae(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     drawn = [figures.vae_latent(stocks, codes, config, out / "vae_latent.png"),
              figures.vae_loss(h, model.best_epoch_, out / "vae_loss.png")]
     return VAEReport(run_dir, h, files, drawn, checks, model)
+
+
+@dataclass
+class MinutesReport:
+    run_dir: Path
+    facts: dict
+    codes_file: Path
+    figures: list[Path]
+
+    def summary(self) -> list[str]:
+        f = self.facts
+        short = ", ".join(f"{day} ({bars} bars)" for day, bars in f["short_days"].items())
+        return [f"saved {self.run_dir}",
+                f"{f['ts_code']}: {f['days']} days of minute bars {f['first_day']}.."
+                f"{f['last_day']}; encoder fit on the {f['train_days']} days before "
+                f"{f['train_until']}, stopped on {f['validation_days']} days before "
+                f"{f['test_start']} (kept epoch {f['best_epoch'] + 1})",
+                f"validation reconstruction MSE (standardised grid) {f['validation_mse']:.4f}"
+                f" against {f['validation_mse_mean_day']:.4f} for the mean training day",
+                f"{f['days_with_fewer_bars']} day(s) with fewer than 240 bars encoded with "
+                f"their missing slots filled" + (f"; under 200: {short}" if short else ""),
+                f"minute codes: {self.codes_file}", *[f"figure: {p}" for p in self.figures]]
+
+
+def run_minutes(config: Config, paths: Paths, quick: bool = False,
+                progress: bool = False) -> MinutesReport:
+    """Fit the minute-bar day encoder of generative.minutes.ts_code and write its codes."""
+    if quick:
+        config = quick_config(config)
+    settings = config.generative.minutes.model_dump()
+    code = settings["ts_code"]
+    periods = Periods.from_config(config)
+    store = RawStore(paths.raw_dir)
+    bars = store.read("stk_mins", [code]) if store.has("stk_mins") else None
+    if bars is None or bars.empty:
+        raise MissingInputError(f"no stored minute bars (stk_mins) of {code}: run `stockpred "
+                                f"fetch` with {code} in fetch.minute_codes first")
+    days, counts, grids = day_grids(bars)
+    train = days < periods.validation_start
+    valid = (days >= periods.validation_start) & (days < periods.test_start)
+    check_enough([days[train]], 2, "minute encoder")
+    with new_run_folder(paths.model_runs("minutes"), quick) as run_folder:
+        model = MinuteDayEncoder(settings, config.evaluation.seed).fit(
+            grids[train], grids[valid], verbose=2 if progress else 0)
+        model.save(run_folder.writing)
+        frame = model.code_frame(days, counts, grids)
+        table = paths.minute_codes_table(code)
+        atomic_write_parquet(frame, table)
+        facts = {"ts_code": code, "days": int(len(days)), "first_day": str(days[0]),
+                 "last_day": str(days[-1]), "train_until": periods.validation_start,
+                 "test_start": periods.test_start, "train_days": int(train.sum()),
+                 "validation_days": int(valid.sum()), "best_epoch": model.best_epoch_,
+                 **model.validation_errors(grids[valid]),
+                 "days_with_fewer_bars": int((counts < 240).sum()),
+                 "short_days": {str(d): int(n) for d, n in zip(days, counts) if n < 200},
+                 "seconds_per_epoch": model.seconds_per_epoch_}
+        finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_manifest(paths.minute_codes_manifest, {
+            "stage": "minutes", "finished_at": finished, "run_dir": str(run_folder.final),
+            "ts_code": code, "columns": code_columns(int(settings["code_dim"])),
+            "train_until": periods.validation_start, "seen_before": periods.test_start,
+            "rows": int(len(frame))})
+        write_run(run_folder, config, paths, {
+            "model": "minutes", "settings": settings, "quick": quick, **facts,
+            "history": model.history_, "codes_file": str(table), "finished_at": finished})
+    drawn = [figures.minute_codes(frame, model.history_, model.best_epoch_,
+                                  paths.figures_dir("generative") / "minute_codes.png")]
+    return MinutesReport(run_folder.final, facts, table, drawn)
 
 
 @dataclass

@@ -30,6 +30,7 @@ ARTEFACTS: dict[str, Callable[[Paths], Path]] = {
     "leaderboard": lambda p: p.leaderboard_json,
     "train": lambda p: p.stage_record("train"),
     "latent": lambda p: p.latent_manifest,
+    "minute_codes": lambda p: p.minute_codes_manifest,
     "experiments": lambda p: p.stage_record("experiments"),
     "tuning": lambda p: p.stage_record("tune"),
     "peer": lambda p: p.peer_comparison,
@@ -47,6 +48,9 @@ class Stage:
     sections: tuple[str, ...]
     run: Callable[[Config, Paths, bool], list[str]]  # (config, paths, progress) -> summary
     doc: str
+    # refresh notes a missing input and goes on instead of failing: the stage's output is
+    # optional (figures; codes that only `<model>+minutes` rows read, which then say so)
+    optional: bool = False
 
 
 def _features(config: Config, paths: Paths, progress: bool) -> list[str]:
@@ -65,6 +69,18 @@ def _train(config: Config, paths: Paths, progress: bool) -> list[str]:
     from stockpred.stages import train
 
     return train.run(config, paths, config.refresh.train_model, progress=progress).summary()
+
+
+def _vae(config: Config, paths: Paths, progress: bool) -> list[str]:
+    from stockpred.stages import generative
+
+    return generative.run_vae(config, paths, progress=progress).summary()
+
+
+def _minutes(config: Config, paths: Paths, progress: bool) -> list[str]:
+    from stockpred.stages import generative
+
+    return generative.run_minutes(config, paths, progress=progress).summary()
 
 
 def _evaluate(config: Config, paths: Paths, progress: bool) -> list[str]:
@@ -93,11 +109,17 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", ("features", "selection"), ("train",),
           ("models", "evaluation", "refresh.train_model"), _train,
           "one fit of refresh.train_model, forecasting the test period"),
-    Stage("evaluate", ("features", "selection", "tuning"), ("leaderboard",),
-          ("models", "evaluation"), _evaluate,
+    Stage("vae", ("features", "selection"), ("latent",), ("generative.vae", "evaluation"),
+          _vae, "the VAE of the evaluated stocks and their latent codes (`<model>+vae`)"),
+    Stage("minutes", ("raw",), ("minute_codes",), ("generative.minutes", "evaluation"),
+          _minutes, "the minute-bar day encoder and its daily codes (`<model>+minutes`)",
+          optional=True),
+    Stage("evaluate", ("features", "selection", "tuning", "latent", "minute_codes"),
+          ("leaderboard",), ("models", "evaluation"), _evaluate,
           "walk-forward forecasts of evaluation.models and the leaderboard"),
-    Stage("plot", ("features", "selection", "leaderboard", "latent", "experiments", "tuning"),
-          (), ("plot",), _plot, "every figure family whose inputs exist"),
+    Stage("plot", ("features", "selection", "leaderboard", "latent", "minute_codes",
+                   "experiments", "tuning"),
+          (), ("plot",), _plot, "every figure family whose inputs exist", optional=True),
     Stage("readme", ("leaderboard", "peer", *BENCHMARKS), ("readme",), (), _readme,
           "the README's result blocks, rendered from the result files"),
 )
@@ -168,7 +190,7 @@ def refresh(config: Config, paths: Paths, progress: bool = False) -> list[str]:
         try:
             lines += run_stage(entry, config, paths, progress)
         except MissingInputError as exc:
-            if entry.name != "plot":
+            if not entry.optional:
                 raise
-            lines.append(f"plot: skipped ({exc})")
+            lines.append(f"{entry.name}: skipped ({exc})")
     return lines

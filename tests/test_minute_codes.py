@@ -1,0 +1,147 @@
+"""The minute-bar day encoder and the encoders' daily codes as model inputs, on the shipped
+sample: every day becomes a grid (short days too), grids are scale-free, codes know no
+future, and `<model>+minutes` / `<model>+vae` rows read the codes beside the features."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from stockpred.config import Config
+from stockpred.data.store import RawStore, atomic_write_parquet
+from stockpred.generative.minutes import SLOTS, day_grids
+from stockpred.layout import resolve_paths
+from stockpred.stages.generative import run_minutes
+
+STOCK, INDEX = "600036.SH", "000001.SH"
+TEST_START = Config().evaluation.test_start
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("codes") / "data"
+    assert run_cli("fetch", "--source", "sample", "--ts-code", STOCK, "--start", "20120101",
+                   "--data-dir", str(folder))[0] == 0
+    assert run_cli("features", "--data-dir", str(folder))[0] == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bars(data) -> pd.DataFrame:
+    return RawStore(data / "raw").read("stk_mins", [INDEX])
+
+
+def test_every_stored_day_becomes_a_grid_with_short_days_filled(bars):
+    days, counts, grids = day_grids(bars)
+    stored = bars["trade_time"].str.slice(0, 10).str.replace("-", "")
+    assert list(days) == sorted(stored.unique()) and grids.shape == (len(days), 240, 6)
+    bars_per_day = dict(zip(days, counts))
+    # the 2016 circuit breakers stopped trading after 142 and 17 bars
+    assert bars_per_day["20160104"] == 142 and bars_per_day["20160107"] == 17
+    assert (counts == 239).any()
+    halted = grids[list(days).index("20160107")]
+    traded, volume, close = halted[:, 5], halted[:, 4], halted[:, 3]
+    # 09:31-09:44, a 15-minute halt, 09:58-10:00, then closed for the day
+    slots = [SLOTS.index(t[11:16]) for t in bars[stored == "20160107"]["trade_time"]]
+    assert slots == [*range(14), 27, 28, 29]
+    assert traded[slots].all() and traded.sum() == 17 and not volume[30:].any()
+    assert np.all(halted[14:27, :4] == close[13]) and np.all(halted[30:, :4] == close[29])
+    # prices are logs over the previous day's last close; volume shares average to 1
+    previous = list(days).index("20160106")
+    last_close = bars[stored == "20160106"]["close"].iloc[-1]
+    first_close = bars[stored == "20160107"]["close"].iloc[0]
+    assert close[0] == pytest.approx(np.log(first_close / last_close))
+    assert grids[previous, :, 4].mean() == pytest.approx(1.0)
+    assert len(SLOTS) == 240 and SLOTS[0] == "09:31" and SLOTS[-1] == "15:00"
+
+
+def test_grids_do_not_change_when_the_price_history_is_rebased(bars):
+    rebased = bars.copy()
+    prices = ["open", "high", "low", "close"]
+    rebased[prices] = rebased[prices] / 0.8828
+    np.testing.assert_allclose(day_grids(rebased)[2], day_grids(bars)[2], rtol=0, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def minutes_run(data, tmp_path_factory):
+    paths = resolve_paths(Config(), data, tmp_path_factory.mktemp("results"))
+    return run_minutes(Config(), paths, quick=True), paths
+
+
+def test_the_encoder_writes_a_code_for_every_day_and_says_what_it_saw(minutes_run, bars):
+    report, paths = minutes_run
+    codes = pd.read_parquet(paths.minute_codes_table(INDEX))
+    assert len(codes) == report.facts["days"] and codes.filter(like="minute_z").notna().all().all()
+    assert dict(zip(codes["trade_date"], codes["bars"]))["20160107"] == 17
+    manifest = json.loads(paths.minute_codes_manifest.read_text())
+    assert manifest["seen_before"] == TEST_START and manifest["columns"] == ["minute_z0",
+                                                                             "minute_z1"]
+    assert report.facts["train_days"] > 0 and report.facts["validation_days"] > 0
+    assert any("fewer than 240 bars" in line for line in report.summary())
+    assert report.figures[0].exists()
+
+
+def test_scrambling_the_test_period_changes_no_earlier_code(minutes_run, tmp_path):
+    """Minute bars from the test start on replaced (reversed in time, scaled): the encoder
+    and every earlier day's code stay bit-identical."""
+    _, paths = minutes_run
+    copy = tmp_path / "data"
+    shutil.copytree(paths.data_dir, copy)
+    for part in sorted((copy / "raw" / "stk_mins").glob("*.parquet")):
+        frame = pd.read_parquet(part)
+        later = frame["trade_time"] >= f"{TEST_START[:4]}-{TEST_START[4:6]}-{TEST_START[6:]}"
+        if later.any():
+            for column in ("open", "high", "low", "close", "vol"):
+                frame.loc[later, column] = frame.loc[later, column].to_numpy()[::-1] * 1.3
+            atomic_write_parquet(frame, part)
+    scrambled_paths = resolve_paths(Config(), copy, tmp_path / "results")
+    run_minutes(Config(), scrambled_paths, quick=True)
+    before = pd.read_parquet(paths.minute_codes_table(INDEX))
+    after = pd.read_parquet(scrambled_paths.minute_codes_table(INDEX))
+    earlier = before["trade_date"] < TEST_START
+    pd.testing.assert_frame_equal(before[earlier], after[earlier])
+    assert not np.allclose(before.loc[~earlier, "minute_z0"], after.loc[~earlier, "minute_z0"])
+
+
+def test_models_read_the_codes_beside_their_features(minutes_run, tmp_path):
+    _, paths = minutes_run
+    data, results = str(paths.data_dir), str(tmp_path / "results")
+    assert run_cli("train", "vae", "--quick", "--data-dir", data)[0] == 0
+    code, out, err = run_cli("evaluate", "--quick", "--models",
+                             "xgboost,xgboost+minutes,xgboost+vae+minutes",
+                             "--test-start", "20180701", "--retrain-every", "120",
+                             "--data-dir", data, "--results-dir", results)
+    assert code == 0, err
+    board = json.loads((tmp_path / "results" / "leaderboard.json").read_text())
+    rows = {row["model"]: row for row in board["rows"]}
+    assert {"persistence", "xgboost", "xgboost+minutes", "xgboost+vae+minutes"} <= set(rows)
+    assert board["code_inputs"]["minutes"] == ["minute_z0", "minute_z1"]
+    assert board["code_inputs"]["vae+minutes"][-2:] == ["minute_z0", "minute_z1"]
+    assert rows["xgboost+minutes"]["rmse_return"] != rows["xgboost"]["rmse_return"]
+    assert "+minutes is the model given" in board["header"]
+
+
+def test_codes_from_an_encoder_that_saw_the_test_period_are_refused(minutes_run, tmp_path):
+    _, paths = minutes_run
+    manifest = paths.minute_codes_manifest
+    original = manifest.read_text()
+    try:  # as if the encoder had been fit with a later test start
+        manifest.write_text(json.dumps({**json.loads(original), "seen_before": "20180101"}))
+        code, _, err = run_cli("evaluate", "--quick", "--models", "xgboost+minutes",
+                               "--data-dir", str(paths.data_dir), "--results-dir",
+                               str(tmp_path))
+    finally:
+        manifest.write_text(original)
+    assert code != 0 and "saw days up to 20180101" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_input_family_gets_one_line(data, tmp_path):
+    code, _, err = run_cli("evaluate", "--models", "xgboost+minuets", "--data-dir", str(data),
+                           "--results-dir", str(tmp_path))
+    assert code != 0 and "+minutes" in err and "Traceback" not in err
