@@ -288,3 +288,30 @@ def test_fetch_only_on_request_interface(name, server_tables, tushare_env, workd
         assert code == 0, err
         assert "0 rows added" in out
         assert len(RawStore(workdir / "data" / "raw").read(name)) == len(want)
+
+
+def test_fina_mainbz_fills_one_table_by_product_and_one_by_region(server_tables, tushare_env,
+                                                                   workdir):
+    """One tushare interface, two tables: `type` P (product) and D (region) are asked apart
+    and each reply lands in its own table."""
+    def mainbz(items):
+        return frame([{"ts_code": code, "end_date": end, "bz_item": item, "bz_sales": 1e9 + n,
+                       "bz_profit": 2e8, "bz_cost": 8e8, "curr_type": "CNY", "update_flag": "0"}
+                      for code in STOCKS for end in ("20180630", "20180930")
+                      for n, item in enumerate(items)])
+
+    by_product, by_region = mainbz(["零售金融", "公司金融"]), mainbz(["华东地区", "境外"])
+    tables = {"stock_basic": server_tables["stock_basic"],
+              "trade_cal": server_tables["trade_cal"], "fina_mainbz": by_product,
+              "fina_mainbz_region": by_region}
+    with ReplayServer(tables, TOKEN) as server:
+        tushare_env(server)
+        write_config(workdir, start_date="20180101", end_date=END)
+        code, out, err = run_cli("fetch", "--only", "fina_mainbz,fina_mainbz_region")
+        assert code == 0, err
+        store = RawStore(workdir / "data" / "raw")
+        for name, served in (("fina_mainbz", by_product), ("fina_mainbz_region", by_region)):
+            assert keys_of(store.read(name), CATALOGUE[name].keys) == \
+                keys_of(served, CATALOGUE[name].keys)
+        asked = {params["type"] for api, params in server.requests if api == "fina_mainbz"}
+        assert asked == {"P", "D"} and "fina_mainbz_region" not in server.calls

@@ -64,6 +64,13 @@ class Interface:
     fixed_params: dict = field(default_factory=dict)
     publication_lag_days: int = 0  # a day's rows can appear this many days after it
     derived_from: tuple[str, ...] = ()  # computed locally from these interfaces
+    # the tushare interface asked, when it differs from the table's name: one interface can
+    # fill two tables that ``fixed_params`` tell apart (fina_mainbz by product and by region)
+    api_name: str | None = None
+
+    @property
+    def api(self) -> str:
+        return self.api_name or self.name
 
     @property
     def text_columns(self) -> frozenset[str]:
@@ -143,6 +150,8 @@ INTERFACES: tuple[Interface, ...] = (
     _stock("fina_audit", "finance", _ANNOUNCED, "ann_date"),
     _stock("fina_mainbz", "finance", ("ts_code", "end_date", "bz_item"), "end_date",
            rows_per_call=100, fixed_params={"type": "P"}),
+    _stock("fina_mainbz_region", "finance", ("ts_code", "end_date", "bz_item"), "end_date",
+           rows_per_call=100, fixed_params={"type": "D"}, api_name="fina_mainbz"),
     # market
     _market("moneyflow_hsgt", "market", ("trade_date",), "trade_date", rows_per_call=300),
     _market("margin", "market", ("trade_date", "exchange_id"), "trade_date", rows_per_call=4000,
@@ -237,6 +246,11 @@ INTERFACES: tuple[Interface, ...] = (
 )
 
 CATALOGUE: dict[str, Interface] = {i.name: i for i in INTERFACES}
+
+
+def tables_of_api(api: str) -> list[Interface]:
+    """The tables that tushare interface ``api`` fills (most: the one of its name)."""
+    return [i for i in INTERFACES if i.api == api]
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(i.group for i in INTERFACES))
 GROUPS = tuple(g for g in GROUPS if g != ON_REQUEST)  # named only, never a configured group
 

@@ -112,9 +112,9 @@ class TushareClient:
         """One request: the rows and the reply's has_more (None when it has none)."""
         self._throttle()
         self.calls[iface.name] += 1
-        body = {"api_name": iface.name, "token": self._token, "params": params, "fields": ""}
+        body = {"api_name": iface.api, "token": self._token, "params": params, "fields": ""}
         try:
-            reply = requests.post(f"{self._url}/{iface.name}", json=body,
+            reply = requests.post(f"{self._url}/{iface.api}", json=body,
                                   timeout=self._settings.timeout_s)
             if not reply.ok:
                 raise _Retryable(f"HTTP {reply.status_code}")

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pandas as pd
 
-from stockpred.data.catalogue import CATALOGUE, Interface
+from stockpred.data.catalogue import CATALOGUE, Interface, tables_of_api
 from stockpred.data.sample import CALENDAR_INDEX, trade_calendar
 
 _DOC = "权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。"
@@ -184,7 +184,10 @@ class ReplayServer:
     def answer(self, api: str, token: str, params: dict, fields: str) -> dict:
         if token != self.token:
             return {"code": 2002, "msg": BAD_TOKEN_REPLY, "data": None}
-        iface = CATALOGUE.get(api)
+        # an interface that fills two tables (fina_mainbz's `type`) answers from the table
+        # whose fixed parameters the request carries, else from the table of its name
+        iface = next((i for i in tables_of_api(api) if i.fixed_params and all(
+            str(params.get(k)) == str(v) for k, v in i.fixed_params.items())), CATALOGUE.get(api))
         if iface is None:
             return {"code": 40101, "msg": "请指定正确的接口名", "data": None}
         served = self._served_table(iface)
@@ -199,7 +202,7 @@ class ReplayServer:
         last = min(filter(None, [*days, params.get("end_date")]), default=None)
         rows = served.rows(subjects, first, last)
         offset = int(params.get("offset") or 0)
-        limit = min(int(params.get("limit") or self.caps[api]), self.caps[api])
+        limit = min(int(params.get("limit") or self.caps[iface.name]), self.caps[iface.name])
         table = served.table.iloc[rows[offset:offset + limit]]
         if fields:
             table = table[[f.strip() for f in fields.split(",") if f.strip() in table.columns]]
