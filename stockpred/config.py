@@ -431,6 +431,41 @@ class CrossSectionSettings(Section):
             "mlp": self.mlp.model_copy(update={"units": [16], "epochs": 2})})
 
 
+class ExperimentSettings(Section):
+    """The LSTM experiments' own settings (`stockpred train experiments`); the networks take
+    the sizes of models.lstm, the univariate seq-to-seq models.seq2seq_lambda and
+    models.predict_window."""
+
+    # multi-feature seq-to-seq: windows of n days, the first m = round(lambda n) predicting
+    # the remaining n - m closes
+    feature_windows: list[tuple[int, float]] = Field(
+        default_factory=lambda: [(100, 0.9), (50, 0.9), (200, 0.95)])
+    # the original project's train/validation cuts of the rows before the test period
+    train_fractions: list[float] = Field(default_factory=lambda: [0.9, 0.98])
+    # what `--quick` runs instead of feature_windows: one short window, one fit
+    quick_feature_windows: list[tuple[int, float]] = Field(default_factory=lambda: [(20, 0.9)])
+
+    @field_validator("feature_windows", "quick_feature_windows")
+    @classmethod
+    def _windows(cls, windows: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        for n, share in windows:
+            m = round(share * n)
+            if not 0 < m < n:
+                raise ValueError(f"window ({n}, {share}): m = round(lambda n) = {m} must be "
+                                 f"at least 1 and below n")
+        return windows
+
+    @field_validator("train_fractions")
+    @classmethod
+    def _fractions(cls, fractions: list[float]) -> list[float]:
+        if not fractions or any(not 0 < f < 1 for f in fractions):
+            raise ValueError("each fraction must lie strictly between 0 and 1")
+        return fractions
+
+    def quick_sizes(self) -> "ExperimentSettings":
+        return self.model_copy(update={"feature_windows": self.quick_feature_windows})
+
+
 class ComputeSettings(Section):
     """Where the market-wide work runs: an existing Dask scheduler, or a LocalCluster on
     127.0.0.1 sized to the machine (``workers`` processes, one thread each)."""
@@ -473,6 +508,7 @@ class Config(Section):
     universes: dict[str, UniverseSpec] = Field(default_factory=dict)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     cross_section: CrossSectionSettings = Field(default_factory=CrossSectionSettings)
+    experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
     @model_validator(mode="after")
     def _selection_before_test(self) -> "Config":
         if self.importance.train_end >= self.evaluation.test_start:
@@ -490,7 +526,8 @@ def quick_config(config: Config) -> Config:
     with it say so and never enter the real leaderboard unmarked."""
     return config.model_copy(update={"models": config.models.quick_sizes(),
                                      "generative": config.generative.quick_sizes(),
-                                     "cross_section": config.cross_section.quick_sizes()})
+                                     "cross_section": config.cross_section.quick_sizes(),
+                                     "experiments": config.experiments.quick_sizes()})
 
 
 def _merge(base: dict, overrides: dict) -> dict:

@@ -141,6 +141,10 @@ class Paths:
         """The LSTM experiments' forecasts of one stock (what `plot lstm` draws)."""
         return self.data_dir / "runs" / "experiments" / f"{ts_code}.parquet"
 
+    def experiment_splits_table(self, ts_code: str) -> Path:
+        """The feature LSTM under each train/validation split of one stock's pre-test rows."""
+        return self.data_dir / "runs" / "experiments" / f"{ts_code}.splits.parquet"
+
     @property
     def tune_root(self) -> Path:
         return self.data_dir / "runs" / "tune"

@@ -99,24 +99,56 @@ def test_lstm_experiment_figures(built, tmp_path, workdir):
                              "--results-dir", str(results), "--ts-code", "600519.SH")
     assert code == 0, err
     made = sorted(p.name for p in (results / "lstm").glob("*.png"))
-    assert made == ["full_window.png", "global_rectified.png", "multiple_sequences.png",
-                    "point_by_point.png", "seq2seq_averaged.png"]
+    assert made == sorted(f"{name}.png" for name in (
+        "point_by_point", "full_window", "multiple_sequences", "seq2seq_averaged",
+        "global_rectified", "seq2seq_features_n20_m18", "seq2seq_latest",
+        "seq2seq_rectified_joins", "global_raw", "global_seq2seq_averaged",
+        "train_validation_splits"))
+    splits = pd.read_parquet(built / "runs" / "experiments" / "600519.SH.splits.parquet")
+    assert list(splits["split"]) == ["0.9 / 0.1", "0.98 / 0.02"]
+    assert (splits["validation_start"] < "20170101").all() and splits["quick"].all()
+    assert (splits[["rmse_return", "persistence_rmse_return"]] > 0).all().all()
     assert "E0000" not in err and "I0000" not in err  # TensorFlow's chatter goes to the log
 
 
 def test_experiments_are_causal_and_rectified(stocks):
+    from stockpred.dataset import StockData
     from stockpred.evaluation import experiments
 
     config = quick_config(Config())
     stock = stocks[1]
+    networks = experiments.fit(config, stock)  # reads the rows before the test period only
     wild = stock.close * 1.5  # a forecast 50% above the close must be clamped to +10%
-    runs = {e.name: e for e in experiments.run(config, stock, wild)}
+    runs = {e.name: e for e in experiments.forecast(config, networks, stock, wild)}
+    assert len(runs) == 10
     rectified = runs["global_rectified"]
     np.testing.assert_allclose(rectified.predicted, rectified.previous * 1.1)
+    np.testing.assert_allclose(runs["global_raw"].predicted, rectified.previous * 1.5)
     for exp in runs.values():
         assert exp.dates[0] >= "20170101"
         assert np.isfinite(exp.predicted).all()
         np.testing.assert_array_equal(exp.previous[1:], exp.actual[:-1])
+    # a new seq-to-seq window starts within the limit of the last true close
+    joins = runs["seq2seq_rectified_joins"]
+    starts = slice(0, None, config.models.predict_window)
+    assert (np.abs(joins.predicted[starts] / joins.previous[starts] - 1) <= 0.1 + 1e-12).all()
+
+    # scramble every close (and feature) after day t: no forecast for t + 1 or before moves
+    t = int(np.searchsorted(stock.dates, "20170101")) + 23
+    rng = np.random.default_rng(0)
+    close = stock.close.copy()
+    close[t + 1:] *= rng.uniform(0.5, 1.5, len(close) - t - 1)
+    features = stock.features.copy()
+    features.iloc[t + 1:] = rng.permutation(features.iloc[t + 1:].to_numpy())
+    scrambled = StockData(stock.ts_code, stock.dates, close, features,
+                          np.append(close[1:], np.nan))
+    for exp in experiments.forecast(config, networks, scrambled, close * 1.5):
+        known = runs[exp.name].dates <= stock.dates[t + 1]
+        assert known.sum() == 24 and not np.array_equal(exp.actual, runs[exp.name].actual)
+        np.testing.assert_array_equal(exp.predicted[known], runs[exp.name].predicted[known],
+                                      err_msg=exp.name)
+        if exp.name != "full_window":  # (b) reads nothing after its one origin
+            assert not np.array_equal(exp.predicted, runs[exp.name].predicted), exp.name
 
 
 def test_fusion_blends_lstm_and_wgan_with_alpha_fit_on_validation(stocks):

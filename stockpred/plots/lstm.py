@@ -2,7 +2,8 @@
 
 A model that copies yesterday's close draws a price line that looks perfect; the lower
 panel of every figure shows the forecast's errors over the errors of tomorrow = today,
-with both RMSEs in the legend, so that cannot pass for skill.
+with both RMSEs in the legend, so that cannot pass for skill. One more figure sets the
+feature LSTM's test errors under each train/validation split beside persistence's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from stockpred.config import Config
@@ -51,15 +53,42 @@ def _figure(exp: pd.DataFrame, who: str, path: Path) -> Path:
     return path
 
 
+def _splits_figure(splits: pd.DataFrame, who: str, path: Path) -> Path:
+    """The test RMSE of the return under each split, beside persistence's, with the epoch
+    early stopping kept and Diebold-Mariano against persistence."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    at = np.arange(len(splits))
+    ax.bar(at - 0.2, splits["rmse_return"], 0.4, label="feature LSTM")
+    ax.bar(at + 0.2, splits["persistence_rmse_return"], 0.4, color="gray",
+           label="persistence")
+    for x, row in zip(at, splits.itertuples()):
+        ax.annotate(f"kept epoch {row.kept_epoch} of {row.epochs}\nvalidation loss "
+                    f"{row.validation_loss:.3g} (from {row.validation_start})\nDM vs "
+                    f"persistence {row.dm_stat:.2f} (p {row.dm_pvalue:.2g})", (x, row.rmse_return),
+                    xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8)
+    ax.set_xticks(at, [f"train / validation {s}" for s in splits["split"]])
+    ax.set_ylabel("test RMSE of the next-day return")
+    ax.set_ylim(0, 1.3 * splits[["rmse_return", "persistence_rmse_return"]].max().max())
+    ax.set_title(f"{who}: the feature LSTM under the original train/validation splits "
+                 f"of the pre-test rows", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     """Draw the stored experiments of ``ts_code`` (default: the first evaluated stock)."""
     code = ts_code or stocks_to_use(config, paths, None)[0]
-    table = paths.experiments_table(code)
-    if not table.exists():
+    table, splits = paths.experiments_table(code), paths.experiment_splits_table(code)
+    if not (table.exists() and splits.exists()):
         raise MissingInputError(f"no LSTM experiments for {code} under {table.parent}: run "
                                 f"`stockpred train experiments --ts-code {code}` first")
     out = paths.model_figures_dir
     out.mkdir(parents=True, exist_ok=True)
     frame = pd.read_parquet(table)
-    return [_figure(rows, code, out / f"{name}.png")
-            for name, rows in frame.groupby("experiment", sort=False)]
+    return [*(_figure(rows, code, out / f"{name}.png")
+              for name, rows in frame.groupby("experiment", sort=False)),
+            _splits_figure(pd.read_parquet(splits), code, out / "train_validation_splits.png")]

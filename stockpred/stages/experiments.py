@@ -2,7 +2,8 @@
 
 Fits the networks (stockpred.evaluation.experiments) and writes every forecast to
 <data dir>/runs/experiments/<ts_code>.parquet (experiment, title, trade_date, actual,
-predicted, previous), which `stockpred plot lstm` draws without fitting anything.
+predicted, previous), and the feature LSTM under each train/validation split beside it
+(<ts_code>.splits.parquet), which `stockpred plot lstm` draws without fitting anything.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def run(config: Config, paths: Paths, ts_code: str | None = None,
                                      "trade_date": e.dates, "actual": e.actual,
                                      "predicted": e.predicted, "previous": e.previous})
                        for e in results], ignore_index=True)
+    splits = experiments.compare_splits(config, stock)
+    atomic_write_parquet(splits.assign(quick=quick), paths.experiment_splits_table(stock.ts_code))
     path = paths.experiments_table(stock.ts_code)
     atomic_write_parquet(table.assign(quick=quick), path)
     return path
