@@ -11,15 +11,19 @@ from tqdm import tqdm
 from stockpred.config import Config
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.errors import InputError, MissingInputError
-from stockpred.features.panel import build_panel, load_market
+from stockpred.features.events import FAMILIES as EVENT_FAMILIES
+from stockpred.features.panel import RATE_TABLES, build_panel, load_market
 from stockpred.layout import Paths
 from stockpred.manifest import (config_hash, package_versions, read_manifest,
                                 section_hash, write_manifest)
 
 log = logging.getLogger(__name__)
-INPUT_TABLES = ("trade_cal", "hfq_daily", "qfq_daily", "daily", "daily_basic", "moneyflow",
-                "index_daily", "shibor", "moneyflow_hsgt", "margin", "income", "balancesheet",
-                "cashflow", "fina_indicator", "express", "forecast")
+# every raw table a panel reads: a change in any of them makes the features stale
+INPUT_TABLES = tuple(dict.fromkeys((
+    "trade_cal", "hfq_daily", "qfq_daily", "daily", "daily_basic", "moneyflow", "index_daily",
+    "moneyflow_hsgt", "margin", "income", "balancesheet", "cashflow", "fina_indicator",
+    "express", "forecast", "libor", *(table for table, *_ in RATE_TABLES),
+    *(family.table for family in EVENT_FAMILIES))))
 
 
 @dataclass

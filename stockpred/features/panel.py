@@ -9,13 +9,16 @@ Rules that keep it free of look-ahead:
   for charts and for turning a forecast return into a price, but are no model input:
   qfq levels carry a per-stock constant that every later dividend changes. Models read
   their scale-free ``_rel`` twins (over the day's close) instead;
-- daily_basic and moneyflow are the same day's; market series (indices, Shibor,
-  northbound flows; margin from the next day, when it is published) are joined as of the day, carried at most
-  ``market_max_gap_days`` calendar days when a series has a gap;
-- financial statements and other announcements count from their announcement date
-  (``f_ann_date``, else ``ann_date``); one announced on a non-trading day counts from
-  the next trading day; on each day the latest reporting period announced so far is
-  used, in its latest revision, and carried at most ``statement_max_age_days``.
+- daily_basic and moneyflow are the same day's; market series (indices, Shibor, Hibor,
+  LPR, northbound flows; margin, Libor and the private lending indices from the next day:
+  they are published after the close or at an unknown hour) are joined as of the day,
+  carried at most ``market_max_gap_days`` calendar days when a series has a gap (the
+  monthly LPR a month more);
+- financial statements count from their announcement date (``f_ann_date``, else
+  ``ann_date``); one announced on a non-trading day counts from the next trading day; on
+  each day the latest reporting period announced so far is used, in its latest revision,
+  and carried at most ``statement_max_age_days``; other announced and scheduled events
+  (dividends, pledges, block trades, announcements, ...) follow stockpred.features.events.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pandas as pd
 from stockpred.config import FeatureSettings
 from stockpred.data.store import RawStore
 from stockpred.errors import MissingInputError
+from stockpred.features.events import as_days, in_force, stock_events
 from stockpred.features.indicators import (Feature, order_flow, scale_free, technical,
                                            with_scale_free_twin)
 from stockpred.features.spectral import (ar_differences_forecast, fourier_amplitudes,
@@ -46,10 +50,14 @@ STATEMENTS = {"income": "inc", "balancesheet": "bs", "cashflow": "cf",
               "fina_indicator": "fi", "express": "exp", "forecast": "fc"}
 MARKET_INDICES_PREFIX = "idx"
 ALWAYS_KEPT = {"trade_date", "open", "high", "low", "close", "vol", "suspended"}
-
-
-def _days(values) -> pd.DatetimeIndex:
-    return pd.to_datetime(pd.Series(values, dtype="string").str[:8], format="%Y%m%d")
+LPR_DAYS_IN_FORCE = 31  # since 2019-08 the LPR is fixed once a month and holds till the next
+# market-wide rate tables joined like Shibor: (interface, column prefix, published after
+# the 15:00 close or at an unpublished hour, so counted from the next trading day, days a
+# value stays in force beyond market_max_gap_days)
+RATE_TABLES = (("shibor", "shibor", False, 0),  # 11:00 Beijing
+               ("hibor", "hibor", False, 0),  # 11:15 Hong Kong
+               ("shibor_lpr", "lpr", False, LPR_DAYS_IN_FORCE),  # 11:30 (9:30 from 2019-08)
+               ("wz_index", "wz", True, 0), ("gz_index", "gz", True, 0))
 
 
 @dataclass
@@ -64,26 +72,31 @@ class Market:
 
 def load_market(store: RawStore, settings: FeatureSettings, indices: list[str]) -> Market:
     calendar = store.read("trade_cal", columns=["cal_date", "is_open"])
-    open_days = pd.DatetimeIndex(_days(calendar.loc[calendar["is_open"] == 1, "cal_date"]))
+    open_days = pd.DatetimeIndex(as_days(calendar.loc[calendar["is_open"] == 1, "cal_date"]))
     open_days = open_days.sort_values().unique()
     base = pd.DataFrame({"day": open_days})
     tolerance = pd.Timedelta(days=settings.market_max_gap_days)
     meta: list[Feature] = []
     last_day = None
 
-    def join(frame: pd.DataFrame, date_col: str, prefix: str, source: str, columns=None):
+    def join(frame: pd.DataFrame, date_col: str, prefix: str, source: str, columns=None,
+             after_close: bool = False, extra_gap_days: int = 0):
+        """Join a dated market series as of each day; ``after_close``: a row counts from
+        the first trading day after its date; ``extra_gap_days`` more days of carry."""
         nonlocal base
-        frame = frame.assign(day=_days(frame[date_col])).sort_values("day")
+        frame = frame.assign(day=as_days(frame[date_col])).sort_values("day")
         columns = columns or [c for c in frame.columns
                               if c != "day" and pd.api.types.is_float_dtype(frame[c])]
         renamed = frame[["day", *columns]].rename(columns={c: f"{prefix}_{c}" for c in columns})
-        base = pd.merge_asof(base, renamed, on="day", direction="backward", tolerance=tolerance)
+        base = pd.merge_asof(base, renamed, on="day", direction="backward",
+                             allow_exact_matches=not after_close,
+                             tolerance=tolerance + pd.Timedelta(days=extra_gap_days))
         meta.extend(Feature(f"{prefix}_{c}", "market", source, {}) for c in columns)
 
     if store.has("index_daily"):
         stored = store.read("index_daily", subjects=indices)
         if not stored.empty:
-            last_day = _days(stored["trade_date"]).max()
+            last_day = as_days(stored["trade_date"]).max()
         for code, bars in stored.groupby("ts_code"):
             bars = bars.sort_values("trade_date").copy()
             bars["ret5"] = bars["close"] / bars["close"].shift(5) - 1
@@ -91,17 +104,19 @@ def load_market(store: RawStore, settings: FeatureSettings, indices: list[str]) 
             cols = [c for c in ("close", "pct_chg", "vol", "amount", "ret5", "ret20")
                     if c in bars.columns]
             join(bars, "trade_date", f"{MARKET_INDICES_PREFIX}{code[:6]}", "index_daily", cols)
-    if store.has("shibor"):
-        join(store.read("shibor"), "date", "shibor", "shibor")
+    for name, prefix, after_close, in_force_days in RATE_TABLES:
+        if store.has(name):
+            join(store.read(name), "date", prefix, name, after_close=after_close,
+                 extra_gap_days=in_force_days)
+    if store.has("libor"):  # fixed at 11:55 London, after the close in Beijing
+        for currency, rows in store.read("libor").groupby("curr_type"):
+            join(rows, "date", f"libor_{currency.lower()}", "libor", after_close=True)
     if store.has("moneyflow_hsgt"):
         join(store.read("moneyflow_hsgt"), "trade_date", "hsgt", "moneyflow_hsgt")
-    if store.has("margin"):
+    if store.has("margin"):  # a day's margin figures are published the next morning
         margin = store.read("margin")
         for exchange, rows in margin.groupby("exchange_id"):
-            join(rows, "trade_date", f"margin_{exchange.lower()}", "margin")
-        # a day's margin figures are published the next morning: known from the next day
-        lagged = [c for c in base.columns if c.startswith("margin_")]
-        base[lagged] = base[lagged].shift(1)
+            join(rows, "trade_date", f"margin_{exchange.lower()}", "margin", after_close=True)
     return Market(open_days, base.set_index("day"), last_day, meta)
 
 
@@ -135,38 +150,6 @@ def price_bars(store: RawStore, code: str) -> tuple[str, pd.DataFrame] | None:
                     f"derive theirs")
             return name, bars.sort_values("trade_date").reset_index(drop=True)
     return None
-
-
-def _point_in_time(rows: pd.DataFrame, days: pd.DatetimeIndex, prefix: str, max_age: int):
-    """Each day's latest announced period (latest revision) of one announced table."""
-    visible = rows["ann_date"]
-    if "f_ann_date" in rows.columns:
-        visible = rows["f_ann_date"].fillna(rows["ann_date"])
-    rows = rows.assign(visible=_days(visible)).dropna(subset=["visible"])
-    if "report_type" in rows.columns and (rows["report_type"] == "1").any():
-        rows = rows[rows["report_type"] == "1"]  # consolidated statements
-    if rows.empty:
-        return None
-    rows = rows.sort_values(["visible", "end_date"]).reset_index(drop=True)
-    # the row in force after each announcement: latest period, then latest revision
-    best, best_key, in_force = -1, None, []
-    for i, key in enumerate(zip(rows["end_date"].fillna(""), rows["visible"])):
-        if best_key is None or key >= best_key:
-            best, best_key = i, key
-        in_force.append(best)
-    events = pd.DataFrame({"day": rows["visible"], "row": in_force}).drop_duplicates(
-        "day", keep="last")
-    chosen = pd.merge_asof(pd.DataFrame({"day": days}), events, on="day", direction="backward")
-    numeric = [c for c in rows.columns if pd.api.types.is_float_dtype(rows[c])]
-    picked = rows.loc[chosen["row"].fillna(-1).astype(int).clip(lower=0), numeric + ["visible"]]
-    picked.index = days
-    age = (days.to_series() - picked["visible"]).dt.days.where(chosen["row"].notna().to_numpy())
-    stale = age > max_age
-    values = picked[numeric].where(~stale & age.notna(), np.nan)
-    values.columns = [f"{prefix}_{c}" for c in numeric]
-    values[f"{prefix}_age_days"] = age.where(~stale)
-    filled = int(((age > 0) & ~stale).sum())
-    return values, filled, int(stale.sum())
 
 
 def _drop_uninformative(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -250,7 +233,7 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
     features += [Feature(c, "status", basis, {}) for c in status.columns]
     per_day = pd.concat([traded, pd.DataFrame(shape), tech, pd.DataFrame(spectral), status],
                         axis=1)
-    per_day.index = _days(per_day["trade_date"])
+    per_day.index = as_days(per_day["trade_date"])
 
     # onto the calendar up to the market's last day: a suspended stock keeps a row for
     # each day, carrying its last traded values forward
@@ -271,7 +254,7 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
     if store.has("daily_basic"):
         basic = store.read("daily_basic", subjects=[code])
         if not basic.empty:
-            basic = basic.set_index(_days(basic["trade_date"]))
+            basic = basic.set_index(as_days(basic["trade_date"]))
             numeric = [c for c in basic.columns
                        if pd.api.types.is_float_dtype(basic[c]) and c != "close"]
             parts.append(basic[numeric].add_prefix("basic_").reindex(days).ffill())
@@ -279,7 +262,7 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
     if store.has("moneyflow"):
         flow = store.read("moneyflow", subjects=[code])
         if not flow.empty:
-            flow = flow.set_index(_days(flow["trade_date"])).reindex(days)
+            flow = flow.set_index(as_days(flow["trade_date"])).reindex(days)
             flow_features, meta = order_flow(flow, panel["amount"].where(~suspended))
             parts.append(flow_features)
             features += meta
@@ -292,7 +275,11 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
         if not store.has(name):
             continue
         rows = store.read(name, subjects=[code])
-        result = _point_in_time(rows, days, prefix, settings.statement_max_age_days)
+        announced = rows["ann_date"]
+        if "f_ann_date" in rows.columns:
+            announced = rows["f_ann_date"].fillna(rows["ann_date"])
+        result = in_force(rows, as_days(announced), days, prefix,
+                          settings.statement_max_age_days)
         if result is None:
             continue
         values, filled[name], expired[name] = result
@@ -300,6 +287,9 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
         features += [Feature(c, "statement", name, {"max_age_days":
                                                    settings.statement_max_age_days})
                      for c in values.columns]
+    events, made = stock_events(store, code, days, market.open_days, panel["vol"], settings)
+    parts += events
+    features += made
 
     frame = pd.concat(parts, axis=1)
     frame["trade_date"] = days.strftime("%Y%m%d")
