@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from stockpred.data import fetch as fetch_stage
 from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.data.store import RawStore, remove_temporaries
 from stockpred.errors import InputError, StockpredError
-from stockpred.layout import Paths, resolve_paths
+from stockpred.layout import DATA_DIR_ENV, Paths, resolve_paths
 from stockpred.models.registry import REGISTRY, unknown_model
 from stockpred.runtime import data_dir_lock, opened_logs, start_log, stop_log
 from stockpred.stages import table as stage_table
@@ -40,7 +41,12 @@ _WRITES_FETCH_MANIFEST = ("fetch", "refresh", "run")
 
 @contextmanager
 def _session(paths: Paths, command: str) -> Iterator[None]:
-    """Log to <data dir>/logs, hold the data-directory lock, clear temp files of killed runs."""
+    """Log to <data dir>/logs, hold the data-directory lock, clear temp files of killed runs.
+    Inside it the data directory the command resolved (the flag beats the environment beats
+    config.json) is also the environment's, so what resolves it from the config alone (the
+    news model finds its vectors so) finds the same one."""
+    saved_data_dir = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(paths.data_dir)
     handler = start_log(paths, command, _secret())
     log.info("stockpred %s %s: %s", __version__, command, " ".join(sys.argv[1:]))
     log.info("data dir %s, results dir %s", paths.data_dir, paths.results_dir)
@@ -61,6 +67,10 @@ def _session(paths: Paths, command: str) -> Iterator[None]:
         raise
     finally:
         stop_log(handler)
+        if saved_data_dir is None:
+            os.environ.pop(DATA_DIR_ENV, None)
+        else:
+            os.environ[DATA_DIR_ENV] = saved_data_dir
 
 
 def _run_and_echo(paths: Paths, command: str, work, record: tuple[str, Config] | None = None

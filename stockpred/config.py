@@ -32,8 +32,8 @@ USER_CONFIG_ENV = "STOCKPRED_USER_CONFIG"
 TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 
 # The stages after fetch, in the order `stockpred refresh` reruns them.
-LATER_STAGES = ("features", "importance", "train", "vae", "minutes", "evaluate", "plot",
-                "readme")
+LATER_STAGES = ("features", "importance", "train", "vae", "minutes", "embed-news", "evaluate",
+                "plot", "readme")
 
 # keys under which a token may be put into config.json by mistake
 _TOKEN_KEYS = ("tushare_token", "token", "ts_token")
@@ -310,7 +310,7 @@ class EvaluationSettings(Section):
     retrain_every: int = Field(60, gt=0)
     models: list[str] = Field(default_factory=lambda: [
         "persistence", "drift", "arima", "svr", "xgboost", "lstm", "xgboost+vae", "lstm+vae",
-        "xgboost+minutes", "lstm+minutes"])
+        "xgboost+minutes", "lstm+minutes", "fusion+news"])
     seed: int = 42
 
     @field_validator("validation_start", "test_start", "test_end")

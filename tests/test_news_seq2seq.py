@@ -101,9 +101,38 @@ def test_quick_run_compares_with_and_without_news_and_naive(built):
             assert np.isfinite(t["rmse"]) and t["rmse"] > 0
         assert m["test"]["naive"]["directional_accuracy"] is None  # a zero calls no direction
         assert 0 <= m["test"]["with_news"]["directional_accuracy"] <= 1
-        assert (run_dir / kind / "model.keras").exists()
+        rmse = {fill: v["rmse"] for fill, v in m["fill_comparison"].items()}
+        assert m["fill_won"] == min(rmse, key=rmse.get)
+    assert (run_dir / seq2seq.NETWORK_DIR / "model.keras").exists()
+    assert {m["epochs_run"] for m in saved["metrics"].values()} == {
+        saved["metrics"]["offhours"]["epochs_run"]}  # one network, trained once
     lines = report.summary()
     assert any("without_news" in line for line in lines) and any("naive" in line for line in lines)
+    assert sum(line.endswith(" won") for line in lines) == 2
+
+
+def test_one_network_shares_its_encoder_between_the_kinds(built):
+    _, report = built
+    model = seq2seq.NewsSeq2Seq.load(report.run_dir / seq2seq.NETWORK_DIR)
+    heads = model._heads()
+    encoder = {id(v) for v in model.network_.get_layer("encoder").trainable_variables}
+    own = {kind: {id(v) for v in heads[kind].trainable_variables} - encoder
+           for kind in seq2seq.KINDS}
+    for kind in seq2seq.KINDS:
+        assert encoder <= {id(v) for v in heads[kind].trainable_variables}
+        assert own[kind]  # its decoder and output layer
+    assert not own["offhours"] & own["insession"]
+
+
+def test_alternating_batches_take_turns_and_reshuffle_the_smaller_kind():
+    rng = np.random.default_rng(0)
+    batches = seq2seq.alternating_batches({"offhours": 5, "insession": 23}, 4, rng)
+    assert [kind for kind, _ in batches] == ["offhours", "insession"] * 6
+    seen = np.concatenate([rows for kind, rows in batches if kind == "insession"])
+    assert sorted(seen) == list(range(23))  # one pass over the larger kind
+    off = [rows for kind, rows in batches if kind == "offhours"]
+    assert all(0 < len(rows) <= 4 for rows in off)
+    assert set(np.concatenate(off)) == set(range(5))
 
 
 def test_saved_model_predicts_what_the_trained_one_did(built):
@@ -112,9 +141,9 @@ def test_saved_model_predicts_what_the_trained_one_did(built):
     vectors, _, index, minutes = seq2seq.load_inputs(Config(), paths_of(folder), s)
     sets = seq2seq.build_samples(vectors, index, minutes, s)
     predictions = pd.read_parquet(report.run_dir / "predictions.parquet")
+    model = seq2seq.NewsSeq2Seq.load(report.run_dir / seq2seq.NETWORK_DIR)
     for kind, horizon in (("offhours", 1), ("insession", s.horizon_minutes)):
         test = sets[kind].split("test")
-        model = seq2seq.NewsSeq2Seq.load(report.run_dir / kind)
         predicted = model.predict(test)
         assert predicted.shape == (len(test), horizon) and np.isfinite(predicted).all()
         stored = predictions[predictions["kind"] == kind]
@@ -127,9 +156,9 @@ def test_saved_model_predicts_what_the_trained_one_did(built):
 def test_same_seed_same_forecasts(samples):
     sets = samples[0]
     s = seq2seq.effective_settings(Config().news.seq2seq, quick=True)
-    off = sets["offhours"]
-    runs = [seq2seq.NewsSeq2Seq(seq2seq.model_settings(s, "mask"), 7).fit(off.split("train"))
-            .predict(off.split("test")) for _ in range(2)]
+    train = {kind: sets[kind].split("train").subset(np.arange(40)) for kind in seq2seq.KINDS}
+    runs = [seq2seq.NewsSeq2Seq(seq2seq.model_settings(s, "mask"), 7).fit(train)
+            .predict(sets["offhours"].split("test")) for _ in range(2)]
     assert np.array_equal(runs[0], runs[1])
 
 

@@ -19,6 +19,13 @@ EDITS = {
     "evaluation": {"evaluation": {"retrain_every": 30}},
     "generative.vae": {"generative": {"vae": {"latent_dim": 3}}},
     "generative.minutes": {"generative": {"minutes": {"code_dim": 3}}},
+    "news.encoder": {"news": {"encoder": "bert-service"}},
+    "news.dimensions": {"news": {"dimensions": 32}},
+    "news.fit_end": {"news": {"fit_end": "20180601"}},
+    "news.ngram_range": {"news": {"ngram_range": [1, 2]}},
+    "news.text_max_chars": {"news": {"text_max_chars": 500}},
+    "news.bert": {"news": {"bert": {"port": 5557}}},
+    "news.forecaster": {"news": {"forecaster": {"ridge_alpha": 2.0}}},
     "refresh.train_model": {"refresh": {"train_model": "gru"}},
     "plot": {"plot": {"ts_code": "600000.SH"}},
 }

@@ -28,6 +28,8 @@ REGISTRY = {
     "tcn": "stockpred.models.neural:TCNForecaster",
     "wgan": "stockpred.generative.wgan:WGANForecaster",
     "fusion": "stockpred.models.fusion:FusionForecaster",
+    "news": "stockpred.news.forecaster:NewsForecaster",
+    "fusion+news": "stockpred.models.fusion:NewsFusionForecaster",
 }
 
 

@@ -17,8 +17,21 @@ bars (`stockpred fetch`: ``index_daily`` and ``stk_mins`` of news.seq2seq.index_
   Articles too late in the day to have a full horizon are left out.
 
 A step's input is the mean vector of its articles. Minutes without news are filled with
-noise (the original design) or masked (keras Masking skips them): ``news.seq2seq.fill``.
-Each model is judged against the same network trained on inputs that are pure noise
+noise (the original design) or masked (keras Masking skips them): ``news.seq2seq.fill``;
+``compare_fill`` trains the network with the other fill too, and the run's metrics say
+which fill had the lower validation error for each kind (``fill_won``).
+
+The two kinds train as one network with shared weights, as the original design has it,
+on alternating batches of each kind. The kinds differ in length (40 off-hours steps of 30
+minutes, 30 in-session steps of one minute) and in output (one gap, a 30-minute path), so
+the network shares its encoder and gives each kind its own decoder and output layer,
+rather than padding both to one shape: an LSTM's weights do not depend on the sequence
+length, so one encoder reads both kinds unpadded, and padding would feed the in-session
+samples steps that never hold news and make the off-hours head emit a path of 29
+meaningless values. What is shared is what the design wants shared, how news becomes a
+state; each kind keeps its own mapping from that state to its own target.
+
+The network is judged against the same network trained on inputs that are pure noise
 (news removed, so it can learn only the mean) and the naive forecast (zero gap, zero
 return), on a test period that follows training and validation in time.
 """
@@ -49,6 +62,7 @@ log = logging.getLogger(__name__)
 KINDS = ("offhours", "insession")
 FILLS = ("noise", "mask")
 MODEL_FILE = "model.keras"
+NETWORK_DIR = "network"  # the run folder's one network, both kinds' heads
 STATE_FILE = "news_seq2seq.json"
 SESSION_OPEN, SESSION_CLOSE = 9 * 60 + 30, 15 * 60  # minutes after midnight
 QUICK = {"units": 4, "epochs": 2, "batch_size": 64, "patience": 1, "lookback_minutes": 10,
@@ -250,9 +264,28 @@ def load_inputs(config: Config, paths: Paths, settings: NewsSeq2SeqSettings | No
 
 # -- the model ------------------------------------------------------------------------------------
 
+def alternating_batches(sizes: dict[str, int], batch_size: int,
+                        rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """One epoch's batches: one of each kind in turn, for as many rounds as the larger kind
+    has batches. The smaller kind is reshuffled whenever it runs out, so both kinds give
+    the shared encoder the same number of updates whatever their sample counts."""
+    rounds = max(math.ceil(n / batch_size) for n in sizes.values())
+    batches = {}
+    for kind, n in sizes.items():
+        chunks: list[np.ndarray] = []
+        while len(chunks) < rounds:
+            chunks += np.array_split(rng.permutation(n), math.ceil(n / batch_size))
+        batches[kind] = chunks[:rounds]
+    return [(kind, batches[kind][r]) for r in range(rounds) for kind in sizes]
+
+
 class NewsSeq2Seq:
-    """Encoder LSTM over the news steps -> its state starts a decoder LSTM that emits the
-    horizon's targets. ``with_news=False`` is the control: every step is noise."""
+    """Both kinds in one network: a shared encoder LSTM reads either kind's news steps, and
+    its final state starts that kind's own decoder LSTM and output layer, which emit the
+    kind's horizon. Trained on alternating batches of the two kinds with one optimizer,
+    each kind's targets standardised on its training samples; early stopping watches the
+    mean of the two kinds' standardised validation errors. ``with_news=False`` is the
+    control: every step is noise."""
 
     def __init__(self, settings: dict, seed: int = 42, with_news: bool = True):
         self.settings = dict(settings)
@@ -273,59 +306,117 @@ class NewsSeq2Seq:
             x[empty] = rng.normal(0.0, self.noise_std_, (int(empty.sum()), x.shape[2]))
         return x
 
-    def _network(self, steps: int, dims: int, horizon: int):
+    def _scaled(self, samples: SampleSet) -> np.ndarray:
+        kind = samples.kind
+        return ((samples.target - self.target_mean_[kind]) / self.target_std_[kind]
+                ).astype(np.float32)
+
+    def _network(self, shapes: dict[str, tuple[int, int, int]]):
+        """shapes: kind -> (steps, dimensions, horizon)."""
         import keras
         from keras import layers
 
         units = int(self.settings["units"])
-        source = keras.Input(shape=(steps, dims), name="news")
-        x = layers.Masking(mask_value=0.0)(source) if self.masked else source
-        _, h, c = layers.LSTM(units, dropout=self.settings["dropout"], return_state=True,
-                              name="encoder")(x)
-        y = layers.RepeatVector(horizon)(h)
-        y = layers.LSTM(units, return_sequences=True, name="decoder")(y, initial_state=[h, c])
-        y = layers.TimeDistributed(layers.Dense(1))(y)
-        model = keras.Model(source, layers.Reshape((horizon,))(y), name="news_seq2seq")
-        model.compile(optimizer=keras.optimizers.Adam(self.settings["learning_rate"]),
-                      loss="mse")
-        return model
+        # the one layer both kinds share: an LSTM's weights do not depend on the length
+        # of the sequence, so 40 off-hours steps and 30 in-session minutes both fit it
+        encoder = layers.LSTM(units, dropout=self.settings["dropout"], return_state=True,
+                              name="encoder")
+        inputs, outputs = [], []
+        for kind in KINDS:
+            steps, dims, horizon = shapes[kind]
+            source = keras.Input(shape=(steps, dims), name=kind)
+            x = layers.Masking(mask_value=0.0, name=f"{kind}_mask")(source) if self.masked \
+                else source
+            _, h, c = encoder(x)
+            y = layers.RepeatVector(horizon, name=f"{kind}_repeat")(h)
+            y = layers.LSTM(units, return_sequences=True, name=f"{kind}_decoder")(
+                y, initial_state=[h, c])
+            y = layers.TimeDistributed(layers.Dense(1), name=f"{kind}_head")(y)
+            inputs.append(source)
+            outputs.append(layers.Reshape((horizon,), name=f"{kind}_forecast")(y))
+        return keras.Model(inputs, outputs, name="news_seq2seq")
 
-    def fit(self, train: SampleSet, valid: SampleSet | None = None,
+    def _heads(self) -> dict:
+        """kind -> the part of the network that forecasts it (sharing the encoder)."""
+        import keras
+
+        return {kind: keras.Model(self.network_.inputs[i], self.network_.outputs[i])
+                for i, kind in enumerate(KINDS)}
+
+    def fit(self, train: dict[str, SampleSet], valid: dict[str, SampleSet] | None = None,
             verbose: int = 0) -> "NewsSeq2Seq":
         from stockpred.models.neural import _keras, native_stderr_to_log
 
-        if len(train) == 0:
-            raise InputError(f"no {train.kind} samples to train on")
+        for kind in KINDS:
+            if len(train[kind]) == 0:
+                raise InputError(f"no {kind} samples to train on")
         keras = _keras(self.seed)
-        filled = train.news[train.has_news]
+        import tensorflow as tf
+
+        filled = np.concatenate([train[k].news[train[k].has_news].ravel() for k in KINDS])
         self.noise_std_ = float(self.settings["noise_scale"] * (filled.std() if filled.size
                                                                  else 1.0) or 1.0)
-        self.target_mean_ = float(train.target.mean())
-        self.target_std_ = float(train.target.std() or 1.0)
-        x, y = self._tensor(train), (train.target - self.target_mean_) / self.target_std_
-        callbacks, validation = [], None
-        if valid is not None and len(valid):
-            validation = (self._tensor(valid),
-                          ((valid.target - self.target_mean_) / self.target_std_).astype("float32"))
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=self.settings["patience"],
-                restore_best_weights=True))
+        self.target_mean_ = {k: float(train[k].target.mean()) for k in KINDS}
+        self.target_std_ = {k: float(train[k].target.std() or 1.0) for k in KINDS}
+        x = {k: self._tensor(train[k]) for k in KINDS}
+        y = {k: self._scaled(train[k]) for k in KINDS}
+        checked = {k: (self._tensor(valid[k]), self._scaled(valid[k])) for k in KINDS} \
+            if valid is not None and all(len(valid[k]) for k in KINDS) else None
+        rng = np.random.default_rng(self.seed)
         with native_stderr_to_log():
-            self.network_ = self._network(x.shape[1], x.shape[2], y.shape[1])
-            self.history_ = self.network_.fit(
-                x, y.astype("float32"), validation_data=validation,
-                epochs=self.settings["epochs"], batch_size=self.settings["batch_size"],
-                callbacks=callbacks, verbose=verbose, shuffle=True).history
+            self.network_ = self._network({k: (x[k].shape[1], x[k].shape[2], y[k].shape[1])
+                                           for k in KINDS})
+            heads = self._heads()
+            optimizer = keras.optimizers.Adam(self.settings["learning_rate"])
+            optimizer.build(self.network_.trainable_variables)
+
+            def step_of(head):
+                @tf.function(reduce_retracing=True)
+                def step(inputs, targets):
+                    with tf.GradientTape() as tape:
+                        loss = tf.reduce_mean(tf.square(head(inputs, training=True) - targets))
+                    variables = head.trainable_variables
+                    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+                    return loss
+                return step
+
+            steps = {k: step_of(heads[k]) for k in KINDS}
+            history: dict[str, list[float]] = {"loss": [], "val_loss": []}
+            best, best_weights, waited = math.inf, None, 0
+            for epoch in range(self.settings["epochs"]):
+                losses = [float(steps[kind](x[kind][rows], y[kind][rows])) for kind, rows in
+                          alternating_batches({k: len(train[k]) for k in KINDS},
+                                              self.settings["batch_size"], rng)]
+                history["loss"].append(float(np.mean(losses)))
+                if checked is None:
+                    continue
+                history["val_loss"].append(float(np.mean([
+                    np.mean((heads[k](vx, training=False).numpy() - vy) ** 2)
+                    for k, (vx, vy) in checked.items()])))
+                if verbose:
+                    print(f"epoch {epoch + 1}: loss {history['loss'][-1]:.4f}, "
+                          f"val_loss {history['val_loss'][-1]:.4f}")
+                if history["val_loss"][-1] < best:
+                    best, best_weights, waited = (history["val_loss"][-1],
+                                                  self.network_.get_weights(), 0)
+                else:
+                    waited += 1
+                    if waited >= self.settings["patience"]:
+                        break
+            if best_weights is not None:
+                self.network_.set_weights(best_weights)
+        self.history_ = history
         return self
 
     def predict(self, samples: SampleSet) -> np.ndarray:
         from stockpred.models.neural import native_stderr_to_log
 
+        kind = samples.kind
         if len(samples) == 0:
             return np.zeros(samples.target.shape)
         with native_stderr_to_log():
-            z = self.network_.predict(self._tensor(samples), verbose=0, batch_size=1024)
-        return z.astype(float) * self.target_std_ + self.target_mean_
+            z = self._heads()[kind].predict(self._tensor(samples), verbose=0, batch_size=1024)
+        return z.astype(float) * self.target_std_[kind] + self.target_mean_[kind]
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
@@ -398,10 +489,11 @@ class Seq2SeqReport:
             n = m["samples"]
             lines.append(f"{kind}: {n['train']} train / {n['valid']} valid / {n['test']} test "
                          f"samples, fill {m['fill']}")
-            if len(m["fill_comparison"]) > 1:
+            if m["fill_won"] is not None:
                 lines.append("  validation rmse by fill: " + ", ".join(
                     f"{fill} {num(v['rmse'], '.5f')}" for fill, v in m["fill_comparison"].items())
-                    + f" (naive {num(m['valid']['naive']['rmse'], '.5f')})")
+                    + f" (naive {num(m['valid']['naive']['rmse'], '.5f')}): "
+                    f"{m['fill_won']} won")
             for name in ("with_news", "without_news", "naive"):
                 t = m["test"][name]
                 lines.append(f"  test {name:12s} rmse {num(t['rmse'], '.5f')}  direction "
@@ -426,44 +518,54 @@ def run(config: Config, paths: Paths, quick: bool = False, progress: bool = Fals
     vectors, manifest, index, minutes = load_inputs(config, paths, s)
     sets = build_samples(vectors, index, minutes, s)
     counts = {kind: _check_splits(sets[kind], s) for kind in KINDS}
+    train, valid, test = ({kind: sets[kind].split(name) for kind in KINDS}
+                          for name in ("train", "valid", "test"))
+    fills = [s.fill] + ([f for f in FILLS if f != s.fill] if s.compare_fill else [])
+    verbose = 1 if progress else 0
+    networks = {}
+    for fill in fills:
+        log.info("news seq2seq: fill %s", fill)
+        networks[fill] = NewsSeq2Seq(model_settings(s, fill), s.seed).fit(train, valid, verbose)
+    chosen = networks[s.fill]
+    control = NewsSeq2Seq(model_settings(s, s.fill), s.seed, with_news=False).fit(
+        train, valid, verbose)
     with new_run_folder(paths.model_runs("seq2seq"), quick) as run_folder:
         run_dir = run_folder.writing
-        fills = [s.fill] + ([f for f in FILLS if f != s.fill] if s.compare_fill else [])
-        verbose = 2 if progress else 0
+        chosen.save(run_dir / NETWORK_DIR)
         metrics, frames = {}, []
         for kind in KINDS:
-            train, valid, test = (sets[kind].split(n) for n in ("train", "valid", "test"))
-            naive_valid, naive_test = np.zeros(valid.target.shape), np.zeros(test.target.shape)
-            models, comparison = {}, {}
-            for fill in fills:
-                log.info("news seq2seq: %s, fill %s", kind, fill)
-                models[fill] = NewsSeq2Seq(model_settings(s, fill), s.seed).fit(train, valid, verbose)
-                comparison[fill] = score(valid.target, models[fill].predict(valid))
-            chosen = models[s.fill]
-            control = NewsSeq2Seq(model_settings(s, s.fill), s.seed, with_news=False).fit(
-                train, valid, verbose)
-            chosen.save(run_dir / kind)
-            predicted = {"with_news": chosen.predict(test), "without_news": control.predict(test),
-                         "naive": naive_test}
+            comparison = {fill: score(valid[kind].target, networks[fill].predict(valid[kind]))
+                          for fill in fills}
+            predicted = {"with_news": chosen.predict(test[kind]),
+                         "without_news": control.predict(test[kind]),
+                         "naive": np.zeros(test[kind].target.shape)}
             metrics[kind] = {
                 "samples": counts[kind], "fill": s.fill, "fill_comparison": comparison,
+                "fill_won": (min(comparison, key=lambda f: comparison[f]["rmse"])
+                             if len(comparison) > 1 else None),
                 "epochs_run": len(chosen.history_["loss"]),
-                "horizon": int(test.target.shape[1]), "steps": int(test.news.shape[1]),
+                "horizon": int(test[kind].target.shape[1]),
+                "steps": int(test[kind].news.shape[1]),
                 "valid": {"with_news": comparison[s.fill],
-                          "without_news": score(valid.target, control.predict(valid)),
-                          "naive": score(valid.target, naive_valid)},
-                "test": {name: score(test.target, p) for name, p in predicted.items()}}
-            for i in range(len(test)):
-                frames.append({"kind": kind, "time": test.meta["time"].iloc[i],
-                               "articles": int(test.meta["articles"].iloc[i]),
-                               **{f"actual_{h + 1}": test.target[i, h]
-                                  for h in range(test.target.shape[1])},
+                          "without_news": score(valid[kind].target,
+                                                control.predict(valid[kind])),
+                          "naive": score(valid[kind].target,
+                                         np.zeros(valid[kind].target.shape))},
+                "test": {name: score(test[kind].target, p) for name, p in predicted.items()}}
+            samples = test[kind]
+            for i in range(len(samples)):
+                frames.append({"kind": kind, "time": samples.meta["time"].iloc[i],
+                               "articles": int(samples.meta["articles"].iloc[i]),
+                               **{f"actual_{h + 1}": samples.target[i, h]
+                                  for h in range(samples.target.shape[1])},
                                **{f"{name}_{h + 1}": p[i, h] for name, p in predicted.items()
-                                  if name != "naive" for h in range(test.target.shape[1])}})
+                                  if name != "naive" for h in range(samples.target.shape[1])}})
         atomic_write_parquet(pd.DataFrame(frames), run_dir / "predictions.parquet")
         atomic_write_text(run_dir / "config.json", config_as_json(config))
         atomic_write_text(run_dir / "metrics.json", json.dumps({
             "model": "news-seq2seq", "quick": quick, "settings": s.model_dump(mode="json"),
+            "network": "one network for both kinds: a shared encoder LSTM, a decoder and "
+                       "output layer per kind, trained on alternating batches",
             "vectors": {k: manifest.get(k) for k in ("encoder", "dimensions", "rows", "fit_end",
                                                      "finished_at")},
             "split": {"train": f"before {s.valid_start}", "valid": [s.valid_start, s.test_start],

@@ -71,6 +71,18 @@ class NewsSeq2SeqSettings(Section):
         return self
 
 
+class NewsForecasterSettings(Section):
+    """The daily news model (`news` in the model registry, the partner of `fusion+news`):
+    the mean vector of the articles known by a day's close -> the next day's return."""
+
+    # the articles a stock's forecast reads: those whose tushare `company` tag names it, or
+    # every article (the market's news, which a code in fetch.indices always reads)
+    stock_articles: Literal["company", "all"] = "company"
+    ridge_alpha: float = Field(1.0, gt=0)
+    # fewer training days with articles than this: no model, zero return on every day
+    min_days: int = Field(20, ge=2)
+
+
 class NewsSettings(Section):
     encoder: Literal["offline", "bert-service"] = "offline"
     dimensions: int = Field(64, gt=1)
@@ -82,6 +94,7 @@ class NewsSettings(Section):
     text_max_chars: int = Field(1000, ge=0)
     bert: BertServiceSettings = Field(default_factory=BertServiceSettings)
     seq2seq: NewsSeq2SeqSettings = Field(default_factory=NewsSeq2SeqSettings)
+    forecaster: NewsForecasterSettings = Field(default_factory=NewsForecasterSettings)
 
     @field_validator("fit_end")
     @classmethod

@@ -31,6 +31,7 @@ ARTEFACTS: dict[str, Callable[[Paths], Path]] = {
     "train": lambda p: p.stage_record("train"),
     "latent": lambda p: p.latent_manifest,
     "minute_codes": lambda p: p.minute_codes_manifest,
+    "news_vectors": lambda p: p.news_vectors_manifest,
     "experiments": lambda p: p.stage_record("experiments"),
     "tuning": lambda p: p.stage_record("tune"),
     "peer": lambda p: p.peer_comparison,
@@ -83,6 +84,12 @@ def _minutes(config: Config, paths: Paths, progress: bool) -> list[str]:
     return generative.run_minutes(config, paths, progress=progress).summary()
 
 
+def _embed_news(config: Config, paths: Paths, progress: bool) -> list[str]:
+    from stockpred.news import embed
+
+    return embed.run(config, paths).summary()
+
+
 def _evaluate(config: Config, paths: Paths, progress: bool) -> list[str]:
     from stockpred.stages import evaluate
 
@@ -101,6 +108,10 @@ def _readme(config: Config, paths: Paths, progress: bool) -> list[str]:
     return readme.run(paths)
 
 
+# what the news vectors depend on: the encoder's settings, not the models that read them
+EMBEDDING_SECTIONS = ("news.encoder", "news.dimensions", "news.fit_end", "news.ngram_range",
+                      "news.text_max_chars", "news.bert")
+
 STAGES: tuple[Stage, ...] = (
     Stage("features", ("raw",), ("features",), ("features",), _features,
           "the point-in-time feature panel of every fetched stock"),
@@ -114,8 +125,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("minutes", ("raw",), ("minute_codes",), ("generative.minutes", "evaluation"),
           _minutes, "the minute-bar day encoder and its daily codes (`<model>+minutes`)",
           optional=True),
-    Stage("evaluate", ("features", "selection", "tuning", "latent", "minute_codes"),
-          ("leaderboard",), ("models", "evaluation"), _evaluate,
+    Stage("embed-news", ("raw",), ("news_vectors",), EMBEDDING_SECTIONS, _embed_news,
+          "the news vectors the news model (`fusion+news`) and the seq2seq read",
+          optional=True),
+    Stage("evaluate", ("features", "selection", "tuning", "latent", "minute_codes",
+                       "news_vectors"),
+          ("leaderboard",), ("models", "evaluation", "news.forecaster"), _evaluate,
           "walk-forward forecasts of evaluation.models and the leaderboard"),
     Stage("plot", ("features", "selection", "leaderboard", "latent", "minute_codes",
                    "experiments", "tuning"),

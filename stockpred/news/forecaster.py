@@ -1,0 +1,220 @@
+"""The news model (`news`, the partner of `fusion+news`): the articles known by a day's
+close -> the next day's return.
+
+Row t of a stock (day t's close) reads the articles published after the close of its
+previous row and before 15:00 of day t; a stamp of 15:00 or later belongs to the next row.
+tushare stamps to the minute, so an article stamped 14:59 was out before the close. The
+first row reads the day before it. A stock reads the articles whose tushare ``company`` tag
+names it (its name from ``stock_basic``; the sample tags SSE 50 companies), an index of
+``fetch.indices`` every article (``news.forecaster.stock_articles = "all"`` gives every
+code every article). A day's input is the mean vector of its articles (`stockpred
+embed-news`); a ridge regression fit on the training days with articles maps it to the next
+day's return. Its intercept, the mean return of those few days, is drift rather than news
+and is dropped: the forecast is what the day's news says beyond the training days' average
+news. A day without articles gets a zero return, "no information", as does every day when
+fewer than ``min_days`` training days had articles; ``informed`` says which days carry a
+news forecast, so that a fusion falls back to its price model on the others.
+
+Leakage: the offline encoder's vocabulary and SVD basis are fit on the articles published
+before ``news.fit_end`` (vectors.json records it). A vector holds text only, never a price,
+but an encoder fit on articles up to fit_end writes their vocabulary and topics into the
+vector of every earlier article, so a model that uses the vectors at a time before fit_end
+reads text from its future. The model is therefore fit only when the last close it is
+handed (the latest target among its training and validation rows, the fit's origin) falls
+on or after fit_end; an earlier fit has no model. A forecast for a day after the origin is
+then made from text known by that day; forecasts for days before the origin are backcasts
+of a model from their future, as any model's predictions of its own training rows, and
+walk-forward never scores them. A bert-service encoder was trained elsewhere, on a corpus
+whose dates its provider knows: vectors.json has no fit_end and the rule does not apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stockpred.data.store import RawStore
+from stockpred.dataset import StockData
+from stockpred.errors import InputError, MissingInputError
+from stockpred.layout import Paths, resolve_paths
+from stockpred.models.base import Forecaster
+from stockpred.news.embed import read_vectors, vector_columns
+from stockpred.news.seq2seq import article_times, step_means
+
+log = logging.getLogger(__name__)
+
+CLOSE = np.timedelta64(15 * 60, "m")
+# what identifies the embed-news run that made the vectors: a model fit on one basis
+# cannot read the vectors of another
+BASIS = ("encoder", "dimensions", "fit_end", "finished_at")
+
+
+@dataclass(frozen=True)
+class Articles:
+    """Stored news vectors in time order: minute stamps, vectors, each one's company tags."""
+
+    times: np.ndarray  # datetime64[m]
+    vectors: np.ndarray
+    companies: np.ndarray  # frozensets of company names
+    basis: dict
+
+    def naming(self, company: str) -> "Articles":
+        keep = np.array([company in tags for tags in self.companies], dtype=bool)
+        return Articles(self.times[keep], self.vectors[keep], self.companies[keep], self.basis)
+
+
+@lru_cache(maxsize=2)
+def _read_articles(paths: Paths, stamp: tuple) -> Articles:
+    """The vectors under ``paths`` (``stamp``: their files' times and sizes, so that rebuilt
+    files are read again); walk-forward refits read them once."""
+    vectors, manifest = read_vectors(paths)
+    times = article_times(vectors)
+    dated = times.notna().to_numpy()
+    vectors, times = vectors[dated], times[dated].to_numpy().astype("datetime64[m]")
+    order = np.argsort(times, kind="stable")
+    tags = vectors["company"].fillna("").astype(str).str.split("|")
+    return Articles(times[order], vectors[vector_columns(vectors)].to_numpy(np.float64)[order],
+                    np.array([frozenset(filter(None, t)) for t in tags], dtype=object)[order],
+                    {key: manifest.get(key) for key in BASIS})
+
+
+def read_articles(paths: Paths) -> Articles:
+    """The stored news vectors; MissingInputError naming `stockpred embed-news`."""
+    if not paths.news_vectors.exists():
+        read_vectors(paths)  # raises the MissingInputError naming the stage
+    stamp = tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.exists() else None
+                  for f in (paths.news_vectors, paths.news_vectors_manifest))
+    return _read_articles(paths, stamp)
+
+
+def close_rows(times: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """For each article, the row of ``dates`` (YYYYMMDD, ascending) whose 15:00 close is the
+    first after it, or -1: published after the last close, or over a day before the first."""
+    closes = pd.to_datetime(dates, format="%Y%m%d").to_numpy().astype("datetime64[m]") + CLOSE
+    if not len(closes):
+        return np.full(len(times), -1)
+    row = np.searchsorted(closes, times, side="right")
+    row[(row == len(closes)) | (times < closes[0] - np.timedelta64(1, "D"))] = -1
+    return row
+
+
+def daily_news(articles: Articles, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's mean article vector (zeros without articles) and which rows had any."""
+    row = close_rows(articles.times, dates)
+    kept = row >= 0
+    means, present = step_means(articles.vectors[kept], row[kept], len(dates))
+    return means.astype(np.float64), present
+
+
+class NewsForecaster(Forecaster):
+    name = "news"
+
+    @classmethod
+    def settings_from(cls, config):
+        return {**config.news.forecaster.model_dump(mode="json"),
+                "data_dir": str(resolve_paths(config).data_dir),
+                "index_codes": sorted({*config.fetch.indices, config.news.seq2seq.index_code})}
+
+    @property
+    def paths(self) -> Paths:
+        data_dir = Path(self.settings["data_dir"])
+        return Paths(data_dir, data_dir)  # the news model reads data artefacts only
+
+    def _company(self, ts_code: str) -> str | None:
+        try:
+            names = RawStore(self.paths.raw_dir).read("stock_basic", columns=["ts_code", "name"])
+        except MissingInputError:
+            return None
+        match = names.loc[names["ts_code"] == ts_code, "name"]
+        return str(match.iloc[0]) if len(match) else None
+
+    def _articles_of(self, articles: Articles, ts_code: str) -> Articles | None:
+        """The articles ``ts_code`` reads; None for a stock without a known company name."""
+        if self.settings["stock_articles"] == "all" or ts_code in self.settings["index_codes"]:
+            return articles
+        company = self._company(ts_code)
+        if company is None:
+            log.warning("news model: no stock_basic name for %s, so no company-tagged "
+                        "articles: zero return forecasts (run `stockpred fetch`)", ts_code)
+            return None
+        return articles.naming(company)
+
+    def _daily(self, articles: Articles, data: StockData) -> tuple[np.ndarray, np.ndarray]:
+        own = self._articles_of(articles, data.ts_code)
+        if own is None:
+            return np.zeros((len(data), articles.vectors.shape[1])), np.zeros(len(data), bool)
+        return daily_news(own, data.dates)
+
+    def fit(self, train, valid=None, log_dir=None, verbose=0):
+        self.origin_ = max((str(day) for s in [*train, *(valid or [])]
+                            for day in s.next_dates[np.isfinite(s.next_close)]), default=None)
+        self.coef_ = self.center_ = self.basis_ = None
+        self.fit_days_ = 0
+        try:
+            articles = read_articles(self.paths)
+        except MissingInputError as exc:
+            log.warning("news model: %s; it forecasts a zero return on every day", exc)
+            return self
+        self.basis_ = articles.basis
+        fit_end = articles.basis["fit_end"]
+        if articles.basis["encoder"] is None:
+            log.warning("news model: no vectors.json beside the news vectors, so no telling "
+                        "which articles fit their encoder: zero return forecasts")
+            return self
+        if fit_end and (self.origin_ is None or self.origin_ < fit_end):
+            log.info("news model: its last known close %s is before news.fit_end %s, the end "
+                     "of the encoder's articles: no model", self.origin_, fit_end)
+            return self
+        x, y = [], []
+        for stock in train:
+            means, present = self._daily(articles, stock)
+            usable = present & np.isfinite(stock.next_return)
+            x.append(means[usable])
+            y.append(stock.next_return[usable])
+        x, y = np.concatenate(x), np.concatenate(y)
+        self.fit_days_ = len(y)
+        if len(y) < self.settings["min_days"]:
+            return self
+        # ridge on centred inputs and returns: the intercept (their mean return) is dropped
+        self.center_ = x.mean(axis=0)
+        centred = x - self.center_
+        penalty = self.settings["ridge_alpha"] * np.eye(x.shape[1])
+        self.coef_ = np.linalg.solve(centred.T @ centred + penalty, centred.T @ (y - y.mean()))
+        return self
+
+    def _forecast(self, data: StockData) -> tuple[np.ndarray, np.ndarray]:
+        """The next-day return of every row and which rows the news informs."""
+        returns, present = np.zeros(len(data)), np.zeros(len(data), bool)
+        if self.coef_ is None:
+            return returns, present
+        articles = read_articles(self.paths)
+        if articles.basis != self.basis_:
+            raise InputError(f"the news vectors under {self.paths.news_dir} were rebuilt "
+                             f"({articles.basis}) after this news model was fit on "
+                             f"{self.basis_}: refit it")
+        means, present = self._daily(articles, data)
+        returns[present] = (means[present] - self.center_) @ self.coef_
+        return returns, present
+
+    def informed(self, data: StockData) -> np.ndarray:
+        """Which rows have a news forecast (the others forecast no change)."""
+        return self._forecast(data)[1]
+
+    def predict(self, data: StockData) -> np.ndarray:
+        return data.close * (1 + self._forecast(data)[0])
+
+    def _state(self):
+        as_list = (lambda v: None if v is None else v.tolist())
+        return {"origin": self.origin_, "fit_days": self.fit_days_, "basis": self.basis_,
+                "coef": as_list(self.coef_), "center": as_list(self.center_)}
+
+    def _restore(self, state, folder: Path):
+        self.origin_, self.fit_days_, self.basis_ = (state["origin"], state["fit_days"],
+                                                     state["basis"])
+        self.coef_, self.center_ = (None if state[k] is None else np.asarray(state[k])
+                                    for k in ("coef", "center"))
