@@ -650,10 +650,11 @@ def plot_features(ts_code, results_dir, config_path, data_dir):
 def plot_lstm(ts_code, results_dir, config_path, data_dir):
     """The LSTM experiments, into <results dir>/lstm/ (after `stockpred train experiments`).
 
-    Point by point, full window, multiple sequences, seq-to-seq with overlapping
-    forecasts averaged, and the globally normalised feature LSTM with its moves
-    clamped to the price limit. Each figure shows the forecast's errors next to
-    persistence's (tomorrow = today).
+    Point by point, full window, multiple sequences, seq-to-seq averaged, from the
+    latest origin only and with rectified joins, multi-feature seq-to-seq for each of
+    experiments.feature_windows, the globally normalised feature LSTM raw, rectified and
+    averaged, and the 0.9 / 0.98 train/validation split. Each figure shows the
+    forecast's errors next to persistence's (tomorrow = today).
     """
     from stockpred.stages import plot as plot_stage
 
@@ -678,8 +679,9 @@ def _figure_family(name: str, what: str) -> None:
         _run_and_echo(paths, "plot", lambda: plot_stage.draw(name, config, paths))
 
 
-_figure_family("generative", "VAE latent space and losses, WGAN training curves and fan "
-               "charts, from the latest `stockpred train vae` and `train wgan` runs")
+_figure_family("generative", "VAE latent space and losses, the minute-bar day codes, WGAN "
+               "training curves and fan charts, from the latest `stockpred train vae`, "
+               "`train minutes` and `train wgan` runs")
 _figure_family("news", "The news vectors projected to 2-D, coloured by channel and by month")
 
 
