@@ -314,9 +314,10 @@ def build_factor_panel(factors: pd.DataFrame, members: pd.DataFrame, bars: pd.Da
                        mad_k: float | None = 3.0) -> FactorPanel:
     """The member rows of ``factors`` (trade_date, ts_code, factor columns), normalised on
     each day's members, with labels from ``bars`` (the stocks' traded closes)."""
-    from stockpred.features.cross_section import forward_labels, normalise_by_day
+    from stockpred.features.cross_section import KEYS, forward_labels, normalised_matrix
 
-    features = [c for c in factors.columns if c not in ("trade_date", "ts_code")]
+    keys = list(KEYS)
+    features = [c for c in factors.columns if c not in keys]
     closes = bars[["trade_date", "ts_code", "close"]].sort_values(["ts_code", "trade_date"],
                                                                    kind="stable")
     labels = forward_labels(closes)[["trade_date", "ts_code", "ret_1", "ret_2"]]
@@ -324,16 +325,18 @@ def build_factor_panel(factors: pd.DataFrame, members: pd.DataFrame, bars: pd.Da
     ahead = 2 if label == "ret_2" else 1
     labels["known_on"] = by_stock["trade_date"].shift(-ahead).fillna("99999999").to_numpy()
     labels["last_return"] = (closes["close"] / by_stock["close"].shift(1) - 1).to_numpy()
-    rows = (members[["trade_date", "ts_code"]]
-            .merge(factors, on=["trade_date", "ts_code"], how="inner")
-            .merge(labels, on=["trade_date", "ts_code"], how="left")
-            .sort_values(["trade_date", "ts_code"], kind="stable").reset_index(drop=True))
-    x = normalise_by_day(rows[["trade_date", "ts_code", *features]], features, method, mad_k)
+    # the member rows found by their keys alone: the factor values are gathered once, block
+    # by block, as they are normalised, never copied whole by a merge or a sort
+    rows = (members[keys]
+            .merge(factors[keys].assign(factor_row=np.arange(len(factors))), on=keys,
+                   how="inner")
+            .merge(labels, on=keys, how="left")
+            .sort_values(keys, kind="stable").reset_index(drop=True))
+    x = normalised_matrix(factors, features, method, mad_k, rows["factor_row"].to_numpy())
     ranked = rows.groupby("trade_date")[label].rank(pct=True, method="average")
     counts = rows.groupby("trade_date")[label].transform("count")
     y = ((ranked - 0.5 / counts) - 0.5) * RANK_TO_UNIT_VARIANCE
-    return FactorPanel(rows[["trade_date", "ts_code"]].astype(str),
-                       x[features].to_numpy(np.float32), y.to_numpy(np.float32),
+    return FactorPanel(rows[keys].astype(str), x, y.to_numpy(np.float32),
                        rows["known_on"].fillna("99999999").to_numpy(dtype=str),
                        rows[["ret_1", "ret_2"]].reset_index(drop=True),
                        rows["last_return"].to_numpy(np.float64), features, label)

@@ -58,7 +58,8 @@ def walk_forward_panel(prototype, panel: FactorPanel, protocol: CrossSectionWalk
         first, last = block[0], block[-1]
         position = int(np.searchsorted(calendar, first))
         window_start = calendar[max(0, position - protocol.train_days)]
-        usable = (dates >= window_start) & (dates < first) & (panel.known_on <= first)
+        usable = (dates >= window_start) & (dates < first) & (panel.known_on <= first) \
+            & np.isfinite(panel.y)
         train, valid = usable, None
         if prototype.uses_validation:
             held = calendar[max(0, position - protocol.validation_days)]

@@ -19,8 +19,9 @@ KEYS = ("trade_date", "ts_code")
 FORWARD_LABELS = ("ret_1", "ret_2", "ret_1_rank", "ret_2_rank")
 # MAD x 1.4826 estimates the standard deviation of normal data, so k MADs reads as k sigma
 MAD_TO_SIGMA = 1.4826
-# values held at once while normalising, so the temporaries stay near 1 GB on any panel
-BLOCK_CELLS = 20_000_000
+# values held at once while normalising, so the float64 temporaries stay near half a GB on
+# any panel (beside the panel and its float32 result, which grow with the market)
+BLOCK_CELLS = 10_000_000
 
 
 def normalise_by_day(panel: pd.DataFrame, columns: list[str] | None = None,
@@ -33,21 +34,39 @@ def normalise_by_day(panel: pd.DataFrame, columns: list[str] | None = None,
     default). ``mad_k=None`` skips the clipping (ranks need none: clipping only adds ties).
     Returns the keys and one float32 column per factor, rows as in ``panel``.
     """
+    columns = list(columns or [c for c in panel.columns if c not in KEYS])
+    out = pd.DataFrame(normalised_matrix(panel, columns, method, mad_k), columns=columns,
+                       index=panel.index, copy=False)
+    for key in reversed(KEYS):
+        out.insert(0, key, panel[key].to_numpy())
+    return out
+
+
+def normalised_matrix(panel: pd.DataFrame, columns: list[str],
+                      method: Literal["zscore", "rank"] = "zscore",
+                      mad_k: float | None = 3.0, rows: np.ndarray | None = None) -> np.ndarray:
+    """What normalise_by_day computes, as a (rows, columns) float32 array, for the rows at
+    positions ``rows`` of ``panel`` in that order (default: every row). Only a block of
+    factors is ever held in float64, and the selected rows are gathered block by block,
+    never as a whole copy of the panel."""
     if method not in ("zscore", "rank"):
         raise ValueError(f"method must be 'zscore' or 'rank', not {method!r}")
-    columns = list(columns or [c for c in panel.columns if c not in KEYS])
+    dates = panel["trade_date"].to_numpy()
+    if rows is not None:
+        dates = dates[rows]
     # rows grouped by day, so each day is one contiguous run and a day's statistic reaches
     # its rows by np.repeat, not by a gather over the whole panel
-    day = pd.factorize(panel["trade_date"])[0]
+    day = pd.factorize(dates)[0]
     by_day_order = np.argsort(day, kind="stable")
     day = day[by_day_order]
     rows_per_day = np.bincount(day)
-    normalised = np.empty((len(panel), len(columns)), dtype=np.float32)
+    gather = by_day_order if rows is None else np.asarray(rows)[by_day_order]
+    normalised = np.empty((len(dates), len(columns)), dtype=np.float32)
     width = max(1, BLOCK_CELLS // max(len(panel), 1))
     for first in range(0, len(columns), width):
         block = columns[first:first + width]
         # (factor, row) layout: each factor a contiguous row, as the grouped kernels want
-        values = panel[block].to_numpy(np.float64)[by_day_order].T.copy()
+        values = panel[block].to_numpy(np.float64)[gather].T.copy()
         values[~np.isfinite(values)] = np.nan
         if mad_k is not None:
             _clip_by_mad(values, day, rows_per_day, mad_k)
@@ -60,10 +79,7 @@ def normalise_by_day(panel: pd.DataFrame, columns: list[str] | None = None,
             ranks = by_day.rank(method="average").to_numpy().T
             values = (ranks - 0.5) / _to_rows(by_day.count(), rows_per_day) - 0.5
         normalised[by_day_order, first:first + len(block)] = np.nan_to_num(values, nan=0.0).T
-    out = pd.DataFrame(normalised, columns=columns, index=panel.index, copy=False)
-    for key in reversed(KEYS):
-        out.insert(0, key, panel[key].to_numpy())
-    return out
+    return normalised
 
 
 def _by_day(values: np.ndarray, day: np.ndarray):

@@ -44,7 +44,10 @@ class CrossSectionalModel(Model):
 
 
 def _known(panel: FactorPanel) -> FactorPanel:
-    return panel.rows(np.isfinite(panel.y))
+    """The rows with a label; the panel itself when all have one (walk-forward hands over
+    only such rows), so a market-scale fit holds no second copy of its factors."""
+    known = np.isfinite(panel.y)
+    return panel if known.all() else panel.rows(known)
 
 
 class LastReturn(CrossSectionalModel):

@@ -83,7 +83,8 @@ def universe_panel(config: Config, paths: Paths, name: str
     of its stocks."""
     cs = config.cross_section
     member_rows = members(paths, name)
-    factors = model_factors(config, paths, name)
+    # build_factor_panel keeps the member days by their keys: no merged copy of the factors
+    factors = model_factors(config, paths, name, member_days_only=False)
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
     panel = build_factor_panel(factors, member_rows, bars, cs.label, cs.normalise, cs.mad_k)
     return panel, member_rows, bars

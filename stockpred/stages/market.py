@@ -170,11 +170,24 @@ def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) 
     return FactorsReport(name, len(panel), len(codes), years)
 
 
+def read_parquet_files(files: list) -> pd.DataFrame:
+    """The files' rows as one frame, each column converted on its own and its Arrow buffer
+    freed as it goes: a market-scale panel is never held twice (pd.concat of per-file
+    frames holds the parts and the whole at once)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
 def model_factors(config: Config, paths: Paths, name: str | None = None,
-                  ts_codes: list[str] | None = None) -> pd.DataFrame:
+                  ts_codes: list[str] | None = None,
+                  member_days_only: bool = True) -> pd.DataFrame:
     """trade_date, ts_code and every factor exactly as the models receive them, before the
-    cross-sectional step: a universe's stored panel on its member days, or the factors of
-    ``ts_codes`` computed from their stored bars."""
+    cross-sectional step: a universe's stored panel on its member days (every stored day of
+    its stocks with ``member_days_only=False``, for a caller that keeps the member days by
+    itself), or the factors of ``ts_codes`` computed from their stored bars."""
     if ts_codes:
         _, bars = market_bars(paths, ts_codes)
         found = set(bars["ts_code"])
@@ -188,5 +201,7 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
         raise MissingInputError(f"no factors of universe {name!r} under "
                                 f"{paths.factors_dir(name)}: run `stockpred features "
                                 f"--universe {name}` first")
-    panel = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    panel = read_parquet_files(files)
+    if not member_days_only:  # the caller keeps the member days by their keys
+        return panel
     return panel.merge(members(paths, name), on=["trade_date", "ts_code"], how="inner")
