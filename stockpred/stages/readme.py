@@ -180,15 +180,62 @@ def _market_benchmark(result: dict, paths: Paths) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cross_section_benchmark(result: dict, paths: Paths) -> str:
+    scales = result["scales"]
+    cap = result["trees_cap"]
+    lines = [f"{_measured(result)}. LightGBM walked forward over universe {result['universe']} "
+             f"(point in time), test {result['test_period'][0]}..{result['test_period'][1]}, "
+             f"on the trailing {result['train_days']} trading days (the last "
+             f"{result['validation_days']} stop it early), refitted every "
+             f"{result['retrain_every']} trading days instead of the config's "
+             f"{result['config_retrain_every']} (a fit's peak is every fit's; fewer fits keep "
+             f"the run short on a shared machine)"
+             + (f"; at most {cap} trees instead of {result['config_trees']} (memory goes with "
+                f"rows x factors, not trees)" if cap else "")
+             + ". Each case in its own process, peak memory summed over it and any Dask "
+               "workers.", "",
+             "| figure | " + " | ".join(f"{s['stocks']:,} stocks" for s in scales) + " |",
+             "|---|" + "---|" * len(scales)]
+    figures = [
+        ("panel rows (x factors)", lambda r: f"{r['rows']:,} (x {r['factors']})"),
+        ("wall: panel + walk-forward",
+         lambda r: f"{r['panel_s']:.0f} s + {r['walk_forward_s']:.0f} s"),
+        ("peak memory (building the panel / walking forward)",
+         lambda r: f"{r['peak_total'] / 1e9:.2f} GB ({r['panel_peak'] / 1e9:.2f} / "
+                   f"{r['walk_forward_peak'] / 1e9:.2f})"),
+        ("refits (trees each)", lambda r: f"{r['fits']} ({', '.join(map(str, r['trees']))})"),
+        ("training rows/s (rows fit, train and validation)",
+         lambda r: f"{r['fit_rows'] / r['fit_s']:,.0f} ({r['fit_rows']:,} in {r['fit_s']:.0f} s)"),
+        ("prediction rows/s", lambda r: f"{r['predict_rows'] / r['predict_s']:,.0f} "
+                                        f"({r['predict_rows']:,} in {r['predict_s']:.1f} s)")]
+    cases = [s["cases"]["walk-forward"] for s in scales]
+    for what, cell in figures:
+        lines.append(f"| {what} | " + " | ".join("failed" if "error" in r else cell(r)
+                                                  for r in cases) + " |")
+    full, projected = scales[-1], result["projected_peak_total"]
+    lines += ["", f"Target for all {full['stocks']:,} stocks: peak <= "
+                  f"{result['target_bytes'] / 1e9:.0f} GB: "
+                  f"{'met' if result['target_met'] else '**not met**'}. Projected peak at "
+                  f"{result['projected_stocks']:,} stocks (the line through "
+                  f"{scales[0]['stocks']:,} and {full['stocks']:,}): "
+                  + ("n/a" if projected is None else f"{projected / 1e9:.1f} GB")
+                  + f"; <= {result['projected_limit_bytes'] / 1e9:.0f} GB: "
+                  f"{'met' if result['projected_fits'] else '**not met**'}."]
+    return "\n".join(lines) + "\n"
+
+
 BLOCKS: dict[str, Block] = {
     "leaderboard": Block(lambda p: p.leaderboard_json, "stockpred evaluate", _leaderboard),
     "peer": Block(lambda p: p.peer_comparison,
                   ".venv-peer/bin/python scripts/bench_vs_qlib.py", _peer),
     "bench_market": Block(lambda p: p.benchmark_results("bench_market"),
                           "python scripts/bench_market.py", _market_benchmark),
+    "bench_cross_section": Block(lambda p: p.benchmark_results("bench_cross_section"),
+                                 "python scripts/bench_cross_section.py",
+                                 _cross_section_benchmark),
     **{script: Block(lambda p, script=script: p.benchmark_results(script),
                      f"python scripts/{script}.py", _benchmark)
-       for script in BENCHMARKS if script != "bench_market"},
+       for script in BENCHMARKS if script not in ("bench_market", "bench_cross_section")},
 }
 
 
