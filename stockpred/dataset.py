@@ -243,11 +243,9 @@ def with_codes(stocks: list[StockData], paths: Paths, families: tuple[str, ...],
 
 
 def load_stocks(config: Config, paths: Paths, ts_codes: list[str] | None,
-                features: list[str] | None = None, code_families: tuple[str, ...] = ()
-                ) -> tuple[list[StockData], list[str]]:
-    """The stocks with ``features`` (None or empty: the model features), and the codes of
-    ``code_families`` beside them. Refuses with MissingInputError (naming the command to
-    run) when features or codes were never built."""
+                features: list[str] | None = None) -> tuple[list[StockData], list[str]]:
+    """The stocks with ``features`` (None or empty: the model features). Refuses with
+    MissingInputError (naming `stockpred features`) when features were never built."""
     known = model_features(paths)  # raises MissingInputError without a features manifest
     chosen = list(features) if features else known
     built = read_manifest(paths.features_manifest)
@@ -264,9 +262,6 @@ def load_stocks(config: Config, paths: Paths, ts_codes: list[str] | None,
                          f"which a later re-basing of qfq prices rescales: no model input"
                          + (f" (use {', '.join(twins)})" if twins else ""))
     stocks = [load_stock(paths, code, chosen) for code in stocks_to_use(config, paths, ts_codes)]
-    if code_families:
-        stocks, added = with_codes(stocks, paths, code_families, config.evaluation.test_start)
-        chosen = chosen + added
     return stocks, chosen
 
 

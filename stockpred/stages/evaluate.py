@@ -17,7 +17,7 @@ import pandas as pd
 
 from stockpred.config import Config, quick_config
 from stockpred.data.store import atomic_write_parquet, atomic_write_text
-from stockpred.dataset import Periods, load_stocks
+from stockpred.dataset import Periods, load_stocks, with_codes
 from stockpred.errors import InputError
 from stockpred.evaluation.leaderboard import write_leaderboard
 from stockpred.evaluation.scoring import leaderboard_markdown, score
@@ -48,9 +48,12 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     protocol = WalkForward.from_config(config)
     names = list(dict.fromkeys(ALWAYS + check_models(models or ev.models)))
     families = {name: split_model_name(name)[1] for name in names}
-    inputs = {extra: load_stocks(config, paths, ts_codes, code_families=extra)
-              for extra in dict.fromkeys(families.values())}
-    stocks, features = inputs[()]  # persistence and drift read no codes
+    stocks, features = load_stocks(config, paths, ts_codes)
+    # each combination of code families joined once onto the stocks read once
+    inputs = {(): (stocks, [])}  # persistence and drift read no codes
+    for extra in dict.fromkeys(families.values()):
+        if extra:
+            inputs[extra] = with_codes(stocks, paths, extra, ev.test_start)
     if not any(Periods.from_config(config).in_test(s.dates).any() for s in stocks):
         raise InputError(f"no trading day between test start {ev.test_start} and test end "
                          f"{ev.test_end} in the stored features")
@@ -81,7 +84,7 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
                    "stocks": [s.ts_code for s in stocks], "retrain_every": ev.retrain_every,
                    "train_window_days": ev.train_window_days, "quick": quick,
                    "features": features,
-                   "code_inputs": {"+".join(extra): columns[len(features):]
+                   "code_inputs": {"+".join(extra): columns
                                    for extra, (_, columns) in inputs.items() if extra},
                    "config_sha256": config_hash(config),
                    "upstream": upstream(paths), "versions": package_versions(), "rows": rows}
