@@ -1,8 +1,9 @@
 """Print the import cycles among stockpred's modules and the upward imports from a library
 package (data, features, models, evaluation, plots) into stages or cli; exit 1 if any.
 
-Reads the imports as written (top level and inside functions alike, leaving out those
-under ``if TYPE_CHECKING:``), without importing anything.
+Reads the imports as written (top level, inside functions and under ``if TYPE_CHECKING:``
+alike: an annotation-only import still ties the two modules' designs), without importing
+anything.
 Run: python scripts/import_cycles.py
 """
 
@@ -22,19 +23,9 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _runtime_nodes(tree: ast.AST):
-    """Every node but those under ``if TYPE_CHECKING:`` (annotations only, never run)."""
-    for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            yield from (n for branch in node.orelse for n in ast.walk(branch))
-            continue
-        yield node
-        yield from _runtime_nodes(node)
-
-
 def imports(path: Path, known: set[str]) -> set[str]:
     found = set()
-    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):

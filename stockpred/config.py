@@ -13,7 +13,7 @@ import re
 import stat
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -21,7 +21,7 @@ from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.data.universe import Universe as UniverseSpec
 from stockpred.errors import InputError
 from stockpred.generative.settings import GenerativeSettings
-from stockpred.models.registry import CROSS_SECTIONAL, REGISTRY, is_model_name, model_names_hint
+from stockpred.models.names import CROSS_SECTIONAL, REGISTRY, is_model_name, model_names_hint
 from stockpred.news.settings import NewsSettings
 from stockpred.settings_base import Section, parse_day
 
@@ -31,9 +31,14 @@ API_URL_ENV = "TUSHARE_API_URL"
 USER_CONFIG_ENV = "STOCKPRED_USER_CONFIG"
 TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 
-# The stages after fetch, in the order `stockpred refresh` reruns them.
+# The stages after fetch that `stockpred refresh` may rerun, in the stage table's order
+# (stockpred.stages.table; a test keeps the two equal). The market-wide ones run when
+# refresh.stages names them.
 LATER_STAGES = ("features", "importance", "train", "vae", "minutes", "embed-news", "evaluate",
-                "plot", "readme")
+                "factors", "evaluate-cross-section", "plot", "readme")
+# what refresh runs by default: the per-stock pipeline
+DEFAULT_REFRESH = ("features", "importance", "train", "vae", "minutes", "embed-news", "evaluate",
+                   "plot", "readme")
 
 # keys under which a token may be put into config.json by mistake
 _TOKEN_KEYS = ("tushare_token", "token", "ts_token")
@@ -52,6 +57,7 @@ def check_ts_code(code: str) -> str:
 
 
 class TushareSettings(Section):
+    section: ClassVar[str] = "tushare"
     api_url: str = TUSHARE_DEFAULT_URL
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(6, ge=0)
@@ -89,6 +95,7 @@ class Universe(Section):
 
 
 class FetchSettings(Section):
+    section: ClassVar[str] = "fetch"
     source: Literal["auto", "tushare", "sample"] = "auto"
     universe: Universe = Field(default_factory=Universe)
     indices: list[str] = Field(default_factory=lambda: ["000001.SH", "000300.SH", "000016.SH"])
@@ -136,7 +143,7 @@ class FetchSettings(Section):
     @model_validator(mode="after")
     def _ordered(self) -> "FetchSettings":
         if self.end_date is not None and self.start_date > self.end_date:
-            raise ValueError(f"start_date {self.start_date} is after end_date {self.end_date}")
+            raise ValueError(f"start {self.start_date} is after end {self.end_date}")
         return self
 
 
@@ -213,6 +220,7 @@ class ArimaSettings(Section):
 
 
 class FeatureSettings(Section):
+    section: ClassVar[str] = "features"
     indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
     fourier: FourierSettings = Field(default_factory=FourierSettings)
     arima: ArimaSettings = Field(default_factory=ArimaSettings)
@@ -234,6 +242,7 @@ class XGBoostSettings(Section):
 
 
 class ImportanceSettings(Section):
+    section: ClassVar[str] = "importance"
     target: Literal["next_return", "next_close", "next_direction"] = "next_return"
     train_end: str = "20161231"
     validation_fraction: float = Field(0.2, gt=0, lt=1)
@@ -249,6 +258,7 @@ class ImportanceSettings(Section):
 
 
 class PlotSettings(Section):
+    section: ClassVar[str] = "plot"
     ts_code: str = "600036.SH"
     days: int = Field(500, gt=20)
 
@@ -301,6 +311,7 @@ class ModelSettings(Section):
 
 
 class EvaluationSettings(Section):
+    section: ClassVar[str] = "evaluation"
     ts_codes: list[str] = Field(default_factory=lambda: ["600036.SH"])
     validation_start: str = "20160101"
     test_start: str = "20170101"
@@ -333,8 +344,11 @@ class EvaluationSettings(Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> "EvaluationSettings":
-        if not self.validation_start < self.test_start <= self.test_end:
-            raise ValueError("need validation_start < test_start <= test_end")
+        if self.test_start > self.test_end:
+            raise ValueError(f"test start {self.test_start} is after test end {self.test_end}")
+        if self.test_start <= self.validation_start:
+            raise ValueError(f"test start {self.test_start} must come after "
+                             f"evaluation.validation_start {self.validation_start}")
         return self
 
 
@@ -382,6 +396,7 @@ class MLPSettings(Section):
 class BacktestConfig(Section):
     """TopK-Dropout (stockpred.evaluation.backtest.BacktestSettings' defaults)."""
 
+    section: ClassVar[str] = "cross_section.backtest"
     topk: int = Field(50, gt=0)
     n_drop: int = Field(5, ge=0)
     rebalance_every: int = Field(1, gt=0)
@@ -397,6 +412,7 @@ class CrossSectionSettings(Section):
     ``retrain_every`` trading days on the trailing ``train_days`` whose labels are known,
     the last ``validation_days`` of them stopping the learners early."""
 
+    section: ClassVar[str] = "cross_section"
     universe: str = "top800"
     models: list[str] = Field(default_factory=lambda: ["lightgbm", "xgboost", "mlp"])
     label: Literal["ret_1", "ret_2"] = "ret_2"
@@ -436,6 +452,7 @@ class ExperimentSettings(Section):
     the sizes of models.lstm, the univariate seq-to-seq models.seq2seq_lambda and
     models.predict_window."""
 
+    section: ClassVar[str] = "experiments"
     # multi-feature seq-to-seq: windows of n days, the first m = round(lambda n) predicting
     # the remaining n - m closes
     feature_windows: list[tuple[int, float]] = Field(
@@ -470,6 +487,7 @@ class ComputeSettings(Section):
     """Where the market-wide work runs: an existing Dask scheduler, or a LocalCluster on
     127.0.0.1 sized to the machine (``workers`` processes, one thread each)."""
 
+    section: ClassVar[str] = "compute"
     scheduler: str | None = None  # e.g. "tcp://10.0.0.5:8786"; None: a local cluster
     # local cluster processes; None: the CPU count; 0: no cluster, compute in this process
     workers: int | None = Field(None, ge=0)
@@ -477,7 +495,8 @@ class ComputeSettings(Section):
 
 
 class RefreshSettings(Section):
-    stages: list[str] = Field(default_factory=lambda: list(LATER_STAGES))
+    section: ClassVar[str] = "refresh"
+    stages: list[str] = Field(default_factory=lambda: list(DEFAULT_REFRESH))
     train_model: str = "lstm"
 
     @field_validator("stages")

@@ -9,7 +9,8 @@ from stockpred.config import Config, quick_config
 from stockpred.dataset import load_stocks
 from stockpred.evaluation.walkforward import WalkForward
 from stockpred.layout import resolve_paths
-from stockpred.models.registry import REGISTRY, prototype
+from stockpred.models.names import REGISTRY
+from stockpred.models.registry import prototype
 from stockpred.testing import conformance
 
 STOCKS = ["600036.SH", "600519.SH", "601318.SH"]

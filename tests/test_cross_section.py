@@ -15,7 +15,8 @@ from stockpred.dataset import build_factor_panel
 from stockpred.evaluation.cross_section import CrossSectionWalkForward, walk_forward_panel
 from stockpred.layout import resolve_paths
 from stockpred.models.cross_section import CrossSectionalModel
-from stockpred.models.registry import CROSS_SECTIONAL, cross_sectional_prototype
+from stockpred.models.names import CROSS_SECTIONAL
+from stockpred.models.registry import cross_sectional_prototype
 from stockpred.stages.market import market_bars, members, model_factors
 
 SETTINGS = {"compute": {"workers": 0},

@@ -8,6 +8,7 @@ import re
 import shutil
 
 from conftest import REPO, run_cli
+from stockpred.config import Config
 from stockpred.layout import Paths
 from stockpred.stages import readme, table
 
@@ -24,8 +25,8 @@ def test_the_committed_readme_shows_what_the_committed_results_render():
 
 
 def test_the_readme_stage_reruns_when_a_block_s_result_file_changes():
-    stage = next(s for s in table.STAGES if s.name == "readme")
-    read = {table.ARTEFACTS[key](COMMITTED) for key in stage.reads}
+    stage = table.stage("readme")
+    read = {table.ARTEFACTS[key](COMMITTED, Config()) for key in stage.reads}
     assert {block.source(COMMITTED) for block in readme.BLOCKS.values()} <= read
 
 

@@ -19,7 +19,8 @@ from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.store import RawStore
 from stockpred.dataset import load_stocks
 from stockpred.layout import resolve_paths
-from stockpred.models.registry import REGISTRY, prototype
+from stockpred.models.names import REGISTRY
+from stockpred.models.registry import prototype
 
 # Bank of China: the sample's cheapest qfq prices (1.34 CNY at the least), where the
 # vendor's rounding weighs most

@@ -1,34 +1,173 @@
-"""The stage table: one staleness rule, each config section re-running exactly its stages."""
+"""The stage table: one staleness rule, checked against every key of the config schema.
+
+The edits are generated from the schema: every leaf key of config.json is changed once,
+and exactly the stages whose sections hold it must go stale. The sections a model names
+are held to what its ``settings_from`` reads, by the same edits.
+"""
 
 from __future__ import annotations
 
 import json
+import typing
+from datetime import date, timedelta
 
 import pytest
+from pydantic import BaseModel
 
 from conftest import sample_features
-from stockpred.config import load_config, with_overrides
-from stockpred.layout import resolve_paths
+from stockpred.config import Config, load_config, with_overrides
+from stockpred.errors import InputError
+from stockpred.layout import Paths, resolve_paths
+from stockpred.models.names import CROSS_SECTIONAL, REGISTRY, _import
 from stockpred.stages import table
 
-# one edit inside each section a stage declares
-EDITS = {
-    "features": {"features": {"indicators": {"ma": [5, 21]}}},
-    "importance": {"importance": {"top_k": 10}},
-    "models": {"models": {"lstm": {"units": [32]}}},
-    "evaluation": {"evaluation": {"retrain_every": 30}},
-    "generative.vae": {"generative": {"vae": {"latent_dim": 3}}},
-    "generative.minutes": {"generative": {"minutes": {"code_dim": 3}}},
-    "news.encoder": {"news": {"encoder": "bert-service"}},
-    "news.dimensions": {"news": {"dimensions": 32}},
-    "news.fit_end": {"news": {"fit_end": "20180601"}},
-    "news.ngram_range": {"news": {"ngram_range": [1, 2]}},
-    "news.text_max_chars": {"news": {"text_max_chars": 500}},
-    "news.bert": {"news": {"bert": {"port": 5557}}},
-    "news.forecaster": {"news": {"forecaster": {"ridge_alpha": 2.0}}},
-    "refresh.train_model": {"refresh": {"train_model": "gru"}},
-    "plot": {"plot": {"ts_code": "600000.SH"}},
+# keys no recorded stage may depend on, and why
+READ_BY_NO_STAGE = {
+    "data_dir": "where results go, not what they are",
+    "results_dir": "where results go, not what they are",
+    "refresh.stages": "which stages refresh runs, not what any of them computes",
+    "models.quick": "read by --quick runs only, which are never recorded",
+    "experiments.quick_feature_windows": "read by --quick runs only",
 }
+# values for the keys whose type alone does not give a valid edit
+EDITS = {
+    "tushare.api_url": "http://127.0.0.1:9/dataapi",
+    "fetch.universe.index": "000300.SH",
+    "fetch.end_date": "20181231",
+    "fetch.interfaces": ["daily"],
+    "fetch.futures": ["IF.CFX"],
+    "features.ma": [5, 21],
+    "fetch.settle_time": "21:00",
+    "tushare.calls_per_minute": 100,
+    "tushare.rows_per_call": {"daily": 1000},
+    "compute.scheduler": "tcp://127.0.0.1:8786",
+    "compute.workers": 1,
+    "compute.memory_limit": "2GB",
+    "universes": {"mine": {"kind": "top_liquid", "n": 5}},
+    "news.seq2seq.open_cutoff": "09:20",
+    "news.bert.host": "127.0.0.1",
+    "cross_section.universe": "top500",
+    "cross_section.backtest.benchmark_index": "000905.SH",
+    "refresh.train_model": "gru",
+}
+# keys that are only valid edited together with another
+PAIRED_EDITS = {
+    "fetch.universe.ts_codes": {"fetch": {"universe": {"index": None, "ts_codes": ["600036.SH"]}}},
+}
+
+
+def _leaves(model: BaseModel, prefix: str = ""):
+    for name, field in type(model).model_fields.items():
+        if field.exclude:
+            continue
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            yield from _leaves(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value, field.annotation
+
+
+def _candidates(key: str, value, annotation) -> list:
+    if key in EDITS:
+        return [EDITS[key]]
+    choices = [c for c in typing.get_args(annotation) if isinstance(c, str)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return [c for c in choices if c != value]
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [value + 1, value - 1, value * 2]
+    if isinstance(value, float):
+        return [value * 1.5, value / 2, value + 0.1]
+    if isinstance(value, str) and len(value) == 8 and value.isdigit():
+        day = date(int(value[:4]), int(value[4:6]), int(value[6:]))
+        return [(day + timedelta(days=d)).strftime("%Y%m%d") for d in (1, -1, 30, -30)]
+    if isinstance(value, str) and value.endswith((".SH", ".SZ")):
+        return ["600000.SH", "000001.SH"]
+    if isinstance(value, (list, tuple)) and value:
+        first = value[0]
+        bumped = ([first[0] + 1, *first[1:]] if isinstance(first, (list, tuple)) else
+                  first + 1 if isinstance(first, (int, float)) else first)
+        return [list(value[:-1]), [*value, value[-1]], [bumped, *value[1:]]]
+    if isinstance(value, list):
+        return [["600000.SH"], ["lstm"]]
+    return [value + "2"] if isinstance(value, str) else []
+
+
+def _nested(key: str, value) -> dict:
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def _every_edit(config: Config):
+    """(key, edited config) for every leaf key; a key without a valid edit fails here."""
+    for key, value, annotation in _leaves(config):
+        overrides = ([PAIRED_EDITS[key]] if key in PAIRED_EDITS else
+                     [_nested(key, c) for c in _candidates(key, value, annotation)])
+        for override in overrides:
+            try:
+                edited = with_overrides(config, override)
+            except InputError:
+                continue
+            if edited.model_dump() != config.model_dump():
+                yield key, edited
+                break
+        else:
+            pytest.fail(f"no valid edit of {key} (value {value!r}): add one to EDITS")
+
+
+def _reads(section: str, key: str) -> bool:
+    return key == section or key.startswith(section + ".")
+
+
+@pytest.fixture(scope="module")
+def every_model() -> Config:
+    """The defaults with every model evaluated, so that every model's sections count."""
+    return with_overrides(Config(), {"evaluation": {"models": list(REGISTRY)},
+                                     "cross_section": {"models": list(CROSS_SECTIONAL)}})
+
+
+RECORDED = [s for s in table.STAGES if s.records is not table._never]
+
+
+def _stale(config: Config, paths: Paths) -> set[str]:
+    return {s.name for s in RECORDED if table.is_stale(s, config, paths)}
+
+
+def test_editing_any_key_makes_exactly_the_stages_that_read_it_stale(every_model, tmp_path):
+    paths = Paths(data_dir=tmp_path / "data", results_dir=tmp_path / "results")
+    for stage in RECORDED:
+        table.record_run(stage, every_model, paths)
+    assert _stale(every_model, paths) == set()
+    unread = []
+    for key, edited in _every_edit(every_model):
+        readers = {s.name for s in RECORDED
+                   if any(_reads(section, key) for section in s.sections(every_model))}
+        if not readers and not any(_reads(k, key) for k in READ_BY_NO_STAGE):
+            unread.append(key)
+        assert _stale(edited, paths) == readers, key
+    assert unread == [], f"keys no stage declares it reads: {unread}"
+
+
+@pytest.mark.parametrize("name", [*REGISTRY, *(f"cross:{n}" for n in CROSS_SECTIONAL)])
+def test_a_model_names_every_key_its_settings_come_from(name, every_model):
+    cls = _import((CROSS_SECTIONAL if name.startswith("cross:") else REGISTRY)
+                  [name.removeprefix("cross:")])
+    before = json.dumps(cls.settings_from(every_model), sort_keys=True, default=str)
+    for key, edited in _every_edit(every_model):
+        if key in ("data_dir", "results_dir"):  # the news model reads its vectors itself
+            continue
+        if json.dumps(cls.settings_from(edited), sort_keys=True, default=str) != before:
+            assert any(_reads(s, key) for s in cls.config_sections()), (name, key)
+
+
+def test_every_artefact_read_is_written_by_a_stage_or_a_benchmark():
+    written = {key for stage in table.STAGES for key in stage.writes}
+    for stage in table.STAGES:
+        for key in (*stage.reads, *stage.writes):
+            assert key in table.ARTEFACTS, (stage.name, key)
+        assert set(stage.reads) <= written | set(table.EXTERNAL), stage.name
 
 
 @pytest.fixture(scope="module")
@@ -36,39 +175,20 @@ def built(tmp_path_factory):
     return sample_features(tmp_path_factory.mktemp("stages"), "600036.SH", "20160101")
 
 
-def _stale(config, paths) -> set[str]:
-    return {s.name for s in table.STAGES if table.is_stale(s, config, paths)}
-
-
-def test_every_declared_section_is_edited_here():
-    declared = {section for stage in table.STAGES for section in stage.sections}
-    assert declared == set(EDITS)
-
-
-@pytest.mark.parametrize("section", list(EDITS))
-def test_editing_a_section_makes_exactly_its_stages_stale(section, built, workdir):
-    config = load_config()
-    paths = resolve_paths(config, built)
-    for stage in table.STAGES:
-        table.record_run(stage.name, config, paths)
-    assert _stale(config, paths) == set()
-    edited = with_overrides(config, EDITS[section])
-    assert _stale(edited, paths) == {s.name for s in table.STAGES if section in s.sections}
-
-
 def test_a_changed_input_makes_its_readers_stale(built, workdir):
     config = load_config()
     paths = resolve_paths(config, built)
-    for stage in table.STAGES:
-        table.record_run(stage.name, config, paths)
+    for stage in RECORDED:
+        table.record_run(stage, config, paths)
     manifest = json.loads(paths.features_manifest.read_text())
     original = paths.features_manifest.read_text()
     try:
-        # a new timestamp alone is no change
-        paths.features_manifest.write_text(json.dumps({**manifest, "finished_at": "later"}))
+        # a new timestamp or another config hash alone is no change
+        paths.features_manifest.write_text(json.dumps({**manifest, "finished_at": "later",
+                                                       "config_sha256": "other"}))
         assert _stale(config, paths) == set()
         paths.features_manifest.write_text(json.dumps({**manifest, "stocks": {}}))
-        assert _stale(config, paths) == {s.name for s in table.STAGES if "features" in s.reads}
+        assert _stale(config, paths) == {s.name for s in RECORDED if "features" in s.reads}
     finally:
         paths.features_manifest.write_text(original)
 
@@ -83,6 +203,35 @@ def test_refresh_skips_fresh_stages_and_reruns_an_edited_one(built, workdir):
     first = table.refresh(config, paths)
     second = table.refresh(config, paths)
     assert "features: up to date, inputs unchanged" in second, (first, second)
-    edited = with_overrides(config, EDITS["features"])
+    # a setting no stage after fetch reads reruns nothing
+    assert "features: up to date, inputs unchanged" in table.refresh(
+        with_overrides(config, {"plot": {"days": 400}}), paths)
+    edited = with_overrides(config, {"features": {"indicators": {"ma": [5, 21]}}})
     third = table.refresh(edited, paths)
     assert not any(line.startswith("features: up to date") for line in third)
+
+
+def test_a_command_run_records_its_stage_and_stages_lists_every_command(built, workdir):
+    from conftest import run_cli
+
+    code, out, err = run_cli("stages", "--data-dir", str(built))
+    assert code == 0, err
+    listed = {line.split()[0] for line in out.splitlines()[1:]}
+    assert listed == {s.name for s in table.STAGES}
+    code, _, err = run_cli("importance", "--data-dir", str(built))
+    assert code == 0, err
+    paths = resolve_paths(load_config(), built)
+    assert not table.is_stale(table.stage("importance"), load_config(), paths)
+    # a run over other stocks is not the stage's own result: nothing recorded
+    record = paths.stage_record("importance").read_text()
+    code, _, err = run_cli("importance", "--ts-code", "600036.SH", "--data-dir", str(built))
+    assert code == 0, err
+    assert paths.stage_record("importance").read_text() == record
+
+
+def test_the_architecture_doc_shows_the_table():
+    from conftest import REPO
+
+    doc = (REPO / "doc" / "architecture.md").read_text(encoding="utf-8")
+    shown = doc.split("<!-- stages -->\n")[1].split("<!-- /stages -->")[0]
+    assert shown == table.markdown(Config()), "run `stockpred stages --markdown` into the doc"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from stockpred.settings_base import Section
 
 
 class VAESettings(Section):
+    section: ClassVar[str] = "generative.vae"
     window: int = Field(20, gt=1)
     latent_dim: int = Field(2, gt=0)
     units: int = Field(32, gt=0)  # GRU width of the encoder and of the decoder
@@ -24,6 +27,7 @@ class VAESettings(Section):
 
 
 class WGANSettings(Section):
+    section: ClassVar[str] = "generative.wgan"
     window: int = Field(20, gt=1)
     horizon: int = Field(5, gt=0)
     features: list[str] = Field(default_factory=list)  # extra conditioning features
@@ -51,6 +55,7 @@ class WGANSettings(Section):
 class MinuteEncoderSettings(Section):
     """The minute-bar day encoder (`stockpred train minutes`)."""
 
+    section: ClassVar[str] = "generative.minutes"
     ts_code: str = "000001.SH"  # whose stored stk_mins are encoded; its codes join every stock
     code_dim: int = Field(4, gt=0)
     units: int = Field(64, gt=0)  # width of the encoder's and the decoder's hidden layer

@@ -192,6 +192,7 @@ class WGANForecaster(Forecaster):
     """Next close = median of sampled next-day closes; ``sample_paths`` for fan charts."""
 
     name = "wgan"
+    sections = ("generative.wgan",)
     uses_validation = True  # monitored (Wasserstein estimate, next-day CRPS), not selected on
 
     @classmethod

@@ -32,6 +32,8 @@ class Model(ABC):
     the last days of its training rows, to stop early, to monitor, or to fit a weight."""
 
     name: ClassVar[str]
+    # the config.json keys ``settings_from`` reads (a test edits every key to hold this true)
+    sections: ClassVar[tuple[str, ...]] = ()
     uses_validation: ClassVar[bool] = False
     state_file: ClassVar[str] = STATE_FILE
 
@@ -43,6 +45,11 @@ class Model(ABC):
     def settings_from(cls, config: "Config") -> dict:
         """This model's settings from its section of config.json (typed there)."""
         return {}
+
+    @classmethod
+    def config_sections(cls) -> tuple[str, ...]:
+        """What a stage running this model depends on in config.json."""
+        return cls.sections
 
     def clone(self):
         """An unfitted copy with the same settings and seed (walk-forward refits clones)."""
@@ -83,7 +90,7 @@ class Forecaster(Model):
 
     @staticmethod
     def class_named(name: str) -> type:
-        from stockpred.models.registry import forecaster_class
+        from stockpred.models.names import forecaster_class
 
         return forecaster_class(name)
 

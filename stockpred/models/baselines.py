@@ -52,6 +52,7 @@ class Arima(Forecaster):
     """
 
     name = "arima"
+    sections = ("models.arima_order",)
 
     @classmethod
     def settings_from(cls, config):

@@ -29,7 +29,7 @@ class CrossSectionalModel(Model):
 
     @staticmethod
     def class_named(name: str) -> type:
-        from stockpred.models.registry import cross_sectional_class
+        from stockpred.models.names import cross_sectional_class
 
         return cross_sectional_class(name)
 
@@ -82,6 +82,7 @@ class LightGBMModel(CrossSectionalModel):
     LambdaRank with each day a query (``objective: lambdarank``, label in ``rank_bins``)."""
 
     name = "lightgbm"
+    sections = ("cross_section.lightgbm",)
     uses_validation = True
     MODEL_FILE = "model.lgb.txt"
 
@@ -155,6 +156,7 @@ class XGBoostModel(CrossSectionalModel):
     with each day a query group."""
 
     name = "xgboost"
+    sections = ("cross_section.xgboost",)
     uses_validation = True
     MODEL_FILE = "model.xgb.json"
 
@@ -246,6 +248,7 @@ class MLPModel(CrossSectionalModel):
     validation days, mean squared error on the ranked label."""
 
     name = "mlp"
+    sections = ("cross_section.mlp",)
     uses_validation = True
     MODEL_FILE = "model.keras"
 

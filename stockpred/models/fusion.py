@@ -21,7 +21,7 @@ import numpy as np
 from stockpred.dataset import StockData
 from stockpred.errors import InputError
 from stockpred.models.base import Forecaster
-from stockpred.models.registry import forecaster_class
+from stockpred.models.names import forecaster_class
 
 ALPHAS = np.linspace(0.0, 1.0, 21)
 
@@ -37,6 +37,11 @@ class FusionForecaster(Forecaster):
         return {"components": list(cls.default_components), "alpha": None,
                 **{part: forecaster_class(part).settings_from(config)
                    for part in cls.default_components}}
+
+    @classmethod
+    def config_sections(cls) -> tuple[str, ...]:
+        return tuple(s for part in cls.default_components
+                     for s in forecaster_class(part).config_sections())
 
     @property
     def parts(self) -> list[str]:

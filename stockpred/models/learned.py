@@ -64,6 +64,7 @@ class _FeatureRegressor(Forecaster):
 
 class SupportVectorForecaster(_FeatureRegressor):
     name = "svr"
+    sections = ("models.svr_c", "models.svr_epsilon", "models.svr_max_rows")
 
     @classmethod
     def settings_from(cls, config):
@@ -78,6 +79,7 @@ class SupportVectorForecaster(_FeatureRegressor):
 
 class XGBoostForecaster(_FeatureRegressor):
     name = "xgboost"
+    sections = ("models.xgboost",)
 
     @classmethod
     def settings_from(cls, config):

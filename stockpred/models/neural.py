@@ -199,11 +199,14 @@ class _SequenceForecaster(Forecaster):
 
 class LSTMForecaster(_SequenceForecaster):
     name = kind = "lstm"
+    sections = ("models.lstm",)
 
 
 class GRUForecaster(_SequenceForecaster):
     name = kind = "gru"
+    sections = ("models.gru",)
 
 
 class TCNForecaster(_SequenceForecaster):
     name = kind = "tcn"
+    sections = ("models.tcn",)

@@ -113,6 +113,7 @@ def daily_news(articles: Articles, dates: np.ndarray) -> tuple[np.ndarray, np.nd
 
 class NewsForecaster(Forecaster):
     name = "news"
+    sections = ("news.forecaster", "fetch.indices", "news.seq2seq.index_code")
 
     @classmethod
     def settings_from(cls, config):

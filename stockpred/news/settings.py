@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -23,6 +23,7 @@ class BertServiceSettings(Section):
 class NewsSeq2SeqSettings(Section):
     """The news encoder-decoder: samples, split, architecture and training."""
 
+    section: ClassVar[str] = "news.seq2seq"
     index_code: str = "000001.SH"
     # in-session samples: news of the last `lookback_minutes` clock minutes (one step a
     # minute) -> the index's cumulative return over the next `horizon_minutes` bars
@@ -75,6 +76,7 @@ class NewsForecasterSettings(Section):
     """The daily news model (`news` in the model registry, the partner of `fusion+news`):
     the mean vector of the articles known by a day's close -> the next day's return."""
 
+    section: ClassVar[str] = "news.forecaster"
     # the articles a stock's forecast reads: those whose tushare `company` tag names it, or
     # every article (the market's news, which a code in fetch.indices always reads)
     stock_articles: Literal["company", "all"] = "company"
@@ -84,6 +86,7 @@ class NewsForecasterSettings(Section):
 
 
 class NewsSettings(Section):
+    section: ClassVar[str] = "news"
     encoder: Literal["offline", "bert-service"] = "offline"
     dimensions: int = Field(64, gt=1)
     # offline encoder: character n-gram TF-IDF + TruncatedSVD, fit only on articles
@@ -95,6 +98,13 @@ class NewsSettings(Section):
     bert: BertServiceSettings = Field(default_factory=BertServiceSettings)
     seq2seq: NewsSeq2SeqSettings = Field(default_factory=NewsSeq2SeqSettings)
     forecaster: NewsForecasterSettings = Field(default_factory=NewsForecasterSettings)
+
+    @classmethod
+    def encoder_sections(cls) -> tuple[str, ...]:
+        """What the news vectors depend on: every key of the section but the models that
+        read the vectors."""
+        return tuple(f"{cls.section}.{key}" for key in cls.model_fields
+                     if key not in ("seq2seq", "forecaster"))
 
     @field_validator("fit_end")
     @classmethod

@@ -24,7 +24,8 @@ from stockpred.evaluation.scoring import leaderboard_markdown, score
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import config_hash, package_versions, upstream
-from stockpred.models.registry import check_models, prototype, split_model_name
+from stockpred.models.names import check_models, split_model_name
+from stockpred.models.registry import prototype
 
 ALWAYS = ["persistence", "drift"]
 

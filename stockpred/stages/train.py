@@ -18,7 +18,8 @@ from stockpred.dataset import Periods, load_stocks
 from stockpred.evaluation.scoring import score
 from stockpred.evaluation.walkforward import forecast_period
 from stockpred.layout import Paths, new_run_folder
-from stockpred.models.registry import check_models, prototype
+from stockpred.models.names import check_models
+from stockpred.models.registry import prototype
 from stockpred.stages.runs import write_run
 
 
