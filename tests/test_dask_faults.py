@@ -1,4 +1,5 @@
-"""Dask faults are faults, not bugs: a worker that dies while it computes factors. A real LocalCluster on 127.0.0.1; workers are killed with
+"""Dask faults are faults, not bugs: a scheduler address that does not answer, a worker that
+dies while it computes factors. A real LocalCluster on 127.0.0.1; workers are killed with
 SIGKILL from a scheduler plugin, as an out-of-memory kill or a crashed host would end them."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import time
 
 import pytest
 from distributed import LocalCluster
@@ -37,6 +39,20 @@ def data(stored, tmp_path):
 def _one_line(err: str) -> None:
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert "unexpected" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("address, code, phrase", [
+    ("tcp://127.0.0.1:1", 1, "no Dask scheduler answers at tcp://127.0.0.1:1"),
+    ("::garbage::", 2, "scheduler '::garbage::' is not a Dask address"),
+])
+def test_a_bad_scheduler_stops_before_anything_is_written(address, code, phrase, data, workdir):
+    start = time.monotonic()
+    got, _, err = run_cli("features", "--universe", "top2", "--scheduler", address,
+                          "--data-dir", str(data))
+    assert got == code and phrase in err, err
+    _one_line(err)
+    assert time.monotonic() - start < 15
+    assert not (data / "universe").exists() and not (data / "factors").exists()
 
 
 class KillWorkers(SchedulerPlugin):
