@@ -82,7 +82,7 @@ def universe_panel(config: Config, paths: Paths, name: str
     """The factor panel of universe ``name`` on its member days, its membership and the bars
     of its stocks."""
     cs = config.cross_section
-    member_rows = members(paths, name)
+    member_rows = members(config, paths, name)
     # build_factor_panel keeps the member days by their keys: no merged copy of the factors
     factors = model_factors(config, paths, name, member_days_only=False)
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
@@ -203,7 +203,7 @@ def rerun_backtest(config: Config, paths: Paths, run_id: str,
         raise InputError(f"run {run_id} has no model {', '.join(unknown)}; it has "
                          f"{', '.join(predictions['model'].unique())}")
     record = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
-    member_rows = members(paths, record["universe"])
+    member_rows = members(config, paths, record["universe"])
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
     marks = benchmarks(config, paths, bars.merge(member_rows, on=["trade_date", "ts_code"]))
     settings = backtest_settings(config)

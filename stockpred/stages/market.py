@@ -113,7 +113,10 @@ def run_universe(config: Config, paths: Paths, name: str) -> UniverseReport:
                           {k: int(v) for k, v in excluded.items()}, result.notes, figure)
 
 
-def members(paths: Paths, name: str) -> pd.DataFrame:
+def members(config: Config, paths: Paths, name: str) -> pd.DataFrame:
+    """The stored daily membership of universe ``name``; an unknown name is refused first,
+    so that the hint never names a `stockpred universe` run that would refuse it too."""
+    universe_spec(config, name)
     path = paths.universe_members(name)
     if not path.exists():
         raise MissingInputError(f"no membership of universe {name!r} at {path}: run "
@@ -175,7 +178,7 @@ class FactorsReport:
 
 def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) -> FactorsReport:
     """The factor panel of every stock that is ever a member of ``name``, one file a year."""
-    codes = sorted(members(paths, name)["ts_code"].unique())
+    codes = sorted(members(config, paths, name)["ts_code"].unique())
     basis, bars = market_bars(paths, codes)
     with compute_client(config) as client:
         panel = factor_panel(bars, client, progress=progress)
@@ -224,6 +227,7 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
             raise InputError(f"no stored bars for {', '.join(missing)}: fetch them first")
         with compute_client(config) as client:
             return factor_panel(bars, client)
+    universe_spec(config, name)  # before the hint below names it
     files = sorted(paths.factors_dir(name).glob("*.parquet"))
     if not files:
         raise MissingInputError(f"no factors of universe {name!r} under "
@@ -232,4 +236,4 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
     panel = read_parquet_files(files)
     if not member_days_only:  # the caller keeps the member days by their keys
         return panel
-    return panel.merge(members(paths, name), on=["trade_date", "ts_code"], how="inner")
+    return panel.merge(members(config, paths, name), on=["trade_date", "ts_code"], how="inner")
