@@ -32,6 +32,9 @@ def stored(tmp_path_factory):
     (["evaluate", "--cross-section", "--universe", "nosuch"], "unknown universe 'nosuch'"),
     (["export", "factors", "--universe", "nosuch", "--out", "x.parquet"],
      "unknown universe 'nosuch'"),
+    (["backtest", "--run", "../../etc"], "--run '../../etc' is not a run id"),
+    (["backtest", "--run", ".."], "--run '..' is not a run id"),
+    (["backtest", "--run", "/etc"], "--run '/etc' is not a run id"),
 ])
 def test_one_line_exit_2_and_nothing_written(args, phrase, stored, workdir):
     before = tree_digest(stored)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ from stockpred.plots import cross_section as figures
 from stockpred.stages.market import compute_client, market_bars, members, model_factors
 
 BASELINES = ["last_return", "random"]
+# a folder name as new_run_folder makes them: no separator, no leading dot, hence no ".."
+_RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]*")
 SIGNAL_COLUMNS = ["model", "label", "rows", "ic", "rank_ic", "icir", "rank_icir", "ic_t_nw",
                   "rank_ic_t_nw", "coverage", "long_short_mean", "top_quantile_turnover"]
 BACKTEST_COLUMNS = ["model", "annualised_return", "excess_return_with_cost_equal_weight",
@@ -188,6 +191,9 @@ def rerun_backtest(config: Config, paths: Paths, run_id: str,
                    model: str | None = None) -> list[str]:
     """`stockpred backtest --run RUN_ID`: the backtest of stored predictions, again, with
     the current cross_section.backtest settings."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise InputError(f"--run {run_id!r} is not a run id: the name of a folder under "
+                         f"{paths.evaluation_runs}, such as 20181228-093000")
     folder = paths.evaluation_runs / run_id
     stored = folder / "predictions.parquet"
     if not stored.exists():
