@@ -126,8 +126,8 @@ def members(config: Config, paths: Paths, name: str) -> pd.DataFrame:
 
 def check_scheduler(address: str) -> None:
     """Raise unless a Dask scheduler answers at ``address`` within SCHEDULER_TIMEOUT_S: a
-    wrong address stops a stage before it writes anything, instead of failing after
-    distributed's own connect timeout (30 s, tried again) with the work under way."""
+    wrong address stops a stage before it writes anything, instead of failing when the
+    work is under way, after distributed's connect retries (90 s for a closed port)."""
     from distributed.comm import connect
 
     async def knock() -> None:
