@@ -29,3 +29,8 @@ class MissingInputError(StockpredError):
     """A stage's inputs are absent; the message names the stage that makes them."""
 
     exit_code = 5
+
+
+class ComputeError(StockpredError):
+    """The Dask cluster failed the work: its scheduler does not answer, or its workers died
+    more often than distributed retries a task; what was stored is intact."""

@@ -43,7 +43,7 @@ def panel(market):
     folder, _ = market
     config = quick_config(with_overrides(Config(), SETTINGS))
     paths = resolve_paths(config, folder / "data")
-    rows = members(paths, "top20")
+    rows = members(config, paths, "top20")
     _, bars = market_bars(paths, sorted(rows["ts_code"].unique()))
     return config, build_factor_panel(model_factors(config, paths, "top20"), rows, bars), bars
 

@@ -38,6 +38,9 @@ from stockpred.settings_base import Section
 
 REASONS = ("delisted", "suspended", "listed_days", "st")  # a day gets the first that applies
 _TOP_N = re.compile(r"^top([1-9]\d*)$")
+# about twice the stocks ever listed on the A-share exchanges: a larger N is a typo (a
+# topN that large keeps the same stocks as `all`)
+MAX_TOP_N = 10_000
 _OPEN_END = "99999999"  # after every YYYYMMDD day
 
 
@@ -58,7 +61,7 @@ class TopLiquid(_UniverseBase):
     """The ``n`` tradeable stocks with the largest trailing mean ``amount``, ranked daily."""
 
     kind: Literal["top_liquid"] = "top_liquid"
-    n: int = Field(gt=0)
+    n: int = Field(gt=0, le=MAX_TOP_N)
     window: int = Field(20, gt=0, description="trading days of the trailing mean")
     min_periods: int | None = Field(None, gt=0, description="bars needed in the window; "
                                                             "default half the window")
@@ -96,10 +99,11 @@ def universe_from_name(name: str) -> AllStocks | TopLiquid:
     if name == "all":
         return AllStocks()
     top = _TOP_N.match(name)
-    if top:
+    # the length first: int() refuses a string of thousands of digits with its own error
+    if top and len(top.group(1)) <= len(str(MAX_TOP_N)) and int(top.group(1)) <= MAX_TOP_N:
         return TopLiquid(n=int(top.group(1)))
     raise ValueError(f"unknown universe {name!r}: built-in names are 'all' and 'topN' "
-                     f"with N a positive whole number (e.g. 'top800')")
+                     f"with N a whole number from 1 to {MAX_TOP_N} (e.g. 'top800')")
 
 
 @dataclass(frozen=True)

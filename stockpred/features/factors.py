@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from stockpred.errors import ComputeError
 from stockpred.features.indicators import avedev, ema, hhv, llv, ma, ref, sma, tsum
 
 WINDOWS = (5, 10, 20, 30, 60)
@@ -151,21 +152,38 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
     """
     if client is None:
         return compute_factors(bars)
+    import dask
     from distributed import as_completed
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
 
     bars = _sorted(bars)
     parts = partitions or 2 * sum(client.nthreads().values())
     block = np.empty((len(FACTORS), len(bars)), dtype=np.float32)
     futures = {}
-    for start, stop in _balanced_parts(bars["ts_code"], parts):
-        part = client.scatter(bars.iloc[start:stop], hash=False)
-        futures[client.submit(_factor_block, part, pure=False)] = start
+    # Each partition rides inside its task, not scattered: the scheduler keeps a task's
+    # inputs, so when a worker dies it runs the task again on another one (scattered data
+    # dies with its worker, and every task reading it is cancelled). Riding inside is what
+    # distributed's large-graph warning is about, hence its threshold is lifted here.
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1PB"}):
+        for start, stop in _balanced_parts(bars["ts_code"], parts):
+            futures[client.submit(_factor_block, bars.iloc[start:stop], pure=False)] = start
     done = as_completed(futures, with_results=True)
-    for future, part_block in tqdm(done, total=len(futures), desc="factors", unit="part",
-                                   leave=False, disable=None if progress else True):
-        start = futures.pop(future)
-        block[:, start:start + part_block.shape[1]] = part_block
-        future.release()
+    try:
+        for future, part_block in tqdm(done, total=len(futures), desc="factors", unit="part",
+                                       leave=False, disable=None if progress else True):
+            if isinstance(part_block, FutureCancelledError):  # yielded, not raised
+                raise part_block
+            start = futures.pop(future)
+            block[:, start:start + part_block.shape[1]] = part_block
+            future.release()
+    except KilledWorker as exc:
+        raise ComputeError(f"factors: every worker that ran a partition died ("
+                           f"{exc.allowed_failures + 1} tries), the last "
+                           f"{exc.last_worker.address}; see its log") from None
+    except FutureCancelledError as exc:
+        raise ComputeError(f"factors: the Dask cluster cancelled a partition: "
+                           f"{exc.reason}") from None
     return _frame(bars, block)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ from stockpred.plots import cross_section as figures
 from stockpred.stages.market import compute_client, market_bars, members, model_factors
 
 BASELINES = ["last_return", "random"]
+# a folder name as new_run_folder makes them: no separator, no leading dot, hence no ".."
+_RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]*")
 SIGNAL_COLUMNS = ["model", "label", "rows", "ic", "rank_ic", "icir", "rank_icir", "ic_t_nw",
                   "rank_ic_t_nw", "coverage", "long_short_mean", "top_quantile_turnover"]
 BACKTEST_COLUMNS = ["model", "annualised_return", "excess_return_with_cost_equal_weight",
@@ -82,7 +85,7 @@ def universe_panel(config: Config, paths: Paths, name: str
     """The factor panel of universe ``name`` on its member days, its membership and the bars
     of its stocks."""
     cs = config.cross_section
-    member_rows = members(paths, name)
+    member_rows = members(config, paths, name)
     # build_factor_panel keeps the member days by their keys: no merged copy of the factors
     factors = model_factors(config, paths, name, member_days_only=False)
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
@@ -188,6 +191,9 @@ def rerun_backtest(config: Config, paths: Paths, run_id: str,
                    model: str | None = None) -> list[str]:
     """`stockpred backtest --run RUN_ID`: the backtest of stored predictions, again, with
     the current cross_section.backtest settings."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise InputError(f"--run {run_id!r} is not a run id: the name of a folder under "
+                         f"{paths.evaluation_runs}, such as 20181228-093000")
     folder = paths.evaluation_runs / run_id
     stored = folder / "predictions.parquet"
     if not stored.exists():
@@ -203,7 +209,7 @@ def rerun_backtest(config: Config, paths: Paths, run_id: str,
         raise InputError(f"run {run_id} has no model {', '.join(unknown)}; it has "
                          f"{', '.join(predictions['model'].unique())}")
     record = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
-    member_rows = members(paths, record["universe"])
+    member_rows = members(config, paths, record["universe"])
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
     marks = benchmarks(config, paths, bars.merge(member_rows, on=["trade_date", "ts_code"]))
     settings = backtest_settings(config)

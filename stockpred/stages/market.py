@@ -9,6 +9,7 @@ own bars only, on a Dask cluster (compute section) or in this process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,13 +22,15 @@ from stockpred.config import Config
 from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.data.universe import membership, universe_from_name
-from stockpred.errors import InputError, MissingInputError
+from stockpred.errors import ComputeError, InputError, MissingInputError
 from stockpred.features.factors import FACTORS, factor_panel
 from stockpred.features.panel import PRICE_BASES
 from stockpred.layout import Paths
 from stockpred.manifest import package_versions, read_manifest, write_manifest
 from stockpred.plots.universe import universe_size
 
+# a scheduler that does not answer within this is down or the address is wrong
+SCHEDULER_TIMEOUT_S = 5
 BAR_COLUMNS = ["ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "vol", "amount"]
 
 
@@ -79,8 +82,13 @@ class UniverseReport:
 
 
 def run_universe(config: Config, paths: Paths, name: str) -> UniverseReport:
-    """Write the daily membership of universe ``name`` and a figure of its size."""
+    """Write the daily membership of universe ``name`` and a figure of its size. A
+    configured Dask scheduler is checked first: `features --universe` computes the factors
+    on it right after, and a scheduler that does not answer must stop it before the
+    membership is written."""
     spec = universe_spec(config, name)
+    if config.compute.scheduler is not None:
+        check_scheduler(config.compute.scheduler)
     store = RawStore(paths.raw_dir)
     basis, bars = market_bars(paths)
     result = membership(spec, bars, stock_basic=_optional(store, "stock_basic"),
@@ -105,12 +113,34 @@ def run_universe(config: Config, paths: Paths, name: str) -> UniverseReport:
                           {k: int(v) for k, v in excluded.items()}, result.notes, figure)
 
 
-def members(paths: Paths, name: str) -> pd.DataFrame:
+def members(config: Config, paths: Paths, name: str) -> pd.DataFrame:
+    """The stored daily membership of universe ``name``; an unknown name is refused first,
+    so that the hint never names a `stockpred universe` run that would refuse it too."""
+    universe_spec(config, name)
     path = paths.universe_members(name)
     if not path.exists():
         raise MissingInputError(f"no membership of universe {name!r} at {path}: run "
                                 f"`stockpred universe {name}` first")
     return pd.read_parquet(path)
+
+
+def check_scheduler(address: str) -> None:
+    """Raise unless a Dask scheduler answers at ``address`` within SCHEDULER_TIMEOUT_S: a
+    wrong address stops a stage before it writes anything, instead of failing when the
+    work is under way, after distributed's connect retries (90 s for a closed port)."""
+    from distributed.comm import connect
+
+    async def knock() -> None:
+        comm = await connect(address, timeout=SCHEDULER_TIMEOUT_S)
+        await comm.close()
+
+    try:
+        asyncio.run(knock())
+    except ValueError as exc:
+        raise InputError(f"scheduler {address!r} is not a Dask address ({exc}); give one "
+                         f"like tcp://10.0.0.5:8786") from None
+    except OSError as exc:
+        raise ComputeError(f"no Dask scheduler answers at {address}: {exc}") from None
 
 
 @contextmanager
@@ -124,7 +154,8 @@ def compute_client(config: Config) -> Iterator[object | None]:
     from distributed import Client, LocalCluster
 
     if settings.scheduler is not None:
-        with Client(settings.scheduler) as client:
+        check_scheduler(settings.scheduler)
+        with Client(settings.scheduler, timeout=SCHEDULER_TIMEOUT_S) as client:
             yield client
         return
     with LocalCluster(n_workers=settings.workers or os.cpu_count() or 1, threads_per_worker=1,
@@ -147,7 +178,7 @@ class FactorsReport:
 
 def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) -> FactorsReport:
     """The factor panel of every stock that is ever a member of ``name``, one file a year."""
-    codes = sorted(members(paths, name)["ts_code"].unique())
+    codes = sorted(members(config, paths, name)["ts_code"].unique())
     basis, bars = market_bars(paths, codes)
     with compute_client(config) as client:
         panel = factor_panel(bars, client, progress=progress)
@@ -196,6 +227,7 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
             raise InputError(f"no stored bars for {', '.join(missing)}: fetch them first")
         with compute_client(config) as client:
             return factor_panel(bars, client)
+    universe_spec(config, name)  # before the hint below names it
     files = sorted(paths.factors_dir(name).glob("*.parquet"))
     if not files:
         raise MissingInputError(f"no factors of universe {name!r} under "
@@ -204,4 +236,4 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
     panel = read_parquet_files(files)
     if not member_days_only:  # the caller keeps the member days by their keys
         return panel
-    return panel.merge(members(paths, name), on=["trade_date", "ts_code"], how="inner")
+    return panel.merge(members(config, paths, name), on=["trade_date", "ts_code"], how="inner")

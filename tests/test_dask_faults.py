@@ -1,0 +1,109 @@
+"""Dask faults are faults, not bugs: a scheduler address that does not answer, a worker that
+dies while it computes factors. A real LocalCluster on 127.0.0.1; workers are killed with
+SIGKILL from a scheduler plugin, as an out-of-memory kill or a crashed host would end them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+
+import pytest
+from distributed import LocalCluster
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from conftest import run_cli, tree_digest
+
+STOCKS = "600000.SH,600036.SH,600519.SH"
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """A data directory holding three stocks of the shipped sample, and nothing else."""
+    data = tmp_path_factory.mktemp("dask") / "data"
+    code, _, err = run_cli("fetch", "--source", "sample", "--ts-code", STOCKS,
+                           "--data-dir", str(data))
+    assert code == 0, err
+    return data
+
+
+@pytest.fixture
+def data(stored, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(stored, copy)
+    return copy
+
+
+def _one_line(err: str) -> None:
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "unexpected" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("address, code, phrase", [
+    ("tcp://127.0.0.1:1", 1, "no Dask scheduler answers at tcp://127.0.0.1:1"),
+    ("::garbage::", 2, "scheduler '::garbage::' is not a Dask address"),
+])
+def test_a_bad_scheduler_stops_before_anything_is_written(address, code, phrase, data, workdir):
+    start = time.monotonic()
+    got, _, err = run_cli("features", "--universe", "top2", "--scheduler", address,
+                          "--data-dir", str(data))
+    assert got == code and phrase in err, err
+    _one_line(err)
+    assert time.monotonic() - start < 15
+    assert not (data / "universe").exists() and not (data / "factors").exists()
+
+
+class KillWorkers(SchedulerPlugin):
+    """Kills the worker a factor partition is sent to, ``times`` times in all."""
+
+    def __init__(self, times: int):
+        self.times, self.killed = times, []
+
+    def add_to(self, cluster) -> None:
+        self.scheduler = cluster.scheduler
+        cluster.scheduler.add_plugin(self, name="kill-workers")
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if finish == "processing" and "_factor_block" in str(key) and len(self.killed) < self.times:
+            worker = self.scheduler.tasks[key].processing_on
+            self.killed.append(worker.address)
+            os.kill(worker.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def cluster():
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, processes=True) as cluster:
+        yield cluster
+
+
+def test_a_worker_killed_mid_run_costs_a_rerun_not_the_panel(data, cluster, tmp_path, workdir):
+    killer = KillWorkers(times=1)
+    killer.add_to(cluster)
+    code, out, err = run_cli("features", "--universe", "top3", "--scheduler",
+                             cluster.scheduler_address, "--data-dir", str(data))
+    assert code == 0, err
+    assert killer.killed and "factors of top3: " in out
+    # the same universe computed in this process, no cluster, no fault
+    config = tmp_path / "in-process.json"
+    config.write_text(json.dumps({"compute": {"workers": 0}}))
+    again = tmp_path / "again"
+    shutil.copytree(data, again, ignore=shutil.ignore_patterns("factors", "universe"))
+    code, _, err = run_cli("features", "--universe", "top3", "--config", str(config),
+                           "--data-dir", str(again))
+    assert code == 0, err
+    assert tree_digest(data / "factors") == tree_digest(again / "factors") != {}
+
+
+def test_workers_that_keep_dying_end_in_one_line_naming_the_last(data, cluster, workdir):
+    killer = KillWorkers(times=100)
+    killer.add_to(cluster)
+    code, _, err = run_cli("features", "--universe", "top3", "--scheduler",
+                           cluster.scheduler_address, "--data-dir", str(data))
+    assert code == 1, err
+    _one_line(err)
+    assert "every worker that ran a partition died (4 tries)" in err
+    assert f"the last {killer.killed[-1]};" in err
+    assert not (data / "factors").exists()
