@@ -73,6 +73,10 @@ TMP_MARK = ".tmp-"
 _COVERAGE = "_coverage.json"
 _LAYOUT = "_layout.json"
 _SOURCE = "_source.json"  # in raw/: where the store's rows come from (tushare, sample)
+# Ledger key prefix, before a subject (``*``: the market), of the ranges whose reply came
+# back empty where rows were expected (Interface.rows_expected): asked again once before
+# they count as asked, and known to hold no rows.
+UNCONFIRMED = "unconfirmed:"
 DAMAGED_DIR = "_damaged"
 QUARANTINE_DIR = "_quarantine"
 REPAIR_HINT = "run `stockpred fetch --repair`"
@@ -297,6 +301,14 @@ def _without(ranges: list[tuple[str, str]], lo: str, hi: str) -> list[tuple[str,
         if last > hi:
             rest.append((max(first, shift_day(hi, 1)), last))
     return [r for r in rest if r[0] <= r[1]]
+
+
+def missing_ranges(start: str, end: str, *covered: tuple[str, str]) -> list[tuple[str, str]]:
+    """The parts of [start, end] outside every covered range, in day order."""
+    gaps = [(start, end)] if start <= end else []
+    for lo, hi in covered:
+        gaps = [(a, b) for first, last in gaps for a, b in _without([(first, last)], lo, hi)]
+    return gaps
 
 
 def _file_days(partition: str | None, stem: str) -> tuple[str | None, str | None, str | None]:
