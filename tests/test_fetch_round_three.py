@@ -11,7 +11,8 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from conftest import STOCKS, TOKEN, run_cli, write_config
+from conftest import STOCKS, TOKEN, run_cli, tree_digest, write_config
+from stockpred.data import store as store_module
 from stockpred.data.replay import ReplayServer
 from stockpred.data.store import ALL_SUBJECTS, RawStore
 
@@ -125,3 +126,81 @@ def test_a_lower_cap_without_has_more_loses_nothing(by_day, server_tables, tusha
         per_request = want.groupby("trade_date" if by_day else "ts_code").size()
         # one probe past the first short page, then pages of the learned cap
         assert sum(pages.values()) <= sum(n // cap + 1 for n in per_request) + 1
+
+
+# -- item 3: the ledger against the files, and a store of unknown source ------------------
+
+def assert_one_line_error(code, out, err, *phrases):
+    assert code != 0, (out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in out + err and "unexpected" not in err
+    for phrase in phrases:
+        assert phrase in err, err
+
+
+@pytest.mark.parametrize("loss", ["deleted", "cut short"])
+def test_a_year_file_lost_with_the_manifest_is_found_and_fetched_again(
+        loss, server_tables, tushare_env, workdir, monkeypatch):
+    monkeypatch.setattr(store_module, "MARKET_SCALE", 2)  # the time layout for the SSE 50
+    start = "20171101"  # two year files
+    with ReplayServer(server_tables, TOKEN) as server:
+        tushare_env(server)
+        write_config(workdir, start_date=start, end_date=END, interfaces=["daily"])
+        assert run_cli("fetch", "--universe", "all")[0] == 0
+        raw = workdir / "data" / "raw"
+        year = raw / "daily" / "2018.parquet"
+        if loss == "deleted":
+            year.unlink()
+        else:  # a whole file, short of its last weeks
+            kept = pd.read_parquet(year)
+            kept[kept["trade_date"] < "20181201"].to_parquet(year)
+        (raw / "manifest.json").unlink()
+        server.reset_counts()
+        code, out, err = run_cli("fetch", "--universe", "all")
+        assert_one_line_error(code, out, err, str(year), "stockpred fetch --repair")
+        assert server.calls["daily"] == 0
+        code, out, err = run_cli("fetch", "--universe", "all", "--repair")
+        assert code == 0, err
+        assert all(p["trade_date"] >= "20180101" for a, p in server.requests if a == "daily")
+        want = expected(server_tables, "daily", start=start)
+        assert len(store_of(workdir).read("daily")) == len(want)
+        server.reset_counts()
+        assert run_cli("fetch", "--universe", "all")[0] == 0
+        assert server.calls["daily"] == 0
+
+
+def test_a_stock_file_lost_with_the_manifest_is_found_and_fetched_again(
+        server_tables, tushare_env, workdir):
+    with ReplayServer(server_tables, TOKEN) as server:
+        tushare_env(server)
+        write_config(workdir, interfaces=["daily"])
+        assert run_cli("fetch")[0] == 0
+        raw = workdir / "data" / "raw"
+        gone = raw / "daily" / "600000.SH.parquet"
+        gone.unlink()
+        (raw / "manifest.json").unlink()
+        code, out, err = run_cli("fetch")
+        assert_one_line_error(code, out, err, str(gone), "missing")
+        server.reset_counts()
+        assert run_cli("fetch", "--repair")[0] == 0
+        assert asked(server, "daily", "ts_code") == ["600000.SH"]
+        want = expected(server_tables, "daily", STOCKS, "20170101", "20181228")
+        assert len(store_of(workdir).read("daily")) == len(want)
+
+
+def test_a_store_of_unknown_source_is_refused_without_a_token(server_tables, tushare_env,
+                                                              workdir, monkeypatch):
+    with ReplayServer(server_tables, TOKEN) as server:
+        tushare_env(server)
+        write_config(workdir, interfaces=["daily"])
+        assert run_cli("fetch")[0] == 0
+    monkeypatch.delenv("TUSHARE_TOKEN")
+    raw = workdir / "data" / "raw"
+    (raw / "_source.json").write_text("{not json")
+    (raw / "manifest.json").write_text("{not json")
+    before = tree_digest(raw)
+    code, out, err = run_cli("fetch")
+    assert code == 2
+    assert_one_line_error(code, out, err, "unknown source", "TUSHARE_TOKEN", "--source sample")
+    assert tree_digest(raw) == before
+    assert (raw / "_source.json").read_text() == "{not json"

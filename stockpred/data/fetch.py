@@ -152,13 +152,18 @@ def subjects_for(iface: Interface, config: Config, stocks: list[str]) -> list[st
     return list(kind_lists[iface.subject]) if iface.subject else [ALL_SUBJECTS]
 
 
+# The source of a store with rows and no readable record of where they came from
+UNKNOWN_SOURCE = "unknown"
+
+
 def stored_source(paths: Paths, store: RawStore) -> str | None:
     """Where the stored rows come from: the store's own record, else (a store written
-    before it kept one) the last fetch manifest's; None for an empty store."""
+    before it kept one) the last fetch manifest's, else UNKNOWN_SOURCE; None for an
+    empty store."""
     known = store.source()
     if known or not any(store.has(i.name) for i in INTERFACES):
         return known
-    return (read_manifest(paths.fetch_manifest) or {}).get("source")
+    return (read_manifest(paths.fetch_manifest) or {}).get("source") or UNKNOWN_SOURCE
 
 
 def choose_source(config: Config, paths: Paths, store: RawStore) -> tuple[str, str | None]:
@@ -167,6 +172,12 @@ def choose_source(config: Config, paths: Paths, store: RawStore) -> tuple[str, s
     token = resolve_token()
     stored = stored_source(paths, store)
     source = config.fetch.source
+    if source == "auto" and not token and stored == UNKNOWN_SOURCE:
+        # it may be a tushare store whose markers a disk fault took: never load the sample
+        raise InputError(f"{paths.raw_dir} holds rows of unknown source ({store.source_file} "
+                         f"and {paths.fetch_manifest} are unreadable or gone): set TUSHARE_TOKEN "
+                         f"if they came from tushare, or pass --source sample if they are the "
+                         f"shipped sample")
     if source == "auto":
         source = "tushare" if token or stored == "tushare" else "sample"
     if source == "tushare" and not token:
@@ -577,14 +588,20 @@ class _Fetcher:
         keep = None if ALL_SUBJECTS in gaps else list(gaps)
         doubted: list[str] = []
         unconfirmed: list[tuple[str, str, str]] = []
+        seen: set[str] = set()  # subjects of ``keep`` with rows so far
 
         def asked(through: str | None) -> list[tuple[str, str, str]]:
+            """The ledger entries of the days up to ``through``. A dense table's subject
+            without rows in them is kept under UNCONFIRMED too: the days' replies were
+            empty for it, and the store's check then expects no file of it."""
             if through is None:
                 return []
             holes = [(lo, hi) for _, lo, hi in unconfirmed]
-            return [*unconfirmed, *((s, a, b) for s, ranges in gaps.items()
-                                    for lo, hi in ranges if lo <= through
-                                    for a, b in missing_ranges(lo, min(hi, through), *holes))]
+            entries = [(s, a, b) for s, ranges in gaps.items() for lo, hi in ranges
+                       if lo <= through for a, b in missing_ranges(lo, min(hi, through), *holes)]
+            quiet = [(UNCONFIRMED + s, a, b) for s, a, b in entries
+                     if iface.dense and keep is not None and s not in seen]
+            return [*unconfirmed, *entries, *quiet]
 
         pending, rows, through = [], 0, None
         for day in self._steps(days, iface, "day"):
@@ -608,6 +625,7 @@ class _Fetcher:
                                                              doubted) if e[0] != ALL_SUBJECTS]
             if keep is not None:
                 frame = frame[frame[iface.subject_param].isin(keep)]
+                seen.update(frame[iface.subject_param])
             pending.append(frame)
             rows += len(frame)
             through = day

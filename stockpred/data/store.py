@@ -52,7 +52,7 @@ import operator
 import os
 import re
 import shutil
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -325,6 +325,44 @@ def _file_days(partition: str | None, stem: str) -> tuple[str | None, str | None
         days = calendar.monthrange(int(stem[:4]), int(stem[4:]))[1]
         return None, f"{stem}01", f"{stem}{days:02d}"
     return None, None, None
+
+
+def _pieces(partition: str | None, subject: str, lo: str,
+            hi: str) -> list[tuple[str | None, str, str]]:
+    """[lo, hi] of ``subject`` split by the file (stem) that holds each part under
+    ``partition``; None for a part whose file a market-wide key cannot tell (``*`` in a
+    per-subject layout)."""
+    if partition in ("subject", "subject_year") and subject == ALL_SUBJECTS:
+        return [(None, lo, hi)]
+    if partition == "subject":
+        return [(subject, lo, hi)]
+    if partition is None:
+        return [("all", lo, hi)]
+    pieces = []
+    for year in range(int(lo[:4]), int(hi[:4]) + 1):
+        first, last = max(lo, f"{year}0101"), min(hi, f"{year}1231")
+        if partition == "subject_year":
+            pieces.append((f"{subject}_{year}", first, last))
+        elif partition == "year":
+            pieces.append((str(year), first, last))
+        else:  # month
+            for month in range(int(first[4:6]), int(last[4:6]) + 1):
+                stem = f"{year}{month:02d}"
+                end = calendar.monthrange(year, month)[1]
+                pieces.append((stem, max(first, f"{stem}01"), min(last, f"{stem}{end:02d}")))
+    return pieces
+
+
+def _date_span(meta: pq.FileMetaData, date_field: str | None) -> tuple[str, str] | None:
+    """The first and last value of the date column, from the row groups' statistics."""
+    names = meta.schema.names
+    if date_field not in names:
+        return None
+    stats = [meta.row_group(g).column(names.index(date_field)).statistics
+             for g in range(meta.num_row_groups)]
+    if not stats or any(s is None or not s.has_min_max for s in stats):
+        return None
+    return str(min(s.min for s in stats)), str(max(s.max for s in stats))
 
 
 def _join_ranges(ranges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -671,18 +709,22 @@ class RawStore:
 
     # -- the store's source -------------------------------------------------------------------
 
+    @property
+    def source_file(self) -> Path:
+        return self.raw_dir / _SOURCE
+
     def source(self) -> str | None:
         """Where the stored rows come from ("tushare", "sample"), as the first fetch that
         wrote them recorded it; None when unknown (an empty store, or an older one)."""
         try:
-            return json.loads((self.raw_dir / _SOURCE).read_text(encoding="utf-8"))["source"]
+            return json.loads(self.source_file.read_text(encoding="utf-8"))["source"]
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError, OSError):
             return None  # rewritten by the next fetch that writes; the manifest tells until then
 
     def set_source(self, source: str) -> None:
-        atomic_write_text(self.raw_dir / _SOURCE, json.dumps({"source": source}) + "\n")
+        atomic_write_text(self.source_file, json.dumps({"source": source}) + "\n")
 
     # -- damage -------------------------------------------------------------------------------
 
@@ -702,10 +744,12 @@ class RawStore:
         except DamagedStoreError:  # what its files hold is unknown until it is rewritten
             return [Damage(name, folder / _LAYOUT, "not a layout marker")]
         found = []
-        rows = {}
+        rows, spans = {}, {}
         for path in self.files(name):
             try:
-                rows[path.name] = pq.ParquetFile(path).metadata.num_rows
+                meta = pq.ParquetFile(path).metadata
+                rows[path.name] = meta.num_rows
+                spans[path.stem] = _date_span(meta, iface.date_field)
                 if thorough:
                     pq.read_table(path)
             except (pa.ArrowException, OSError) as exc:
@@ -720,9 +764,55 @@ class RawStore:
                                                              f"stored {stored} rows in it"))
         if (folder / _COVERAGE).exists():
             try:
-                self.coverage(name)
+                ledger = self.coverage(name)
             except DamagedStoreError:
-                found.append(Damage(name, folder / _COVERAGE, "not a coverage ledger"))
+                return [*found, Damage(name, folder / _COVERAGE, "not a coverage ledger")]
+            named = {d.path for d in found}
+            found += [d for d in self._against_ledger(iface, partition, ledger, spans)
+                      if d.path not in named]
+        return found
+
+    def _against_ledger(self, iface: Interface, partition: str | None,
+                        ledger: dict[str, list[tuple[str, str]]],
+                        spans: dict[str, tuple[str, str] | None]) -> list[Damage]:
+        """The files the ledger says must hold rows but are gone, and the time-layout files
+        that end short of the market's days it says were asked: what a lost or stale
+        manifest no longer tells. Rows are due on each open day asked where the catalogue
+        expects them (Interface.rows_expected), less the ranges that came back empty
+        (UNCONFIRMED); only the market's rows (``*``) fill every open day, so only they
+        bound a file's first and last day. Costs the footers already read and the calendar."""
+        keys = [k for k in ledger if not k.startswith(UNCONFIRMED)
+                and iface.rows_expected(k == ALL_SUBJECTS)]
+        if not keys or not self.has("trade_cal"):
+            return []
+        try:
+            cal = self.read("trade_cal", columns=["cal_date", "is_open"])
+        except DamagedStoreError:  # named by trade_cal's own check
+            return []
+        days = sorted(cal.loc[cal["is_open"] == 1, "cal_date"])
+        due: dict[str, list] = {}  # file stem -> [first day due, last day due, bounded]
+        for key in keys:
+            empty = [*ledger.get(UNCONFIRMED + key, []),
+                     *ledger.get(UNCONFIRMED + ALL_SUBJECTS, [])]
+            for lo, hi in ledger[key]:
+                for a, b in missing_ranges(lo, hi, *empty):
+                    for stem, first, last in _pieces(partition, key, a, b):
+                        i, j = bisect_left(days, first), bisect_right(days, last)
+                        if i == j or stem is None:
+                            continue
+                        was = due.get(stem, [days[i], days[j - 1], False])
+                        due[stem] = [min(was[0], days[i]), max(was[1], days[j - 1]),
+                                     was[2] or key == ALL_SUBJECTS]
+        folder = self.table_dir(iface.name)
+        found = []
+        for stem, (first, last, bounded) in sorted(due.items()):
+            asked = f"the ledger says {first}..{last} were asked"
+            if stem not in spans:
+                found.append(Damage(iface.name, folder / f"{stem}.parquet", f"missing; {asked}"))
+            elif bounded and spans[stem] and (spans[stem][0] > first or spans[stem][1] < last):
+                held = "..".join(spans[stem])
+                found.append(Damage(iface.name, folder / f"{stem}.parquet",
+                                    f"holds {held} only; {asked}"))
         return found
 
     def repair(self, damage: list[Damage]) -> list[str]:
