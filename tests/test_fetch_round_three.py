@@ -204,3 +204,41 @@ def test_a_store_of_unknown_source_is_refused_without_a_token(server_tables, tus
     assert_one_line_error(code, out, err, "unknown source", "TUSHARE_TOKEN", "--source sample")
     assert tree_digest(raw) == before
     assert (raw / "_source.json").read_text() == "{not json"
+
+
+# -- item 4: bars that cannot be prices -----------------------------------------------------
+
+def test_bars_that_cannot_be_prices_are_set_aside_with_their_reason(server_tables,
+                                                                    tushare_env, workdir):
+    daily = server_tables["daily"].copy()
+    stock = daily["ts_code"].eq("600036.SH")
+    at = {day: daily.index[stock & daily["trade_date"].eq(day)][0]
+          for day in ("20170104", "20170105", "20170106", "20170109", "20170110")}
+    daily.loc[at["20170104"], "close"] = 0.0
+    daily.loc[at["20170105"], ["close", "low"]] = -5.0
+    daily.loc[at["20170106"], "vol"] = -100.0
+    daily.loc[at["20170109"], "high"] = 1e12
+    twin = daily.loc[[at["20170110"]]].assign(close=daily.loc[at["20170110"], "close"] * 1.01)
+    daily = pd.concat([daily, twin], ignore_index=True)
+    with ReplayServer({**server_tables, "daily": daily}, TOKEN) as server:
+        tushare_env(server)
+        write_config(workdir, interfaces=["daily", "adj_factor", "qfq_daily"])
+        code, out, err = run_cli("fetch")
+        assert code == 0, err
+    line = next(l for l in out.splitlines() if l.startswith("daily"))
+    assert "6 rows" in line and "600036.SH 20170109 (rise past 10x the daily limit)" in line
+    store = store_of(workdir)
+    aside = store.quarantined("daily")
+    reasons = dict(zip(aside["trade_date"], aside["reason"]))
+    assert reasons == {"20170104": "price <= 0", "20170105": "price <= 0",
+                       "20170106": "negative volume",
+                       "20170109": "rise past 10x the daily limit",
+                       "20170110": "rows of one key that disagree"}
+    assert len(aside) == 6  # both rows of the key that disagree
+    stored = store.read("daily", subjects=["600036.SH"])
+    assert not set(reasons) & set(stored["trade_date"])
+    want = expected(server_tables, "daily", ["600036.SH"], "20170101", "20181228")
+    assert len(stored) == len(want) - len(reasons)
+    qfq = store.read("qfq_daily", subjects=["600036.SH"])
+    assert not set(reasons) & set(qfq["trade_date"])
+    assert (qfq["pct_chg"].abs() < 11).all()

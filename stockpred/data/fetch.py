@@ -57,7 +57,7 @@ class TableReport:
     updated: int = 0
     calls: int = 0
     note: str = ""
-    quarantined: list[str] = field(default_factory=list)  # bars set aside: "<code> <day>"
+    quarantined: list[str] = field(default_factory=list)  # "<code> <day> (<reason>)"
 
     def remark(self, quarantine: str) -> str:
         """The note, and what was set aside (``quarantine``: where it went)."""
@@ -65,7 +65,7 @@ class TableReport:
             return self.note
         n = len(self.quarantined)
         shown = ", ".join(self.quarantined[:3]) + (", ..." if n > 3 else "")
-        aside = (f"{n} row{'s' if n > 1 else ''} with NaN/inf prices set aside in "
+        aside = (f"{n} row{'s' if n > 1 else ''} that cannot be prices set aside in "
                  f"{quarantine} ({shown})")
         return f"{self.note}; {aside}" if self.note else aside
 
@@ -354,7 +354,7 @@ class _Fetcher:
         table.updated += result.updated
         if result.quarantined:
             table.quarantined += result.quarantined
-            log.warning("%s: %d row(s) with NaN/inf prices set aside in %s: %s", iface.name,
+            log.warning("%s: %d row(s) that cannot be prices set aside in %s: %s", iface.name,
                         len(result.quarantined), self.store.quarantine_file(iface.name),
                         ", ".join(result.quarantined))
         if result.added or result.updated:

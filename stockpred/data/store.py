@@ -80,10 +80,17 @@ UNCONFIRMED = "unconfirmed:"
 DAMAGED_DIR = "_damaged"
 QUARANTINE_DIR = "_quarantine"
 REPAIR_HINT = "run `stockpred fetch --repair`"
-# Bars whose prices must be finite numbers: a NaN or inf close reaches every feature and
-# model downstream as a silent NaN (or a NumPy warning), so such rows are set aside.
+# Bars that cannot be prices are set aside on arrival, with the reason: a NaN, inf, zero or
+# negative price, a high below the low, an open or close outside them, a negative volume,
+# a rise past ten times the daily limit, or two rows of one key that disagree. Any of them
+# reaches every feature and model downstream (a close of 0 gives a qfq pct_chg of -117%).
 PRICE_COLUMNS = ("open", "high", "low", "close")
+VOLUME_COLUMNS = ("vol", "amount")
 BAR_TABLES = ("daily", "index_daily")
+# a stock's daily limit is 10%, 20% on STAR (688) and on ChiNext (300, 301) from this day,
+# 30% on the Beijing exchange; a listing day has none
+CHINEXT_20PCT_FROM = "20200824"
+ABSURD_LIMITS = 10  # a rise past this many daily limits over pre_close is no price
 # A per-subject table moves to its time layout when it is to hold more subjects than this.
 MARKET_SCALE = 100
 # Small enough that one stock's rows of a year sit in one or two groups of a code-sorted
@@ -245,7 +252,7 @@ def day_bounds(iface: Interface, start: str | None, end: str | None) -> tuple[st
 class UpsertResult:
     added: int = 0
     updated: int = 0
-    quarantined: list[str] = field(default_factory=list)  # "<subject> <day>" of rows set aside
+    quarantined: list[str] = field(default_factory=list)  # "<subject> <day> (<reason>)" set aside
 
     def __iadd__(self, other: "UpsertResult") -> "UpsertResult":
         self.added += other.added
@@ -502,8 +509,9 @@ class RawStore:
         missing = [k for k in iface.keys if k not in frame.columns]
         if missing:
             raise ValueError(f"{iface.name} reply lacks key column(s) {', '.join(missing)}")
-        frame = conform(frame, iface).drop_duplicates(list(iface.keys), keep="last")
+        frame = conform(frame, iface)
         frame, quarantined = self._quarantine(iface, frame)
+        frame = frame.drop_duplicates(list(iface.keys), keep="last")
         result = self._merge(iface, frame, self.partition(iface)) if len(frame) else UpsertResult()
         result.quarantined = quarantined
         return result
@@ -515,23 +523,80 @@ class RawStore:
     def quarantine_file(self, name: str) -> Path:
         return self.quarantine_dir / f"{name}.parquet"
 
+    def quarantined(self, name: str) -> pd.DataFrame:
+        """The rows of table ``name`` set aside on arrival, each with its ``reason``."""
+        iface = CATALOGUE[name]
+        rows = self._load(self.quarantine_file(name), iface)
+        return conform(pd.DataFrame(columns=[*iface.keys, "reason"]), iface) if rows is None else rows
+
     def _quarantine(self, iface: Interface, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """The bars of ``frame`` with finite prices; the others go to the table's quarantine
-        file (kept, by key, for a look by hand), described as "<subject> <day>"."""
-        columns = [c for c in PRICE_COLUMNS if c in frame.columns]
-        if iface.name not in BAR_TABLES or not columns:
+        """The bars of ``frame`` that can be prices; the others go to the table's quarantine
+        file with their reason (kept for a look by hand), described as "<subject> <day>
+        (<reason>)"."""
+        if iface.name not in BAR_TABLES or not any(c in frame.columns for c in PRICE_COLUMNS):
             return frame, []
-        prices = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
-        bad = ~np.isfinite(prices).all(axis=1)
+        reason = self._not_prices(iface, frame)
+        bad = reason.notna().to_numpy()
         if not bad.any():
             return frame, []
-        rows = frame[bad]
+        rows = frame[bad].assign(reason=reason[bad])
         path = self.quarantine_file(iface.name)
         kept = self._load(path, iface)
-        merged = conform(pd.concat([kept, rows], ignore_index=True), iface)
-        atomic_write_parquet(merged.drop_duplicates(list(iface.keys), keep="last"), path)
-        where = rows[iface.subject_param] + " " + rows[iface.date_field]
+        atomic_write_parquet(conform(pd.concat([kept, rows], ignore_index=True), iface)
+                             .drop_duplicates(), path)
+        where = rows[iface.subject_param] + " " + rows[iface.date_field] + " (" + rows["reason"] + ")"
         return frame[~bad].reset_index(drop=True), list(where)
+
+    def _not_prices(self, iface: Interface, frame: pd.DataFrame) -> pd.Series:
+        """Why each bar of ``frame`` cannot be a price (the first reason found), NA where it can."""
+        def column(name: str) -> pd.Series:
+            if name not in frame.columns:
+                return pd.Series(np.nan, index=frame.index)
+            return pd.to_numeric(frame[name], errors="coerce").astype("float64")
+
+        price = {c: column(c) for c in PRICE_COLUMNS}
+        low, high = price["low"], price["high"]
+        values = pd.DataFrame({c: v for c, v in price.items() if c in frame.columns})
+        keys = list(iface.keys)
+        conflicting = frame.duplicated(keys, keep=False)
+        if conflicting.any():
+            distinct = frame[conflicting].drop_duplicates()
+            disagree = distinct.loc[distinct.duplicated(keys, keep=False), keys]
+            conflicting &= pd.MultiIndex.from_frame(frame[keys]).isin(
+                pd.MultiIndex.from_frame(disagree))
+        checks = [
+            (conflicting, "rows of one key that disagree"),
+            (~np.isfinite(values).all(axis=1), "NaN/inf price"),
+            ((values <= 0).any(axis=1), "price <= 0"),
+            (high < low, "high < low"),
+            (((price["open"] < low) | (price["open"] > high)
+              | (price["close"] < low) | (price["close"] > high)), "open or close outside low..high"),
+            ((pd.DataFrame({c: column(c) for c in VOLUME_COLUMNS}) < 0).any(axis=1),
+             "negative volume"),
+        ]
+        if iface.subject == "stock":
+            checks.append((self._absurd_rise(frame, high, column("pre_close")),
+                           f"rise past {ABSURD_LIMITS}x the daily limit"))
+        reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+        for failed, why in reversed(checks):  # the first check's reason wins
+            reason = reason.mask(failed.to_numpy(), why)
+        return reason
+
+    def _absurd_rise(self, frame: pd.DataFrame, high: pd.Series, pre_close: pd.Series) -> pd.Series:
+        """Bars whose high lies past ABSURD_LIMITS daily limits above pre_close, listing
+        days (stock_basic's list_date, where stored) aside."""
+        code, day = frame["ts_code"].astype(str), frame["trade_date"].astype(str)
+        limit = pd.Series(0.10, index=frame.index)
+        limit[code.str.startswith("688")
+              | (code.str[:3].isin(["300", "301"]) & (day >= CHINEXT_20PCT_FROM))] = 0.20
+        limit[code.str.endswith(".BJ")] = 0.30
+        rise = (pre_close > 0) & (high > pre_close * (1 + ABSURD_LIMITS * limit))
+        if rise.any() and self.has("stock_basic"):
+            basic = self.read("stock_basic")
+            if "list_date" in basic:
+                listed = code.map(dict(zip(basic["ts_code"], basic["list_date"])))
+                rise &= listed.ne(day).fillna(True).astype(bool)
+        return rise
 
     def _merge(self, iface: Interface, frame: pd.DataFrame, partition: str | None) -> UpsertResult:
         """Upsert ``frame`` (conformed, one row per key) into the files of ``partition``."""
