@@ -25,7 +25,7 @@ def test_upsert_adds_new_keys_replaces_changed_rows_and_skips_identical_writes(
     assert (again.added, again.updated) == (0, 0)
     assert path.stat().st_mtime_ns == stamp  # nothing rewritten
     revised = rows.iloc[50:100].copy()
-    revised.loc[revised.index[0], "close"] += 1.0  # tushare revised one day
+    revised.loc[revised.index[0], ["high", "close"]] += 1.0  # tushare revised one day
     result = store.upsert(daily, revised)
     assert (result.added, result.updated) == (40, 10)
     table = store.read("daily")

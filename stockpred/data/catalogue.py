@@ -64,6 +64,8 @@ class Interface:
     fixed_params: dict = field(default_factory=dict)
     publication_lag_days: int = 0  # a day's rows can appear this many days after it
     derived_from: tuple[str, ...] = ()  # computed locally from these interfaces
+    # a row for every trading stock on every open day (bars, their factors, indicators)
+    dense: bool = False
     # the tushare interface asked, when it differs from the table's name: one interface can
     # fill two tables that ``fixed_params`` tell apart (fina_mainbz by product and by region)
     api_name: str | None = None
@@ -79,6 +81,15 @@ class Interface:
     @property
     def queryable(self) -> bool:
         return not self.derived_from
+
+    def rows_expected(self, whole_market: bool) -> bool:
+        """Whether a reply over open days must hold rows, so that an empty one proves
+        nothing (a glitch of the server looks the same): a day of the whole market of a
+        table published every open day, or a stock's range of a dense table. A stock
+        suspended for the whole range is told from a glitch by asking twice."""
+        if whole_market:
+            return self.by_trade_date and not self.calendar_days
+        return self.dense
 
 
 def _stock(name, group, keys, date_field, **kw):
@@ -127,10 +138,14 @@ INTERFACES: tuple[Interface, ...] = (
               fixed_params={"list_status": "L"}),
     Interface("trade_cal", "stock", ("exchange", "cal_date"), "cal_date", rows_per_call=10000,
               fixed_params={"exchange": "SSE"}),
-    _stock("daily", "stock", ("ts_code", "trade_date"), "trade_date", by_trade_date=True),
-    _stock("daily_basic", "stock", ("ts_code", "trade_date"), "trade_date", by_trade_date=True),
-    _stock("moneyflow", "stock", ("ts_code", "trade_date"), "trade_date", by_trade_date=True),
-    _stock("adj_factor", "stock", ("ts_code", "trade_date"), "trade_date", by_trade_date=True),
+    _stock("daily", "stock", ("ts_code", "trade_date"), "trade_date", by_trade_date=True,
+           dense=True),
+    _stock("daily_basic", "stock", ("ts_code", "trade_date"), "trade_date", by_trade_date=True,
+           dense=True),
+    _stock("moneyflow", "stock", ("ts_code", "trade_date"), "trade_date", by_trade_date=True,
+           dense=True),
+    _stock("adj_factor", "stock", ("ts_code", "trade_date"), "trade_date", by_trade_date=True,
+           dense=True),
     _stock("qfq_daily", "stock", ("ts_code", "trade_date"), "trade_date",
            derived_from=("daily", "adj_factor")),
     _stock("hfq_daily", "stock", ("ts_code", "trade_date"), "trade_date",

@@ -37,6 +37,10 @@ _NO_PERMISSION = ("权限", "积分")
 # tried in turn on a body whose charset is not declared: UTF-8 rejects GBK's bytes,
 # GB18030 (GBK's superset) then reads them
 _UNDECLARED_CHARSETS = ("utf-8", "gb18030")
+# The row caps tushare sets are multiples of this (all but anns' 50, which the catalogue
+# assumes already), so a short page of such a length may be a full page of a cap lower
+# than the one assumed; one reply in a hundred costs an empty page more.
+ROUND_CAP = 100
 
 log = logging.getLogger(__name__)
 
@@ -159,24 +163,32 @@ class TushareClient:
         raise CallFailed(iface.name, f"tushare {iface.name} failed after "
                                      f"{settings.max_retries + 1} attempts (last: {last})")
 
-    def fetch(self, iface: Interface, params: dict) -> pd.DataFrame:
+    def fetch(self, iface: Interface, params: dict, expect: int = 0) -> pd.DataFrame:
         """Every row matching ``params``, paging with offset/limit past the per-call cap.
 
-        A page short of the cap in force ends the rows unless the server says it has
-        more: then its length is the server's cap, kept for every later call. A full
-        page is followed by another even when has_more is false (a server that omits or
-        misstates it loses nothing; the cost is an empty page now and then).
+        A full page is followed by another even when has_more is false. A short page ends
+        the rows only when nothing makes it look cut: a page the server says has more, one
+        whose length is a round number (a multiple of ROUND_CAP, as every cap tushare
+        sets), or rows still short of ``expect`` (the fewest the caller finds plausible)
+        are followed by the next offset. A page after a short one that brings rows shows
+        the short one's length to be the server's cap, kept for every later call: a
+        server that omits or misstates has_more loses nothing, and the cost is one empty
+        page now and then.
         """
-        pages, offset = [], 0
+        pages, offset, short = [], 0, 0
         while True:
             cap = self.rows_per_call(iface)
             page, more = self.query(iface, {**iface.fixed_params, **params,
                                             "offset": offset, "limit": cap})
             pages.append(page)
-            if len(page) < cap and more and len(page):
-                self._learned_caps[iface.name] = len(page)
-            elif len(page) < cap:
-                break
+            if short and len(page):
+                self._learned_caps[iface.name] = cap = short
+            short = 0
+            if len(page) < cap:
+                if not len(page) or not (more or len(page) % ROUND_CAP == 0
+                                         or offset + len(page) < expect):
+                    break
+                short = len(page)
             offset += len(page)
         non_empty = [p for p in pages if len(p)]
         return pd.concat(non_empty, ignore_index=True) if non_empty else pages[0]

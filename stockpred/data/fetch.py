@@ -33,8 +33,9 @@ from stockpred.data.catalogue import CATALOGUE, INTERFACES, Interface
 from stockpred.data.client import CallFailed, NoPermission, QuotaExhausted, TushareClient
 from stockpred.data.sample import (CALENDAR_INDEX, SAMPLE_INDEX, SAMPLE_TABLES, read_sample,
                                    trade_calendar)
-from stockpred.data.store import (ALL_SUBJECTS, REPAIR_HINT, DamagedStoreError, RawStore,
-                                  UpsertResult, day_bounds, format_day, parse_day, shift_day)
+from stockpred.data.store import (ALL_SUBJECTS, REPAIR_HINT, UNCONFIRMED, DamagedStoreError,
+                                  RawStore, UpsertResult, day_bounds, format_day, missing_ranges,
+                                  parse_day, shift_day)
 from stockpred.data.universe import FixedList, IndexMembers, Universe
 from stockpred.errors import IncompleteError, InputError, StockpredError
 from stockpred.layout import Paths
@@ -56,7 +57,7 @@ class TableReport:
     updated: int = 0
     calls: int = 0
     note: str = ""
-    quarantined: list[str] = field(default_factory=list)  # bars set aside: "<code> <day>"
+    quarantined: list[str] = field(default_factory=list)  # "<code> <day> (<reason>)"
 
     def remark(self, quarantine: str) -> str:
         """The note, and what was set aside (``quarantine``: where it went)."""
@@ -64,7 +65,7 @@ class TableReport:
             return self.note
         n = len(self.quarantined)
         shown = ", ".join(self.quarantined[:3]) + (", ..." if n > 3 else "")
-        aside = (f"{n} row{'s' if n > 1 else ''} with NaN/inf prices set aside in "
+        aside = (f"{n} row{'s' if n > 1 else ''} that cannot be prices set aside in "
                  f"{quarantine} ({shown})")
         return f"{self.note}; {aside}" if self.note else aside
 
@@ -105,14 +106,13 @@ def settled_day(settle_time: str, now: datetime | None = None) -> str:
 
 
 # A market-wide day-by-day reply with no rows for a day this old means the day really
-# had none (no CCTV bulletin, no futures report); a more recent one is not published yet.
+# had none where rows are not expected every open day (no CCTV bulletin); a more recent
+# one is not published yet.
 EMPTY_DAY_FINAL_AFTER_DAYS = 7
-# A listed stock has a bar on every open day it trades, so an empty reply of this table
-# over open days may be a glitch as well as a suspension: such a range counts as asked
-# only when it comes back empty a second time. The first time is kept in the ledger
-# under this prefix and the stock's code.
-BARS = "daily"
-UNCONFIRMED = "unconfirmed:"
+# A day of a dense table with fewer rows than this share of the listed stocks is asked
+# past its end: a lower row cap the server does not announce looks like that, while even
+# the mass suspensions of July 2015 left about half the market trading.
+SHORT_DAY_SHARE = 0.5
 
 
 def coverage_end(lo: str, hi: str, last_returned: str | None, final_day: str) -> str:
@@ -130,20 +130,6 @@ def coverage_end(lo: str, hi: str, last_returned: str | None, final_day: str) ->
     if last_returned is None:
         return hi if lo <= final_day else shift_day(lo, -1)
     return min(hi, max(final_day, last_returned))
-
-
-def missing_ranges(start: str, end: str, *covered: tuple[str, str]) -> list[tuple[str, str]]:
-    """The parts of [start, end] outside every covered range, in day order."""
-    gaps = [(start, end)] if start <= end else []
-    for lo, hi in covered:
-        rest = []
-        for first, last in gaps:
-            if first < lo:
-                rest.append((first, min(last, shift_day(lo, -1))))
-            if last > hi:
-                rest.append((max(first, shift_day(hi, 1)), last))
-        gaps = [g for g in rest if g[0] <= g[1]]
-    return gaps
 
 
 # -- what to fetch ------------------------------------------------------------------------
@@ -166,13 +152,18 @@ def subjects_for(iface: Interface, config: Config, stocks: list[str]) -> list[st
     return list(kind_lists[iface.subject]) if iface.subject else [ALL_SUBJECTS]
 
 
+# The source of a store with rows and no readable record of where they came from
+UNKNOWN_SOURCE = "unknown"
+
+
 def stored_source(paths: Paths, store: RawStore) -> str | None:
     """Where the stored rows come from: the store's own record, else (a store written
-    before it kept one) the last fetch manifest's; None for an empty store."""
+    before it kept one) the last fetch manifest's, else UNKNOWN_SOURCE; None for an
+    empty store."""
     known = store.source()
     if known or not any(store.has(i.name) for i in INTERFACES):
         return known
-    return (read_manifest(paths.fetch_manifest) or {}).get("source")
+    return (read_manifest(paths.fetch_manifest) or {}).get("source") or UNKNOWN_SOURCE
 
 
 def choose_source(config: Config, paths: Paths, store: RawStore) -> tuple[str, str | None]:
@@ -181,6 +172,12 @@ def choose_source(config: Config, paths: Paths, store: RawStore) -> tuple[str, s
     token = resolve_token()
     stored = stored_source(paths, store)
     source = config.fetch.source
+    if source == "auto" and not token and stored == UNKNOWN_SOURCE:
+        # it may be a tushare store whose markers a disk fault took: never load the sample
+        raise InputError(f"{paths.raw_dir} holds rows of unknown source ({store.source_file} "
+                         f"and {paths.fetch_manifest} are unreadable or gone): set TUSHARE_TOKEN "
+                         f"if they came from tushare, or pass --source sample if they are the "
+                         f"shipped sample")
     if source == "auto":
         source = "tushare" if token or stored == "tushare" else "sample"
     if source == "tushare" and not token:
@@ -335,6 +332,7 @@ class _Fetcher:
         self.failed: dict[str, str] = {}  # interface -> why it is incomplete
         self.market_size = 0  # stocks tushare lists: the rows of one day of the market
         self._calendar: list[str] | None = None  # open days, read once trade_cal is stored
+        self._listed: list[str] | None = None  # list dates of stock_basic, read when needed
         self.position = ""  # how far the current interface got, for a stop part way
         self.report = FetchReport("tushare", self.start, self.end, [],
                                   quarantine_dir=str(store.quarantine_dir))
@@ -356,7 +354,7 @@ class _Fetcher:
         table.updated += result.updated
         if result.quarantined:
             table.quarantined += result.quarantined
-            log.warning("%s: %d row(s) with NaN/inf prices set aside in %s: %s", iface.name,
+            log.warning("%s: %d row(s) that cannot be prices set aside in %s: %s", iface.name,
                         len(result.quarantined), self.store.quarantine_file(iface.name),
                         ", ".join(result.quarantined))
         if result.added or result.updated:
@@ -547,37 +545,63 @@ class _Fetcher:
             end = coverage_end(lo, hi, last, shift_day(self.settled, -iface.publication_lag_days))
             pending.append(frame)
             rows += len(frame)
-            if frame.empty and iface.name == BARS and end >= lo and self._open_days(lo, end):
-                once = self.store.coverage(iface.name).get(UNCONFIRMED + subject, [])
-                first_time = missing_ranges(lo, end, *once)
-                asked += [(subject, a, b) for a, b in missing_ranges(lo, end, *first_time)]
-                asked += [(UNCONFIRMED + subject, a, b) for a, b in first_time]
-                doubted += [f"{subject} {a}..{b}" for a, b in first_time]
+            if frame.empty and end >= lo:
+                asked += self._empty_reply(iface, subject, lo, end, doubted)
             elif end >= lo:
                 asked.append((subject, lo, end))
             if rows >= gather:
                 self._store(iface, pending, asked)
                 pending, rows, asked = [], 0, []
         self._store(iface, pending, asked)
+        self._note_doubted(iface, doubted)
+
+    def _empty_reply(self, iface: Interface, subject: str, lo: str, hi: str,
+                     doubted: list[str]) -> list[tuple[str, str, str]]:
+        """The ledger entries for an empty reply about ``subject`` (``*``: the market) over
+        [lo, hi]. Where rows are expected (Interface.rows_expected) on its open days, the
+        range counts as asked only when it comes back empty a second time: the first time
+        it is kept under UNCONFIRMED and the subject, and named in ``doubted``."""
+        if not (iface.rows_expected(subject == ALL_SUBJECTS)
+                and self._open_days(lo, hi, iface.calendar_days)):
+            return [(subject, lo, hi)]
+        once = self.store.coverage(iface.name).get(UNCONFIRMED + subject, [])
+        first_time = missing_ranges(lo, hi, *once)
+        doubted += [f"{subject} {a}..{b}" if a != b else f"{subject} {a}" for a, b in first_time]
+        return ([(subject, a, b) for a, b in missing_ranges(lo, hi, *first_time)]
+                + [(UNCONFIRMED + subject, a, b) for a, b in first_time])
+
+    def _note_doubted(self, iface: Interface, doubted: list[str]) -> None:
         if doubted:
+            n = len(doubted)
             self.report.table(iface.name).note = (
-                f"{len(doubted)} empty repl{'y' if len(doubted) == 1 else 'ies'} over open "
-                f"days unconfirmed (first {doubted[0]}): asked again next run")
+                f"{n} empty repl{'y' if n == 1 else 'ies'} over open days unconfirmed "
+                f"(first {doubted[0]}): asked again next run")
 
     def _sweep(self, iface: Interface, gaps: dict[str, list[tuple[str, str]]],
                days: list[str]) -> None:
         """One call a day (pages past the cap included) for the subjects of ``gaps``: every
         row is kept for the whole market (``*``), else the rows of those subjects. Rows are
         written one time partition (at most WRITE_ROWS rows) at a time; the ledger then
-        marks each subject's gaps asked up to the last day written. Stops at a recent day
-        with no rows (not published yet); an old one is a day that really had none."""
+        marks each subject's gaps asked up to the last day written, less the days whose
+        empty reply is unconfirmed (see _empty_reply). Stops at a recent day with no rows
+        (not published yet)."""
         keep = None if ALL_SUBJECTS in gaps else list(gaps)
+        doubted: list[str] = []
+        unconfirmed: list[tuple[str, str, str]] = []
+        seen: set[str] = set()  # subjects of ``keep`` with rows so far
 
         def asked(through: str | None) -> list[tuple[str, str, str]]:
+            """The ledger entries of the days up to ``through``. A dense table's subject
+            without rows in them is kept under UNCONFIRMED too: the days' replies were
+            empty for it, and the store's check then expects no file of it."""
             if through is None:
                 return []
-            return [(s, lo, min(hi, through)) for s, ranges in gaps.items()
-                    for lo, hi in ranges if lo <= through]
+            holes = [(lo, hi) for _, lo, hi in unconfirmed]
+            entries = [(s, a, b) for s, ranges in gaps.items() for lo, hi in ranges
+                       if lo <= through for a, b in missing_ranges(lo, min(hi, through), *holes)]
+            quiet = [(UNCONFIRMED + s, a, b) for s, a, b in entries
+                     if iface.dense and keep is not None and s not in seen]
+            return [*unconfirmed, *entries, *quiet]
 
         pending, rows, through = [], 0, None
         for day in self._steps(days, iface, "day"):
@@ -586,7 +610,8 @@ class _Fetcher:
                 self._store(iface, pending, asked(through))
                 pending, rows = [], 0
             try:
-                frame = self.client.fetch(iface, {iface.day_param: day})
+                frame = self.client.fetch(iface, {iface.day_param: day},
+                                          self._day_rows(iface, day))
             except BaseException:
                 self._store(iface, pending, asked(through))  # keep the days fetched so far
                 raise
@@ -595,14 +620,31 @@ class _Fetcher:
                 log.info("%s has no rows for %s yet; stopping there", iface.name, day)
                 through = shift_day(day, -1)
                 break
+            if frame.empty:
+                unconfirmed += [e for e in self._empty_reply(iface, ALL_SUBJECTS, day, day,
+                                                             doubted) if e[0] != ALL_SUBJECTS]
             if keep is not None:
                 frame = frame[frame[iface.subject_param].isin(keep)]
+                seen.update(frame[iface.subject_param])
             pending.append(frame)
             rows += len(frame)
             through = day
         else:  # every missing day asked: the gaps are asked to their ends
             through = self.settled
         self._store(iface, pending, asked(through))
+        self._note_doubted(iface, doubted)
+
+    def _day_rows(self, iface: Interface, day: str) -> int:
+        """The fewest rows a reply for the whole market on ``day`` can plausibly hold: a
+        share of the stocks listed by then, for a dense table; 0 for the others. Fewer
+        make the client ask past them. A stock without a list date is not counted: its
+        listing, and so whether it can trade, is unknown."""
+        if not iface.dense:
+            return 0
+        if self._listed is None:
+            basic = self.store.read("stock_basic")
+            self._listed = sorted(basic["list_date"].dropna()) if "list_date" in basic else []
+        return int(SHORT_DAY_SHARE * bisect_right(self._listed, day))
 
     def _by_stock_or_day(self, iface: Interface, subjects: list[str]) -> None:
         """The universe's cheapest mix of a sweep by day and calls per subject.

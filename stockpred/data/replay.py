@@ -6,8 +6,9 @@ It answers the real ``tushare`` client exactly as tushare Pro does: a POST of
 newest rows first, at most ``caps[api]`` rows per call from ``offset``, filtered by
 the query parameters the catalogue declares. Faults can be queued (per-minute limit,
 daily quota, HTTP 500, dropped connection, each wording of no permission, a valid
-reply without rows, a reply held back ``slow_s`` seconds) to test how a fetch survives
-them. Bodies are UTF-8 unless ``charset`` names another (``gbk``, say), declared in
+reply without rows, a reply held back ``slow_s`` seconds), to any call or to the calls
+whose parameters match, to test how a fetch survives them. With ``has_more=False`` the
+replies omit ``has_more``, as a server that pages without saying so. Bodies are UTF-8 unless ``charset`` names another (``gbk``, say), declared in
 Content-Type or, with ``declare_charset=False``, not.
 The test suite and scripts/bench_fetch.py use it; it binds to loopback only.
 """
@@ -123,18 +124,20 @@ class _ServedTable:
 class ReplayServer:
     def __init__(self, tables: dict[str, pd.DataFrame], token: str,
                  caps: dict[str, int] | None = None, charset: str = "utf-8",
-                 declare_charset: bool = True, slow_s: float = 2.0):
+                 declare_charset: bool = True, slow_s: float = 2.0, has_more: bool = True):
         self.tables = dict(tables)
         self.token = token
         self.charset = charset
         self.declare_charset = declare_charset
         self.slow_s = slow_s
+        self.has_more = has_more
         self.caps = {name: iface.rows_per_call for name, iface in CATALOGUE.items()}
         self.caps.update(caps or {})
         self.calls: Counter[str] = Counter()
         self.requests: list[tuple[str, dict]] = []
         self._served: dict[str, tuple[pd.DataFrame, _ServedTable]] = {}
-        self._faults: list[list] = []  # [api or None, fault, calls still to let through]
+        # [api or None, fault, matching calls still to let through, params to match]
+        self._faults: list[list] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -153,13 +156,16 @@ class ReplayServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def inject(self, fault: str, times: int = 1, api: str | None = None, after: int = 0) -> None:
-        """Let ``after`` calls (to ``api``, or to any) through, then answer ``times`` with ``fault``."""
+    def inject(self, fault: str, times: int = 1, api: str | None = None, after: int = 0,
+               where: dict | None = None) -> None:
+        """Let ``after`` calls (to ``api``, or to any; with parameters holding ``where``)
+        through, then answer ``times`` of them with ``fault``."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; faults are {', '.join(FAULTS)}")
+        where = where or {}
         with self._lock:
-            self._faults.append([api, fault, after])
-            self._faults.extend([api, fault, 0] for _ in range(times - 1))
+            self._faults.append([api, fault, after, where])
+            self._faults.extend([api, fault, 0, where] for _ in range(times - 1))
 
     def add_rows(self, name: str, rows: pd.DataFrame) -> None:
         with self._lock:
@@ -170,10 +176,10 @@ class ReplayServer:
             self.calls.clear()
             self.requests.clear()
 
-    def _take_fault(self, api: str) -> str | None:
+    def _take_fault(self, api: str, params: dict) -> str | None:
         with self._lock:
-            for i, (target, fault, wait) in enumerate(self._faults):
-                if target in (None, api):
+            for i, (target, fault, wait, where) in enumerate(self._faults):
+                if target in (None, api) and all(params.get(k) == v for k, v in where.items()):
                     if wait:
                         self._faults[i][2] -= 1
                         return None
@@ -238,7 +244,7 @@ class ReplayServer:
                 with server._lock:
                     server.calls[api] += 1
                     server.requests.append((api, params))
-                fault = server._take_fault(api)
+                fault = server._take_fault(api, params)
                 if fault == "drop":
                     self.close_connection = True
                     self.connection.close()
@@ -256,6 +262,8 @@ class ReplayServer:
                                           body.get("fields") or "")
                     if fault == "empty" and reply["data"]:
                         reply["data"].update(items=[], has_more=False)
+                    if not server.has_more and reply["data"]:
+                        del reply["data"]["has_more"]
                 self._send(200, json.dumps(reply, ensure_ascii=False).encode(server.charset))
 
             def _send(self, status: int, payload: bytes):

@@ -52,7 +52,7 @@ import operator
 import os
 import re
 import shutil
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -73,13 +73,24 @@ TMP_MARK = ".tmp-"
 _COVERAGE = "_coverage.json"
 _LAYOUT = "_layout.json"
 _SOURCE = "_source.json"  # in raw/: where the store's rows come from (tushare, sample)
+# Ledger key prefix, before a subject (``*``: the market), of the ranges whose reply came
+# back empty where rows were expected (Interface.rows_expected): asked again once before
+# they count as asked, and known to hold no rows.
+UNCONFIRMED = "unconfirmed:"
 DAMAGED_DIR = "_damaged"
 QUARANTINE_DIR = "_quarantine"
 REPAIR_HINT = "run `stockpred fetch --repair`"
-# Bars whose prices must be finite numbers: a NaN or inf close reaches every feature and
-# model downstream as a silent NaN (or a NumPy warning), so such rows are set aside.
+# Bars that cannot be prices are set aside on arrival, with the reason: a NaN, inf, zero or
+# negative price, a high below the low, an open or close outside them, a negative volume,
+# a rise past ten times the daily limit, or two rows of one key that disagree. Any of them
+# reaches every feature and model downstream (a close of 0 gives a qfq pct_chg of -117%).
 PRICE_COLUMNS = ("open", "high", "low", "close")
+VOLUME_COLUMNS = ("vol", "amount")
 BAR_TABLES = ("daily", "index_daily")
+# a stock's daily limit is 10%, 20% on STAR (688) and on ChiNext (300, 301) from this day,
+# 30% on the Beijing exchange; a listing day has none
+CHINEXT_20PCT_FROM = "20200824"
+ABSURD_LIMITS = 10  # a rise past this many daily limits over pre_close is no price
 # A per-subject table moves to its time layout when it is to hold more subjects than this.
 MARKET_SCALE = 100
 # Small enough that one stock's rows of a year sit in one or two groups of a code-sorted
@@ -241,7 +252,7 @@ def day_bounds(iface: Interface, start: str | None, end: str | None) -> tuple[st
 class UpsertResult:
     added: int = 0
     updated: int = 0
-    quarantined: list[str] = field(default_factory=list)  # "<subject> <day>" of rows set aside
+    quarantined: list[str] = field(default_factory=list)  # "<subject> <day> (<reason>)" set aside
 
     def __iadd__(self, other: "UpsertResult") -> "UpsertResult":
         self.added += other.added
@@ -299,6 +310,14 @@ def _without(ranges: list[tuple[str, str]], lo: str, hi: str) -> list[tuple[str,
     return [r for r in rest if r[0] <= r[1]]
 
 
+def missing_ranges(start: str, end: str, *covered: tuple[str, str]) -> list[tuple[str, str]]:
+    """The parts of [start, end] outside every covered range, in day order."""
+    gaps = [(start, end)] if start <= end else []
+    for lo, hi in covered:
+        gaps = [(a, b) for first, last in gaps for a, b in _without([(first, last)], lo, hi)]
+    return gaps
+
+
 def _file_days(partition: str | None, stem: str) -> tuple[str | None, str | None, str | None]:
     """(subject, first day, last day) of what the file ``stem`` holds under ``partition``;
     None for every subject, or for every day."""
@@ -313,6 +332,44 @@ def _file_days(partition: str | None, stem: str) -> tuple[str | None, str | None
         days = calendar.monthrange(int(stem[:4]), int(stem[4:]))[1]
         return None, f"{stem}01", f"{stem}{days:02d}"
     return None, None, None
+
+
+def _pieces(partition: str | None, subject: str, lo: str,
+            hi: str) -> list[tuple[str | None, str, str]]:
+    """[lo, hi] of ``subject`` split by the file (stem) that holds each part under
+    ``partition``; None for a part whose file a market-wide key cannot tell (``*`` in a
+    per-subject layout)."""
+    if partition in ("subject", "subject_year") and subject == ALL_SUBJECTS:
+        return [(None, lo, hi)]
+    if partition == "subject":
+        return [(subject, lo, hi)]
+    if partition is None:
+        return [("all", lo, hi)]
+    pieces = []
+    for year in range(int(lo[:4]), int(hi[:4]) + 1):
+        first, last = max(lo, f"{year}0101"), min(hi, f"{year}1231")
+        if partition == "subject_year":
+            pieces.append((f"{subject}_{year}", first, last))
+        elif partition == "year":
+            pieces.append((str(year), first, last))
+        else:  # month
+            for month in range(int(first[4:6]), int(last[4:6]) + 1):
+                stem = f"{year}{month:02d}"
+                end = calendar.monthrange(year, month)[1]
+                pieces.append((stem, max(first, f"{stem}01"), min(last, f"{stem}{end:02d}")))
+    return pieces
+
+
+def _date_span(meta: pq.FileMetaData, date_field: str | None) -> tuple[str, str] | None:
+    """The first and last value of the date column, from the row groups' statistics."""
+    names = meta.schema.names
+    if date_field not in names:
+        return None
+    stats = [meta.row_group(g).column(names.index(date_field)).statistics
+             for g in range(meta.num_row_groups)]
+    if not stats or any(s is None or not s.has_min_max for s in stats):
+        return None
+    return str(min(s.min for s in stats)), str(max(s.max for s in stats))
 
 
 def _join_ranges(ranges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -452,8 +509,9 @@ class RawStore:
         missing = [k for k in iface.keys if k not in frame.columns]
         if missing:
             raise ValueError(f"{iface.name} reply lacks key column(s) {', '.join(missing)}")
-        frame = conform(frame, iface).drop_duplicates(list(iface.keys), keep="last")
+        frame = conform(frame, iface)
         frame, quarantined = self._quarantine(iface, frame)
+        frame = frame.drop_duplicates(list(iface.keys), keep="last")
         result = self._merge(iface, frame, self.partition(iface)) if len(frame) else UpsertResult()
         result.quarantined = quarantined
         return result
@@ -465,23 +523,80 @@ class RawStore:
     def quarantine_file(self, name: str) -> Path:
         return self.quarantine_dir / f"{name}.parquet"
 
+    def quarantined(self, name: str) -> pd.DataFrame:
+        """The rows of table ``name`` set aside on arrival, each with its ``reason``."""
+        iface = CATALOGUE[name]
+        rows = self._load(self.quarantine_file(name), iface)
+        return conform(pd.DataFrame(columns=[*iface.keys, "reason"]), iface) if rows is None else rows
+
     def _quarantine(self, iface: Interface, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """The bars of ``frame`` with finite prices; the others go to the table's quarantine
-        file (kept, by key, for a look by hand), described as "<subject> <day>"."""
-        columns = [c for c in PRICE_COLUMNS if c in frame.columns]
-        if iface.name not in BAR_TABLES or not columns:
+        """The bars of ``frame`` that can be prices; the others go to the table's quarantine
+        file with their reason (kept for a look by hand), described as "<subject> <day>
+        (<reason>)"."""
+        if iface.name not in BAR_TABLES or not any(c in frame.columns for c in PRICE_COLUMNS):
             return frame, []
-        prices = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
-        bad = ~np.isfinite(prices).all(axis=1)
+        reason = self._not_prices(iface, frame)
+        bad = reason.notna().to_numpy()
         if not bad.any():
             return frame, []
-        rows = frame[bad]
+        rows = frame[bad].assign(reason=reason[bad])
         path = self.quarantine_file(iface.name)
         kept = self._load(path, iface)
-        merged = conform(pd.concat([kept, rows], ignore_index=True), iface)
-        atomic_write_parquet(merged.drop_duplicates(list(iface.keys), keep="last"), path)
-        where = rows[iface.subject_param] + " " + rows[iface.date_field]
+        atomic_write_parquet(conform(pd.concat([kept, rows], ignore_index=True), iface)
+                             .drop_duplicates(), path)
+        where = rows[iface.subject_param] + " " + rows[iface.date_field] + " (" + rows["reason"] + ")"
         return frame[~bad].reset_index(drop=True), list(where)
+
+    def _not_prices(self, iface: Interface, frame: pd.DataFrame) -> pd.Series:
+        """Why each bar of ``frame`` cannot be a price (the first reason found), NA where it can."""
+        def column(name: str) -> pd.Series:
+            if name not in frame.columns:
+                return pd.Series(np.nan, index=frame.index)
+            return pd.to_numeric(frame[name], errors="coerce").astype("float64")
+
+        price = {c: column(c) for c in PRICE_COLUMNS}
+        low, high = price["low"], price["high"]
+        values = pd.DataFrame({c: v for c, v in price.items() if c in frame.columns})
+        keys = list(iface.keys)
+        conflicting = frame.duplicated(keys, keep=False)
+        if conflicting.any():
+            distinct = frame[conflicting].drop_duplicates()
+            disagree = distinct.loc[distinct.duplicated(keys, keep=False), keys]
+            conflicting &= pd.MultiIndex.from_frame(frame[keys]).isin(
+                pd.MultiIndex.from_frame(disagree))
+        checks = [
+            (conflicting, "rows of one key that disagree"),
+            (~np.isfinite(values).all(axis=1), "NaN/inf price"),
+            ((values <= 0).any(axis=1), "price <= 0"),
+            (high < low, "high < low"),
+            (((price["open"] < low) | (price["open"] > high)
+              | (price["close"] < low) | (price["close"] > high)), "open or close outside low..high"),
+            ((pd.DataFrame({c: column(c) for c in VOLUME_COLUMNS}) < 0).any(axis=1),
+             "negative volume"),
+        ]
+        if iface.subject == "stock":
+            checks.append((self._absurd_rise(frame, high, column("pre_close")),
+                           f"rise past {ABSURD_LIMITS}x the daily limit"))
+        reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+        for failed, why in reversed(checks):  # the first check's reason wins
+            reason = reason.mask(failed.to_numpy(), why)
+        return reason
+
+    def _absurd_rise(self, frame: pd.DataFrame, high: pd.Series, pre_close: pd.Series) -> pd.Series:
+        """Bars whose high lies past ABSURD_LIMITS daily limits above pre_close, listing
+        days (stock_basic's list_date, where stored) aside."""
+        code, day = frame["ts_code"].astype(str), frame["trade_date"].astype(str)
+        limit = pd.Series(0.10, index=frame.index)
+        limit[code.str.startswith("688")
+              | (code.str[:3].isin(["300", "301"]) & (day >= CHINEXT_20PCT_FROM))] = 0.20
+        limit[code.str.endswith(".BJ")] = 0.30
+        rise = (pre_close > 0) & (high > pre_close * (1 + ABSURD_LIMITS * limit))
+        if rise.any() and self.has("stock_basic"):
+            basic = self.read("stock_basic")
+            if "list_date" in basic:
+                listed = code.map(dict(zip(basic["ts_code"], basic["list_date"])))
+                rise &= listed.ne(day).fillna(True).astype(bool)
+        return rise
 
     def _merge(self, iface: Interface, frame: pd.DataFrame, partition: str | None) -> UpsertResult:
         """Upsert ``frame`` (conformed, one row per key) into the files of ``partition``."""
@@ -659,18 +774,22 @@ class RawStore:
 
     # -- the store's source -------------------------------------------------------------------
 
+    @property
+    def source_file(self) -> Path:
+        return self.raw_dir / _SOURCE
+
     def source(self) -> str | None:
         """Where the stored rows come from ("tushare", "sample"), as the first fetch that
         wrote them recorded it; None when unknown (an empty store, or an older one)."""
         try:
-            return json.loads((self.raw_dir / _SOURCE).read_text(encoding="utf-8"))["source"]
+            return json.loads(self.source_file.read_text(encoding="utf-8"))["source"]
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError, OSError):
             return None  # rewritten by the next fetch that writes; the manifest tells until then
 
     def set_source(self, source: str) -> None:
-        atomic_write_text(self.raw_dir / _SOURCE, json.dumps({"source": source}) + "\n")
+        atomic_write_text(self.source_file, json.dumps({"source": source}) + "\n")
 
     # -- damage -------------------------------------------------------------------------------
 
@@ -690,10 +809,12 @@ class RawStore:
         except DamagedStoreError:  # what its files hold is unknown until it is rewritten
             return [Damage(name, folder / _LAYOUT, "not a layout marker")]
         found = []
-        rows = {}
+        rows, spans = {}, {}
         for path in self.files(name):
             try:
-                rows[path.name] = pq.ParquetFile(path).metadata.num_rows
+                meta = pq.ParquetFile(path).metadata
+                rows[path.name] = meta.num_rows
+                spans[path.stem] = _date_span(meta, iface.date_field)
                 if thorough:
                     pq.read_table(path)
             except (pa.ArrowException, OSError) as exc:
@@ -708,9 +829,55 @@ class RawStore:
                                                              f"stored {stored} rows in it"))
         if (folder / _COVERAGE).exists():
             try:
-                self.coverage(name)
+                ledger = self.coverage(name)
             except DamagedStoreError:
-                found.append(Damage(name, folder / _COVERAGE, "not a coverage ledger"))
+                return [*found, Damage(name, folder / _COVERAGE, "not a coverage ledger")]
+            named = {d.path for d in found}
+            found += [d for d in self._against_ledger(iface, partition, ledger, spans)
+                      if d.path not in named]
+        return found
+
+    def _against_ledger(self, iface: Interface, partition: str | None,
+                        ledger: dict[str, list[tuple[str, str]]],
+                        spans: dict[str, tuple[str, str] | None]) -> list[Damage]:
+        """The files the ledger says must hold rows but are gone, and the time-layout files
+        that end short of the market's days it says were asked: what a lost or stale
+        manifest no longer tells. Rows are due on each open day asked where the catalogue
+        expects them (Interface.rows_expected), less the ranges that came back empty
+        (UNCONFIRMED); only the market's rows (``*``) fill every open day, so only they
+        bound a file's first and last day. Costs the footers already read and the calendar."""
+        keys = [k for k in ledger if not k.startswith(UNCONFIRMED)
+                and iface.rows_expected(k == ALL_SUBJECTS)]
+        if not keys or not self.has("trade_cal"):
+            return []
+        try:
+            cal = self.read("trade_cal", columns=["cal_date", "is_open"])
+        except DamagedStoreError:  # named by trade_cal's own check
+            return []
+        days = sorted(cal.loc[cal["is_open"] == 1, "cal_date"])
+        due: dict[str, list] = {}  # file stem -> [first day due, last day due, bounded]
+        for key in keys:
+            empty = [*ledger.get(UNCONFIRMED + key, []),
+                     *ledger.get(UNCONFIRMED + ALL_SUBJECTS, [])]
+            for lo, hi in ledger[key]:
+                for a, b in missing_ranges(lo, hi, *empty):
+                    for stem, first, last in _pieces(partition, key, a, b):
+                        i, j = bisect_left(days, first), bisect_right(days, last)
+                        if i == j or stem is None:
+                            continue
+                        was = due.get(stem, [days[i], days[j - 1], False])
+                        due[stem] = [min(was[0], days[i]), max(was[1], days[j - 1]),
+                                     was[2] or key == ALL_SUBJECTS]
+        folder = self.table_dir(iface.name)
+        found = []
+        for stem, (first, last, bounded) in sorted(due.items()):
+            asked = f"the ledger says {first}..{last} were asked"
+            if stem not in spans:
+                found.append(Damage(iface.name, folder / f"{stem}.parquet", f"missing; {asked}"))
+            elif bounded and spans[stem] and (spans[stem][0] > first or spans[stem][1] < last):
+                held = "..".join(spans[stem])
+                found.append(Damage(iface.name, folder / f"{stem}.parquet",
+                                    f"holds {held} only; {asked}"))
         return found
 
     def repair(self, damage: list[Damage]) -> list[str]:
