@@ -226,13 +226,13 @@ def test_bars_that_cannot_be_prices_are_set_aside_with_their_reason(server_table
         code, out, err = run_cli("fetch")
         assert code == 0, err
     line = next(l for l in out.splitlines() if l.startswith("daily"))
-    assert "6 rows" in line and "600036.SH 20170109 (rise past 10x the daily limit)" in line
+    assert "6 rows" in line and "600036.SH 20170109 (high past 10x the limit price)" in line
     store = store_of(workdir)
     aside = store.quarantined("daily")
     reasons = dict(zip(aside["trade_date"], aside["reason"]))
     assert reasons == {"20170104": "price <= 0", "20170105": "price <= 0",
                        "20170106": "negative volume",
-                       "20170109": "rise past 10x the daily limit",
+                       "20170109": "high past 10x the limit price",
                        "20170110": "rows of one key that disagree"}
     assert len(aside) == 6  # both rows of the key that disagree
     stored = store.read("daily", subjects=["600036.SH"])
@@ -242,3 +242,6 @@ def test_bars_that_cannot_be_prices_are_set_aside_with_their_reason(server_table
     qfq = store.read("qfq_daily", subjects=["600036.SH"])
     assert not set(reasons) & set(qfq["trade_date"])
     assert (qfq["pct_chg"].abs() < 11).all()
+    code, out, err = run_cli("show", "daily", "--quarantined", "--tail", "0")
+    assert code == 0, err
+    assert "rows of one key that disagree" in out and "(6 rows)" in out

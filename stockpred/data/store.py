@@ -82,15 +82,17 @@ QUARANTINE_DIR = "_quarantine"
 REPAIR_HINT = "run `stockpred fetch --repair`"
 # Bars that cannot be prices are set aside on arrival, with the reason: a NaN, inf, zero or
 # negative price, a high below the low, an open or close outside them, a negative volume,
-# a rise past ten times the daily limit, or two rows of one key that disagree. Any of them
+# a high past ten times the limit price, or two rows of one key that disagree. Any of them
 # reaches every feature and model downstream (a close of 0 gives a qfq pct_chg of -117%).
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VOLUME_COLUMNS = ("vol", "amount")
 BAR_TABLES = ("daily", "index_daily")
 # a stock's daily limit is 10%, 20% on STAR (688) and on ChiNext (300, 301) from this day,
-# 30% on the Beijing exchange; a listing day has none
+# 30% on the Beijing exchange. Listing days and some resumption days have none, and real
+# bars rose 169% and 221% on such days (600703.SH 20080708, 603993.SH 20121009), so only a
+# high past ABSURD_MULTIPLE times the limit price (pre_close x (1 + limit)) is no price.
 CHINEXT_20PCT_FROM = "20200824"
-ABSURD_LIMITS = 10  # a rise past this many daily limits over pre_close is no price
+ABSURD_MULTIPLE = 10
 # A per-subject table moves to its time layout when it is to hold more subjects than this.
 MARKET_SCALE = 100
 # Small enough that one stock's rows of a year sit in one or two groups of a code-sorted
@@ -576,21 +578,21 @@ class RawStore:
         ]
         if iface.subject == "stock":
             checks.append((self._absurd_rise(frame, high, column("pre_close")),
-                           f"rise past {ABSURD_LIMITS}x the daily limit"))
+                           f"high past {ABSURD_MULTIPLE}x the limit price"))
         reason = pd.Series(pd.NA, index=frame.index, dtype="string")
         for failed, why in reversed(checks):  # the first check's reason wins
             reason = reason.mask(failed.to_numpy(), why)
         return reason
 
     def _absurd_rise(self, frame: pd.DataFrame, high: pd.Series, pre_close: pd.Series) -> pd.Series:
-        """Bars whose high lies past ABSURD_LIMITS daily limits above pre_close, listing
-        days (stock_basic's list_date, where stored) aside."""
+        """Bars whose high lies past ABSURD_MULTIPLE times the limit price, listing days
+        (stock_basic's list_date, where stored) aside."""
         code, day = frame["ts_code"].astype(str), frame["trade_date"].astype(str)
         limit = pd.Series(0.10, index=frame.index)
         limit[code.str.startswith("688")
               | (code.str[:3].isin(["300", "301"]) & (day >= CHINEXT_20PCT_FROM))] = 0.20
         limit[code.str.endswith(".BJ")] = 0.30
-        rise = (pre_close > 0) & (high > pre_close * (1 + ABSURD_LIMITS * limit))
+        rise = (pre_close > 0) & (high > ABSURD_MULTIPLE * pre_close * (1 + limit))
         if rise.any() and self.has("stock_basic"):
             basic = self.read("stock_basic")
             if "list_date" in basic:

@@ -82,13 +82,8 @@ class UniverseReport:
 
 
 def run_universe(config: Config, paths: Paths, name: str) -> UniverseReport:
-    """Write the daily membership of universe ``name`` and a figure of its size. A
-    configured Dask scheduler is checked first: `features --universe` computes the factors
-    on it right after, and a scheduler that does not answer must stop it before the
-    membership is written."""
+    """Write the daily membership of universe ``name`` and a figure of its size."""
     spec = universe_spec(config, name)
-    if config.compute.scheduler is not None:
-        check_scheduler(config.compute.scheduler)
     store = RawStore(paths.raw_dir)
     basis, bars = market_bars(paths)
     result = membership(spec, bars, stock_basic=_optional(store, "stock_basic"),

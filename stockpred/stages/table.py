@@ -171,6 +171,10 @@ def _factors(job: Job) -> list[str]:
     from stockpred.stages import market
 
     name = job.config.cross_section.universe
+    if job.config.compute.scheduler is not None:
+        # the factors run on it right after: one that does not answer stops the stage
+        # before the membership is written
+        market.check_scheduler(job.config.compute.scheduler)
     return [*market.run_universe(job.config, job.paths, name).summary(),
             *market.run_factors(job.config, job.paths, name, progress=job.progress).summary()]
 
@@ -348,8 +352,9 @@ def _show(job: Job) -> list[str]:
     table = job.arg("table")
     if table not in CATALOGUE:
         raise InputError(f"unknown table {table!r}; the tables are listed in doc/interfaces.md")
-    frame = RawStore(job.paths.raw_dir).read(table, job.arg("ts_codes"), job.arg("start"),
-                                             job.arg("end"))
+    store = RawStore(job.paths.raw_dir)
+    frame = (store.quarantined(table) if job.arg("quarantined") else
+             store.read(table, job.arg("ts_codes"), job.arg("start"), job.arg("end")))
     tail = job.arg("tail", 10)
     shown = frame.tail(tail) if tail else frame
     return [shown.to_string(index=False, max_colwidth=40), f"({len(frame)} rows)"]
@@ -574,12 +579,16 @@ STAGES: tuple[Stage, ...] = (
           flags=(F.Flag(("--markdown",), "The table as doc/architecture.md shows it.",
                         options=dict(is_flag=True)),)),
     Stage("show", "show", "Print a stored raw table, e.g. `stockpred show daily --ts-code "
-          "600036.SH`.", _show, session=False, records=_never,
+          "600036.SH`, or the rows fetch set aside (`--quarantined`).", _show, session=False,
+          records=_never,
           flags=(F.Flag(("table",), argument=True),
                  F.Flag(("--ts-code", "ts_codes"), "Only these subjects.", parse=F.names,
                         options=dict(metavar="A,B")),
                  F.Flag(("--start",), parse=F.day, options=dict(metavar="YYYYMMDD")),
                  F.Flag(("--end",), parse=F.day, options=dict(metavar="YYYYMMDD")),
+                 F.Flag(("--quarantined",), "The rows fetch set aside on arrival, each with its "
+                        "reason (a price that cannot be one, a conflicting duplicate).",
+                        options=dict(is_flag=True)),
                  F.Flag(("--tail",), "Print the last N rows (0: all).",
                         options=dict(type=int, min=0, default=10, show_default=True)))),
 )
