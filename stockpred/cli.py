@@ -128,8 +128,11 @@ def _run(stages: list[table.Stage], values: dict) -> None:
              (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
     chosen = next((s for s in stages if s.when and _selects(s, values, given)),
                   next((s for s in stages if s.when is None), stages[0]))
-    own = {f.name for f in chosen.flags}
-    for other in [f for s in stages for f in s.flags if f.name in given - own]:
+    own = {f.name: f for f in chosen.flags}
+    both = [own[name].shown for name in chosen.exclusive if name in given]
+    if len(both) > 1:
+        raise InputError(f"give {' or '.join(both)}, not both")
+    for other in [f for s in stages for f in s.flags if f.name in given - set(own)]:
         if chosen.when and chosen.when[1] is True:
             raise InputError(f"give --{chosen.when[0].replace('_', '-')} or {other.shown}, "
                              f"not both")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from stockpred.config import Config
 from stockpred.errors import InputError, MissingInputError
-from stockpred.features.build import model_inputs
+from stockpred.features.panel import model_inputs
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest
 

@@ -1,4 +1,4 @@
-"""The fetch stage: bring tushare Pro data (or the shipped sample) into <data dir>/raw/.
+"""The fetch plan: bring tushare Pro data (or the shipped sample) into <data dir>/raw/.
 
 Incremental by design: the store's coverage ledger says which ranges were already
 asked for each (interface, subject), so only the rest is requested. Interfaces that
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from tqdm import tqdm
 
-from stockpred.config import Config, api_url, resolve_token, user_config_path
+from stockpred.config import Config, resolve_token, user_config_path
 from stockpred.data.adjust import adjust_prices
 from stockpred.data.catalogue import CATALOGUE, INTERFACES, Interface
 from stockpred.data.client import CallFailed, NoPermission, QuotaExhausted, TushareClient
@@ -233,42 +233,9 @@ def check_manifest(paths: Paths) -> None:
                                 f"fetch`, which writes it again from what is stored")
 
 
-def run(config: Config, paths: Paths, progress: bool = True,
-        universe: Universe | None = None, repair: bool = False) -> FetchReport:
-    """Fetch what config.json asks for into <data dir>/raw and write its manifest.
-
-    ``universe``: the stocks that universe can hold on any day of the period instead of
-    fetch.universe. For the market-wide kinds (`all`, `top_liquid`) that is every stock
-    tushare lists, and every row a by-day call returns; for an index, every stock in its
-    index_weight at any time in the period, not only the latest members.
-    Call while holding the data lock: it first checks the store for damaged files (see
-    check_store; ``repair`` moves them aside and asks for their rows again) and finishes
-    a store migration a kill cut short.
-    """
-    store = RawStore(paths.raw_dir)
-    repairs = check_store(paths, store, repair)
-    source, token = choose_source(config, paths, store)
-    for name in store.resume_migrations():
-        log.info("finished moving %s to its time layout", name)
-    if source == "sample":
-        report = _load_sample(config, store)
-        report.repairs = repairs
-        write_fetch_manifest(paths, store, config, report)
-        return report
-    fetcher = _Fetcher(config, store, TushareClient(token, config.tushare, api_url(config)),
-                       progress, universe)
-    fetcher.report.repairs = repairs
-    try:
-        return fetcher.run()
-    finally:
-        # also after a stop part way, so the manifest describes what is stored
-        if paths.raw_dir.is_dir():
-            write_fetch_manifest(paths, store, config, fetcher.report)
-
-
 # -- the shipped sample -------------------------------------------------------------------
 
-def _load_sample(config: Config, store: RawStore) -> FetchReport:
+def load_sample(config: Config, store: RawStore) -> FetchReport:
     listed = read_sample("stock_basic")
     universe = config.fetch.universe
     if universe.index and universe.index != SAMPLE_INDEX:
@@ -312,7 +279,7 @@ def _load_sample(config: Config, store: RawStore) -> FetchReport:
 
 # -- tushare ------------------------------------------------------------------------------
 
-class _Fetcher:
+class Fetcher:
     def __init__(self, config: Config, store: RawStore, client: TushareClient, progress: bool,
                  universe: Universe | None = None):
         self.config = config

@@ -302,3 +302,12 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
     ordered = ["trade_date", *[f.name for f in features]]
     return StockPanel(frame[ordered], features, basis, dropped, filled, expired)
 
+
+def model_inputs(manifest: dict) -> list[str]:
+    """The features of a features manifest that models may read: every one but the
+    columns in the stock's price unit, whose scale a later re-basing of qfq prices
+    changes (their ``_rel`` twins are the inputs)."""
+    if any("model_input" not in f for f in manifest["features"]):
+        raise MissingInputError("the features manifest predates scale-free model inputs: "
+                                "rerun `stockpred features`")
+    return [f["name"] for f in manifest["features"] if f["model_input"]]

@@ -110,6 +110,7 @@ class Stage:
     # argument was given on the command line)
     records: Callable[[Job, set[str]], bool] | None = None
     epilog: str = ""
+    exclusive: tuple[str, ...] = ()  # flags of which one run may give at most one
 
     def sections(self, config: Config) -> tuple[str, ...]:
         found: list[str] = []
@@ -145,7 +146,7 @@ def _cross_sectional_sections(config: Config) -> tuple[str, ...]:
 # -- run functions: each turns a Job into its stage's call and summary lines ----------------
 
 def _fetch(job: Job) -> list[str]:
-    from stockpred.data import fetch
+    from stockpred.stages import fetch
 
     spec = None
     if job.arg("universe") is not None:
@@ -162,9 +163,9 @@ def _fetch(job: Job) -> list[str]:
 
 
 def _features(job: Job) -> list[str]:
-    from stockpred.features import build
+    from stockpred.stages import features
 
-    return build.run(job.config, job.paths, job.arg("ts_codes"), progress=job.progress).summary()
+    return features.run(job.config, job.paths, job.arg("ts_codes"), progress=job.progress).summary()
 
 
 def _factors(job: Job) -> list[str]:
@@ -199,7 +200,7 @@ def _export_factors(job: Job) -> list[str]:
 
 
 def _importance(job: Job) -> list[str]:
-    from stockpred.features import importance
+    from stockpred.stages import importance
 
     return importance.run(job.config, job.paths, job.arg("ts_codes")).summary()
 
@@ -277,20 +278,20 @@ def _backtest(job: Job) -> list[str]:
 
 
 def _tune(job: Job) -> list[str]:
-    from stockpred.tuning import search
+    from stockpred.stages import tune
 
     model = job.arg("model", "lstm")
     if model in CROSS_SECTION_SPACES and model not in SPACES:
         return _tune_cross_section(job)
-    return search.run(job.config, job.paths, model, job.arg("agent", "dqn"),
+    return tune.run(job.config, job.paths, model, job.arg("agent", "dqn"),
                       job.arg("budget", 20), job.arg("ts_codes"), job.arg("quick", False),
                       progress=job.progress).summary()
 
 
 def _tune_cross_section(job: Job) -> list[str]:
-    from stockpred.tuning import search
+    from stockpred.stages import tune
 
-    return search.run_cross_section(job.config, job.paths, job.config.cross_section.universe,
+    return tune.run_cross_section(job.config, job.paths, job.config.cross_section.universe,
                                     job.arg("model", "lstm"), job.arg("agent", "dqn"),
                                     job.arg("budget", 20), job.arg("quick", False)).summary()
 
@@ -381,7 +382,8 @@ _RESULTS = (F.Flag(("--check",), "Change nothing; exit 1 with one line naming ea
                    "differs from what its result file renders.", options=dict(is_flag=True)),)
 
 STAGES: tuple[Stage, ...] = (
-    Stage("fetch", "fetch", """Fetch tushare Pro data into <data dir>/raw/ (incremental, idempotent).
+    Stage("fetch", "fetch",
+          """Fetch tushare Pro data into <data dir>/raw/ (incremental, idempotent).
 
     The token comes from TUSHARE_TOKEN or ~/.config/stockpred/config.json
     ({"tushare_token": "..."}). Without one, the real sample data shipped with stockpred
@@ -390,7 +392,8 @@ STAGES: tuple[Stage, ...] = (
     is an error, never the sample. Each run first checks the stored files; a damaged one
     stops it (exit 1) until `stockpred fetch --repair`. Exit codes: 2 bad input, 3 stopped
     by tushare's daily quota (rerun tomorrow), 4 another run holds the data directory.""",
-          _fetch, writes=("raw",), settings=(FetchSettings, TushareSettings), flags=F.FETCH),
+          _fetch, writes=("raw",), settings=(FetchSettings, TushareSettings), flags=F.FETCH,
+          exclusive=("universe", "ts_codes")),
     Stage("features", "features", """Build the point-in-time daily feature table of each stock.
 
     Writes <data dir>/features/<ts_code>.parquet (one row per trading day) and
@@ -404,7 +407,8 @@ STAGES: tuple[Stage, ...] = (
           flags=(F.Flag(("--ts-code", "ts_codes"), "Stocks to build (default: the stocks of "
                         "the last fetch).", parse=F.ts_codes, options=dict(metavar="A,B")),),
           pipeline=True),
-    Stage("importance", "importance", """Rank features with XGBoost into <data dir>/features/selected.json.
+    Stage("importance", "importance",
+          """Rank features with XGBoost into <data dir>/features/selected.json.
 
     Pools the stocks' traded days up to importance.train_end (default 20161231), so the
     selection never sees the later test period; the last 20% of those days validate.
@@ -449,7 +453,8 @@ STAGES: tuple[Stage, ...] = (
                     "models.predict_window", lambda c: _forecaster_sections(["lstm"])),
           flags=(F.MODEL, F.EXPERIMENT_STOCK, F.QUICK), when=("model", "experiments"),
           records=_unless_quick),
-    Stage("embed-news", "embed-news", """Encode the stored news into vectors (<data dir>/news/vectors.parquet).
+    Stage("embed-news", "embed-news",
+          """Encode the stored news into vectors (<data dir>/news/vectors.parquet).
 
     The offline encoder (character n-gram TF-IDF + SVD, nothing to download) learns only
     from articles before news.fit_end, so no later article shapes an earlier vector;
@@ -459,7 +464,8 @@ STAGES: tuple[Stage, ...] = (
           flags=(F.Flag(("--encoder",), "offline (default news.encoder) or bert-service.",
                         config="news.encoder", options=dict(type=("offline", "bert-service"))),
                  F.QUICK), pipeline=True, optional=True),
-    Stage("tune", "tune", f"""Tune a model's hyperparameters by validation skill, then test the best.
+    Stage("tune", "tune",
+          f"""Tune a model's hyperparameters by validation skill, then test the best.
 
     Each trial fits on rows before evaluation.validation_start and scores on the validation
     year; no row of the test period is read. DQN moves one hyperparameter a step per action
@@ -480,7 +486,8 @@ STAGES: tuple[Stage, ...] = (
           _tune_cross_section, reads=("factors",), writes=("cross_section_tuning",),
           settings=(CrossSectionSettings, EvaluationSettings, "compute"),
           flags=(*F.tune_flags(""), F.UNIVERSE), when=("universe", True), records=_unless_quick),
-    Stage("evaluate", "evaluate", """Walk-forward evaluation over the test period, and the leaderboard.
+    Stage("evaluate", "evaluate",
+          """Walk-forward evaluation over the test period, and the leaderboard.
 
     Before every block of K test days each model is refit on the trailing
     evaluation.train_window_days ending the day before, then forecasts each day of the
@@ -515,7 +522,8 @@ STAGES: tuple[Stage, ...] = (
           settings=(CrossSectionSettings, EvaluationSettings, "compute",
                     _cross_sectional_sections),
           flags=F.EVALUATE_CROSS_SECTION, when=("cross_section", True), pipeline=True),
-    Stage("backtest", "backtest", """Rerun the A-share TopK-Dropout backtest on a run's stored scores.
+    Stage("backtest", "backtest",
+          """Rerun the A-share TopK-Dropout backtest on a run's stored scores.
 
     Orders from day T's scores fill at T+1's close (or open: cross_section.backtest.
     execution); shares bought today are sold tomorrow at the earliest; no buying at
@@ -539,7 +547,7 @@ STAGES: tuple[Stage, ...] = (
                         "stored bars.", parse=F.ts_codes, options=dict(metavar="A,B")),
                  F.Flag(("--out",), "The parquet file to write.",
                         options=dict(required=True, metavar="FILE")),
-                 F.SCHEDULER), records=_never),
+                 F.SCHEDULER), records=_never, exclusive=("universe", "ts_codes")),
     Stage("plot", "plot", """Regenerate the figures the README shows (into <results dir>/).
 
     Without FAMILY, every family whose inputs exist. features: price and amount, MACD,
@@ -561,13 +569,15 @@ STAGES: tuple[Stage, ...] = (
     after the stages that write the files.""",
           _readme, reads=("leaderboard", "peer", *BENCHMARKS), writes=("readme",),
           flags=_RESULTS, pipeline=True),
-    Stage("run", "run", """Every stage in order on the current config (the shipped sample by default).
+    Stage("run", "run",
+          """Every stage in order on the current config (the shipped sample by default).
 
     fetch, then each stage of refresh.stages, skipping a stage whose inputs and settings
     have not changed since it last ran; ends with a summary. The same pipeline as
     `refresh`, with progress bars at a terminal.""", _refresh, writes=("raw",),
           records=_never),
-    Stage("refresh", "refresh", """The nightly job: incremental fetch, then the stages whose inputs changed.
+    Stage("refresh", "refresh",
+          """The nightly job: incremental fetch, then the stages whose inputs changed.
 
     Each later stage in refresh.stages reruns only when what it reads changed. Refuses at
     once (exit 4) while another stockpred run holds the data directory. Logs to

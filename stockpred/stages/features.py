@@ -1,4 +1,5 @@
-"""The features stage: one point-in-time parquet table per stock, and a manifest of every feature."""
+"""The features stage: one point-in-time parquet table per stock, and a manifest of every
+feature."""
 
 from __future__ import annotations
 
@@ -50,16 +51,6 @@ def universe(paths: Paths, ts_codes: list[str] | None) -> list[str]:
     if not fetched.get("stocks"):
         raise InputError("the last fetch recorded no stocks: give --ts-code")
     return list(fetched["stocks"])
-
-
-def model_inputs(manifest: dict) -> list[str]:
-    """The features of a features manifest that models may read: every one but the
-    columns in the stock's price unit, whose scale a later re-basing of qfq prices
-    changes (their ``_rel`` twins are the inputs)."""
-    if any("model_input" not in f for f in manifest["features"]):
-        raise MissingInputError("the features manifest predates scale-free model inputs: "
-                                "rerun `stockpred features`")
-    return [f["name"] for f in manifest["features"] if f["model_input"]]
 
 
 def input_hashes(paths: Paths) -> dict[str, str]:
