@@ -18,7 +18,7 @@ from click.core import ParameterSource
 from stockpred import __version__
 from stockpred.config import load_config, resolve_token, with_overrides
 from stockpred.data.store import remove_temporaries
-from stockpred.errors import InputError, StockpredError
+from stockpred.errors import EXIT_CODES, InputError, StockpredError
 from stockpred.layout import DATA_DIR_ENV, Paths, resolve_paths
 from stockpred.runtime import data_dir_lock, opened_logs, start_log, stop_log
 from stockpred.stages import table
@@ -170,7 +170,9 @@ def _command(name: str, stages: list[table.Stage]) -> click.Command:
                          callback=lambda **values: _run(stages, values))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog="Exit codes: " + "; ".join(f"{code} {meaning}"
+                                               for code, meaning, _ in EXIT_CODES) + ".")
 @click.version_option(__version__, prog_name="stockpred")
 def cli():
     """stockpred: a leak-free research pipeline for Chinese A-share prices.

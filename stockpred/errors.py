@@ -1,5 +1,20 @@
 """Errors a user can act on. The CLI prints each as one line and exits with its code."""
 
+# every exit code of a command: (code, what it means, what a cron job should do); the CLI's
+# --help and the README's table show these (a test keeps the README's equal)
+EXIT_CODES = (
+    (0, "done", "nothing"),
+    (1, "failed: a damaged store, a Dask cluster that failed, a bug (the log says which)",
+     "read the log; rerun after the fix"),
+    (2, "bad input: flags, config.json, the token, an unknown name", "fix the input"),
+    (3, "stopped by tushare's daily quota, what was fetched is stored",
+     "nothing: the next night carries on"),
+    (4, "another stockpred run holds the data directory", "nothing: it exits untouched"),
+    (5, "a stage's inputs are missing (the message names the stage that makes them)",
+     "run that stage (or `stockpred run`)"),
+    (130, "interrupted (Ctrl-C), nothing is half-written", "rerun"),
+)
+
 
 class StockpredError(Exception):
     """A failure with a message fit for the user; never carries a traceback to them."""

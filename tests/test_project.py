@@ -78,3 +78,18 @@ def test_a_misspelled_model_gets_a_suggestion(workdir):
     code, _, err = run_cli("train", "lsmt")
     assert code == 2 and "unknown model 'lsmt'; did you mean 'lstm'?" in err
     assert err.count("\n") == 1
+
+
+def test_the_readme_names_every_exit_code_and_every_stage_refresh_runs():
+    from stockpred.config import DEFAULT_REFRESH, LATER_STAGES
+    from stockpred.errors import EXIT_CODES
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    cron = readme.split("## Nightly refresh from cron")[1].split("\n## ")[0]
+    for code, meaning, action in EXIT_CODES:
+        assert f"| {code} | {meaning} | {action} |" in cron
+    for stage in LATER_STAGES:
+        assert f"`{stage}`" in cron
+    assert set(DEFAULT_REFRESH) <= set(LATER_STAGES)
+    code, out, _ = run_cli("--help")
+    assert all(f"{code} " in out for code, *_ in EXIT_CODES)

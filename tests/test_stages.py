@@ -193,7 +193,7 @@ def test_a_changed_input_makes_its_readers_stale(built, workdir):
         paths.features_manifest.write_text(original)
 
 
-def test_refresh_skips_fresh_stages_and_reruns_an_edited_one(built, workdir):
+def test_refresh_skips_fresh_stages_and_reruns_an_edited_one(built, workdir, caplog):
     (workdir / "config.json").write_text(json.dumps({
         "fetch": {"source": "sample", "universe": {"index": None, "ts_codes": ["600036.SH"]},
                   "start_date": "20160101"},
@@ -207,8 +207,14 @@ def test_refresh_skips_fresh_stages_and_reruns_an_edited_one(built, workdir):
     assert "features: up to date, inputs unchanged" in table.refresh(
         with_overrides(config, {"plot": {"days": 400}}), paths)
     edited = with_overrides(config, {"features": {"indicators": {"ma": [5, 21]}}})
-    third = table.refresh(edited, paths)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="stockpred"):
+        third = table.refresh(edited, paths)
     assert not any(line.startswith("features: up to date") for line in third)
+    # an unattended log says where the night is: each stage run starts and finishes
+    logged = [r.getMessage() for r in caplog.records if r.name == "stockpred.stages.table"]
+    assert [m.split(" in ")[0] for m in logged] == ["fetch: started", "fetch: finished",
+                                                    "features: started", "features: finished"]
 
 
 def test_a_command_run_records_its_stage_and_stages_lists_every_command(built, workdir):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +32,8 @@ from stockpred.models.names import REGISTRY as FORECASTERS
 from stockpred.news.settings import NewsSeq2SeqSettings, NewsSettings
 from stockpred.stages import flags as F
 from stockpred.tuning.spaces import CROSS_SECTION_SPACES, SPACES
+
+log = logging.getLogger(__name__)
 
 # artefact key -> its manifest in the catalogue
 ARTEFACTS: dict[str, Callable[[Paths, Config], Path]] = {
@@ -661,8 +665,13 @@ def record_run(entry: Stage, config: Config, paths: Paths, **facts) -> None:
 
 
 def run_stage(entry: Stage, job: Job) -> list[str]:
+    """Run ``entry`` for run/refresh: a log line at its start and end (with its wall time),
+    so an unattended log shows where a long night is."""
+    log.info("%s: started", entry.name)
+    start = time.monotonic()
     lines = entry.run(job)
     record_run(entry, job.config, job.paths)
+    log.info("%s: finished in %.0f s", entry.name, time.monotonic() - start)
     return lines
 
 
