@@ -117,8 +117,15 @@ def model_features(paths: Paths) -> list[str]:
 def load_stock(paths: Paths, ts_code: str, features: list[str]) -> StockData:
     path = paths.features_table(ts_code)
     if not path.exists():
-        raise MissingInputError(f"no features for {ts_code} under {paths.features_dir}: run "
-                                f"`stockpred features` first")
+        built = read_manifest(paths.features_manifest)
+        if built is None:
+            raise MissingInputError(f"no features for {ts_code} under {paths.features_dir}: "
+                                    f"run `stockpred features` first")
+        why = built.get("skipped", {}).get(ts_code)
+        raise InputError(f"{ts_code} has no features: " + (
+            f"`stockpred features` skipped it ({why})" if why else
+            f"it is not among the {len(built['stocks'])} stocks they were built for (fetch it, "
+            f"then `stockpred features --ts-code {ts_code}`)"))
     panel = pd.read_parquet(path)
     panel = panel[panel["suspended"] == 0].reset_index(drop=True)
     close = panel["close"].to_numpy(dtype=float)

@@ -57,12 +57,30 @@ def score(predictions: pd.DataFrame, persistence: pd.DataFrame) -> dict:
             "trade_date": frame["trade_date"], "predicted_return": predicted_return,
             "actual_return": actual_return}))
         row.update({k: ic[k] for k in ("ic", "rank_ic", "icir")})
-    # Pooled forecasts of one day share the market's move, so only the by-day test counts
-    # their evidence honestly; one stock keeps the HLN test (R's dm.test), and its
-    # Newey-West twin is the sensitivity shown beside it.
-    stat, p = (dm_stat, dm_p) if row["stocks"] == 1 else (by_day["stat"], by_day["pvalue"])
+    stat, p = deciding_test(row)
     row["beats_persistence"] = bool(not math.isnan(stat) and stat < 0 and p < 0.05)
     return row
+
+
+def deciding_test(row: dict) -> tuple[float, float]:
+    """(statistic, p) of the DM test that decides against persistence. Pooled forecasts of
+    one day share the market's move, so only the by-day test counts their evidence
+    honestly; one stock keeps the HLN test (R's dm.test), and its Newey-West twin is the
+    sensitivity shown beside it."""
+    if row["stocks"] == 1:
+        return row["dm_stat_vs_persistence"], row["dm_pvalue_vs_persistence"]
+    return row["dm_daily_nw_stat"], row["dm_daily_nw_pvalue"]
+
+
+def verdict(row: dict) -> str:
+    """A row's verdict against persistence in words: a significant loss is said as such,
+    not as a tie."""
+    if row["beats_persistence"]:
+        return "beats persistence"
+    stat, p = deciding_test(row)
+    if not math.isnan(stat) and stat > 0 and p < 0.05:
+        return "significantly worse than persistence"
+    return "does not beat, no significant difference from persistence"
 
 
 def _cell(value) -> str:

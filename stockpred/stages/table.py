@@ -10,6 +10,7 @@ input it reads or the package version changed since it last finished; nothing el
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -163,6 +164,9 @@ def _fetch(job: Job) -> list[str]:
         reason = "as asked" if job.config.fetch.source == "sample" else "no tushare token found"
         lines.append(f"Loaded the shipped sample ({reason}): real SSE 50 data up to 2018-12-28, "
                      f"into {job.paths.raw_dir}.")
+        if spec is not None:
+            lines.append(f"note: the sample holds the SSE 50 only, not universe "
+                         f"{job.arg('universe')}'s market: set TUSHARE_TOKEN to fetch it")
     return lines + report.summary()
 
 
@@ -356,10 +360,17 @@ def _show(job: Job) -> list[str]:
 
     table = job.arg("table")
     if table not in CATALOGUE:
-        raise InputError(f"unknown table {table!r}; the tables are listed in doc/interfaces.md")
+        close = difflib.get_close_matches(table, list(CATALOGUE), n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise InputError(f"unknown table {table!r}; {hint}the tables are listed in "
+                         f"doc/interfaces.md")
     store = RawStore(job.paths.raw_dir)
     frame = (store.quarantined(table) if job.arg("quarantined") else
              store.read(table, job.arg("ts_codes"), job.arg("start"), job.arg("end")))
+    asked = [*(job.arg("ts_codes") or []), *(f"{flag} {job.arg(flag)}" for flag in
+                                              ("start", "end") if job.arg(flag))]
+    if frame.empty and asked and not job.arg("quarantined"):
+        raise InputError(f"no stored rows of {table} for {', '.join(asked)}")
     tail = job.arg("tail", 10)
     shown = frame.tail(tail) if tail else frame
     return [shown.to_string(index=False, max_colwidth=40), f"({len(frame)} rows)"]

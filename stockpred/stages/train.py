@@ -15,7 +15,7 @@ from pathlib import Path
 
 from stockpred.config import Config, quick_config
 from stockpred.dataset import Periods, load_stocks
-from stockpred.evaluation.scoring import score
+from stockpred.evaluation.scoring import score, verdict
 from stockpred.evaluation.walkforward import forecast_period
 from stockpred.layout import Paths, new_run_folder
 from stockpred.models.names import check_models
@@ -54,8 +54,7 @@ class TrainReport:
                 f"direction {m['directional_accuracy']:.3f}, DM vs persistence "
                 f"{m['dm_stat_vs_persistence']:.3g} (p {m['dm_pvalue_vs_persistence']:.3g}; "
                 f"negative: smaller squared return errors than persistence's){pooled}",
-                f"verdict: {'beats' if m['beats_persistence'] else 'does not beat'} persistence "
-                f"(needs DM < 0 at p < 0.05)"]
+                f"verdict: {verdict(m)} (needs DM < 0 at p < 0.05)"]
 
 
 def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = None,
