@@ -36,7 +36,7 @@ import pandas as pd
 from stockpred.data.store import atomic_save, atomic_write_text
 from stockpred.dataset import Standardizer
 from stockpred.generative.settings import MinuteEncoderSettings
-from stockpred.models.neural import _keras, native_stderr_to_log
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 STATE_FILE = "minute_encoder.json"
 MODEL_FILE = "autoencoder.keras"
@@ -122,7 +122,7 @@ class MinuteDayEncoder:
     def fit(self, train: np.ndarray, valid: np.ndarray | None = None,
             verbose: int = 0) -> "MinuteDayEncoder":
         """``train``, ``valid``: day grids (days x 240 x 6)."""
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         s = self.settings
         if not len(train):
             raise ValueError("no training day of minute bars")
@@ -187,7 +187,7 @@ class MinuteDayEncoder:
         folder = Path(folder)
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
         model = cls(state["settings"], state["seed"])
-        keras = _keras(model.seed)
+        keras = keras_seeded(model.seed)
         model.scaler_ = Standardizer.from_json(json.dumps(state["scaler"]))
         model.history_ = state["history"]
         model.mean_day_ = np.asarray(state["mean_day"], dtype="float32")

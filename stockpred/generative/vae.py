@@ -33,7 +33,7 @@ import pandas as pd
 from stockpred.data.store import atomic_save, atomic_write_text
 from stockpred.dataset import Standardizer, StockData, windows
 from stockpred.generative.settings import VAESettings
-from stockpred.models.neural import _keras, native_stderr_to_log
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 STATE_FILE = "vae.json"
 ENCODER_FILE = "encoder.keras"
@@ -87,7 +87,7 @@ class WindowVAE:
     # -- learning ---------------------------------------------------------------------------
     def fit(self, train: list[StockData], valid: list[StockData] | None = None,
             verbose: int = 0) -> "WindowVAE":
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         import tensorflow as tf
 
         s = self.settings
@@ -217,7 +217,7 @@ class WindowVAE:
         folder = Path(folder)
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
         model = cls(state["settings"], state["seed"])
-        keras = _keras(model.seed)
+        keras = keras_seeded(model.seed)
         model.features_ = state["features"]
         model.scaler_ = Standardizer.from_json(json.dumps(state["scaler"]))
         model.history_ = state["history"]
