@@ -32,14 +32,15 @@ def epochs_compared(data_dir: Path, results: Results) -> None:
     from stockpred.config import Config
     from stockpred.dataset import load_stock, model_features
     from stockpred.layout import resolve_paths
-    from stockpred.models.neural import LSTMForecaster, _keras, native_stderr_to_log
+    from stockpred.models.neural import LSTMForecaster
+    from stockpred.runtime import keras_seeded, native_stderr_to_log
 
     config = Config()
     paths = resolve_paths(config, data_dir)
     stock = load_stock(paths, "600036.SH", model_features(paths))
     train = stock.rows(stock.dates < config.evaluation.validation_start)
     settings = {**config.models.lstm.model_dump(), "epochs": 8, "patience": 100}
-    keras = _keras(7)
+    keras = keras_seeded(7)
 
     class Clock(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):

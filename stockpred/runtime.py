@@ -1,10 +1,12 @@
-"""What every command shares at run time: the data-directory lock and the log file."""
+"""What every command shares at run time: the data-directory lock, the log file, and a
+seeded Keras whose native chatter goes to that log."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,6 +23,7 @@ opened_logs: list[Path] = []
 # Without a handler (no log file: an unwritable data dir), logging's last resort prints
 # warnings and errors to stderr, beside the one line the CLI prints for the same error.
 logging.getLogger("stockpred").addHandler(logging.NullHandler())
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -89,3 +92,36 @@ def stop_log(handler: logging.Handler | None) -> None:
     if handler is not None:
         logging.getLogger("stockpred").removeHandler(handler)
         handler.close()
+
+
+@contextmanager
+def native_stderr_to_log() -> Iterator[None]:
+    """Send what TensorFlow's C++ core writes to stderr (no GPU found, CPU features, graph
+    notes) to the log instead of the terminal; Keras' epoch lines go to stdout and stay."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            chatter = sink.read().decode("utf-8", errors="replace").strip()
+            if chatter:
+                log.debug("tensorflow: %s", chatter)
+
+
+def keras_seeded(seed: int):
+    """The keras module with Python's, NumPy's and TensorFlow's generators seeded by ``seed``
+    and TensorFlow's ops deterministic, so a refit with the same seed gives the same weights.
+
+    Imported here, not at the top, so that a command without a network never loads
+    TensorFlow."""
+    with native_stderr_to_log():
+        import keras
+        import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    return keras

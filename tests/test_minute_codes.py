@@ -14,7 +14,7 @@ import pytest
 from conftest import run_cli
 from stockpred.config import Config
 from stockpred.data.store import RawStore, atomic_write_parquet
-from stockpred.generative.minutes import SLOTS, day_grids
+from stockpred.generative.minutes import SLOTS, MinuteDayEncoder, day_grids
 from stockpred.layout import resolve_paths
 from stockpred.stages.generative import run_minutes
 
@@ -84,6 +84,18 @@ def test_the_encoder_writes_a_code_for_every_day_and_says_what_it_saw(minutes_ru
     assert report.facts["train_days"] > 0 and report.facts["validation_days"] > 0
     assert any("fewer than 240 bars" in line for line in report.summary())
     assert report.figures[0].exists()
+
+
+def test_the_saved_encoder_gives_the_same_codes_and_errors(minutes_run, bars):
+    report, paths = minutes_run
+    again = MinuteDayEncoder.load(report.run_dir)
+    days, _, grids = day_grids(bars)
+    stored = pd.read_parquet(paths.minute_codes_table(INDEX))
+    np.testing.assert_array_equal(again.encode(grids), stored.filter(like="minute_z").to_numpy())
+    valid = (days >= Config().evaluation.validation_start) & (days < TEST_START)
+    errors = again.validation_errors(grids[valid])
+    assert errors == {key: report.facts[key] for key in errors}
+    assert again.best_epoch_ == report.facts["best_epoch"]
 
 
 def test_scrambling_the_test_period_changes_no_earlier_code(minutes_run, tmp_path):

@@ -45,8 +45,9 @@ from stockpred.errors import InputError
 from stockpred.evaluation.scoring import score
 from stockpred.evaluation.walkforward import forecast_period
 from stockpred.market_rules import price_limit
-from stockpred.models.neural import _keras, build_network, native_stderr_to_log
+from stockpred.models.neural import build_network
 from stockpred.models.registry import prototype
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 
 @dataclass
@@ -69,7 +70,7 @@ def _relative(close: np.ndarray, length: int, outputs: int):
 
 def _trained(settings: dict, seed: int, x, y, x_valid, y_valid):
     """An LSTM for windows shaped as ``x``, fit on (x, y) and stopped on the validation pair."""
-    keras = _keras(seed)
+    keras = keras_seeded(seed)
     model = build_network("lstm", settings, x.shape[1], x.shape[2], y.shape[1])
     model.fit(x, y, validation_data=(x_valid, y_valid), epochs=settings["epochs"],
               batch_size=settings["batch_size"], verbose=0, shuffle=True,

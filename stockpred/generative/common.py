@@ -1,11 +1,18 @@
-"""What the VAE and the WGAN share: the training-rows check and daily log returns."""
+"""What the generative models share: the training-rows check, daily log returns, and the
+autoencoders' save/load."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import ClassVar
+
 import numpy as np
 
-from stockpred.dataset import StockData
+from stockpred.data.store import atomic_save
+from stockpred.dataset import Standardizer, StockData
 from stockpred.errors import InputError
+from stockpred.models.base import Model
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 
 def check_enough(stocks: list[StockData], rows: int, what: str) -> None:
@@ -20,3 +27,34 @@ def log_returns(close: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         out[1:] = np.log(close[1:] / close[:-1])
     return out
+
+
+class Autoencoder(Model):
+    """The VAE's and the minute encoder's save/load: the input scaler (``scaler_``) and the
+    ``learned`` attributes (each named without its trailing _) in the JSON state, and each
+    Keras network of ``networks`` (attribute: file) in its own file beside it."""
+
+    learned: ClassVar[tuple[str, ...]] = ()
+    networks: ClassVar[dict[str, str]]
+
+    @classmethod
+    def class_named(cls, name: str) -> type:
+        return cls  # the caller names the class (WindowVAE.load): no registry maps names here
+
+    def _state(self) -> dict:
+        return {"scaler": self.scaler_.to_json(),
+                **{name: getattr(self, f"{name}_") for name in self.learned}}
+
+    def _restore(self, state: dict, folder: Path) -> None:
+        self.scaler_ = Standardizer.from_json(state["scaler"])
+        for name in self.learned:
+            setattr(self, f"{name}_", state[name])
+        keras = keras_seeded(self.seed)
+        with native_stderr_to_log():
+            for attribute, file in self.networks.items():
+                setattr(self, attribute, keras.models.load_model(folder / file))
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        for attribute, file in self.networks.items():
+            atomic_save(Path(folder) / file, getattr(self, attribute).save)

@@ -26,20 +26,17 @@ the close of day t.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stockpred.data.store import atomic_save, atomic_write_text
 from stockpred.dataset import Standardizer
+from stockpred.generative.common import Autoencoder
 from stockpred.generative.settings import MinuteEncoderSettings
-from stockpred.models.neural import _keras, native_stderr_to_log
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
-STATE_FILE = "minute_encoder.json"
-MODEL_FILE = "autoencoder.keras"
 CHANNELS = ("open", "high", "low", "close", "volume_share", "traded")
 PRICE_CHANNELS = 4
 
@@ -92,13 +89,17 @@ def day_grids(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(days, dtype=str), counts, grids
 
 
-class MinuteDayEncoder:
+class MinuteDayEncoder(Autoencoder):
     """An autoencoder of day grids. ``__init__`` stores settings; ``fit`` returns self and
     keeps learned state in attributes ending in ``_``; ``encode`` gives each day's code."""
 
+    name = "minute_encoder"
+    state_file = "minute_encoder.json"
+    learned = ("history", "best_epoch", "train_days", "seconds_per_epoch")
+    networks = {"model_": "autoencoder.keras"}
+
     def __init__(self, settings: dict | None = None, seed: int = 42):
-        self.settings = {**MinuteEncoderSettings().model_dump(), **(settings or {})}
-        self.seed = seed
+        super().__init__({**MinuteEncoderSettings().model_dump(), **(settings or {})}, seed)
 
     def _standardised(self, grids: np.ndarray) -> np.ndarray:
         flat = self.scaler_.transform(grids.reshape(-1, grids.shape[-1]))
@@ -122,7 +123,7 @@ class MinuteDayEncoder:
     def fit(self, train: np.ndarray, valid: np.ndarray | None = None,
             verbose: int = 0) -> "MinuteDayEncoder":
         """``train``, ``valid``: day grids (days x 240 x 6)."""
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         s = self.settings
         if not len(train):
             raise ValueError("no training day of minute bars")
@@ -171,29 +172,9 @@ class MinuteDayEncoder:
         frame.insert(0, "trade_date", days)
         return frame
 
-    def save(self, folder: Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {"settings": self.settings, "seed": self.seed,
-                 "scaler": json.loads(self.scaler_.to_json()), "history": self.history_,
-                 "mean_day": self.mean_day_.tolist(), "best_epoch": self.best_epoch_,
-                 "train_days": self.train_days_,
-                 "seconds_per_epoch": self.seconds_per_epoch_}
-        atomic_write_text(folder / STATE_FILE, json.dumps(state, indent=1) + "\n")
-        atomic_save(folder / MODEL_FILE, self.model_.save)
+    def _state(self) -> dict:
+        return {**super()._state(), "mean_day": self.mean_day_.tolist()}
 
-    @classmethod
-    def load(cls, folder: Path) -> "MinuteDayEncoder":
-        folder = Path(folder)
-        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-        model = cls(state["settings"], state["seed"])
-        keras = _keras(model.seed)
-        model.scaler_ = Standardizer.from_json(json.dumps(state["scaler"]))
-        model.history_ = state["history"]
-        model.mean_day_ = np.asarray(state["mean_day"], dtype="float32")
-        model.best_epoch_ = state["best_epoch"]
-        model.train_days_ = state["train_days"]
-        model.seconds_per_epoch_ = state["seconds_per_epoch"]
-        with native_stderr_to_log():
-            model.model_ = keras.models.load_model(folder / MODEL_FILE)
-        return model
+    def _restore(self, state: dict, folder: Path) -> None:
+        super()._restore(state, folder)
+        self.mean_day_ = np.asarray(state["mean_day"], dtype="float32")

@@ -22,22 +22,17 @@ window is incomplete.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stockpred.data.store import atomic_save, atomic_write_text
 from stockpred.dataset import Standardizer, StockData, windows
+from stockpred.generative.common import Autoencoder
 from stockpred.generative.settings import VAESettings
-from stockpred.models.neural import _keras, native_stderr_to_log
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
-STATE_FILE = "vae.json"
-ENCODER_FILE = "encoder.keras"
-DECODER_FILE = "decoder.keras"
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -45,13 +40,17 @@ def latent_columns(k: int) -> list[str]:
     return [f"vae_z{i}" for i in range(k)]
 
 
-class WindowVAE:
+class WindowVAE(Autoencoder):
     """A VAE of feature windows. ``__init__`` stores settings; ``fit`` returns self and
     keeps learned state in attributes ending in ``_``; ``encode`` gives the latent means."""
 
+    name = "vae"
+    state_file = "vae.json"
+    learned = ("features", "history", "best_epoch", "train_windows")
+    networks = {"encoder_": "encoder.keras", "decoder_": "decoder.keras"}
+
     def __init__(self, settings: dict | None = None, seed: int = 42):
-        self.settings = {**VAESettings().model_dump(), **(settings or {})}
-        self.seed = seed
+        super().__init__({**VAESettings().model_dump(), **(settings or {})}, seed)
 
     @property
     def window(self) -> int:
@@ -87,7 +86,7 @@ class WindowVAE:
     # -- learning ---------------------------------------------------------------------------
     def fit(self, train: list[StockData], valid: list[StockData] | None = None,
             verbose: int = 0) -> "WindowVAE":
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         import tensorflow as tf
 
         s = self.settings
@@ -201,29 +200,3 @@ class WindowVAE:
         frame = pd.DataFrame(z, columns=latent_columns(z.shape[1]))
         frame.insert(0, "trade_date", stock.dates.astype(str))
         return frame
-
-    def save(self, folder: Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {"settings": self.settings, "seed": self.seed, "features": self.features_,
-                 "scaler": json.loads(self.scaler_.to_json()), "history": self.history_,
-                 "best_epoch": self.best_epoch_, "train_windows": self.train_windows_}
-        atomic_write_text(folder / STATE_FILE, json.dumps(state, indent=1) + "\n")
-        atomic_save(folder / ENCODER_FILE, self.encoder_.save)
-        atomic_save(folder / DECODER_FILE, self.decoder_.save)
-
-    @classmethod
-    def load(cls, folder: Path) -> "WindowVAE":
-        folder = Path(folder)
-        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-        model = cls(state["settings"], state["seed"])
-        keras = _keras(model.seed)
-        model.features_ = state["features"]
-        model.scaler_ = Standardizer.from_json(json.dumps(state["scaler"]))
-        model.history_ = state["history"]
-        model.best_epoch_ = state["best_epoch"]
-        model.train_windows_ = state["train_windows"]
-        with native_stderr_to_log():
-            model.encoder_ = keras.models.load_model(folder / ENCODER_FILE)
-            model.decoder_ = keras.models.load_model(folder / DECODER_FILE)
-        return model

@@ -42,7 +42,7 @@ from stockpred.errors import InputError
 from stockpred.generative import common
 from stockpred.generative.settings import WGANSettings
 from stockpred.models.base import Forecaster
-from stockpred.models.neural import _keras, native_stderr_to_log
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 GENERATOR_FILE = "generator.keras"
 CRITIC_FILE = "critic.keras"
@@ -254,7 +254,7 @@ class WGANForecaster(Forecaster):
 
     # -- learning ---------------------------------------------------------------------------
     def fit(self, train, valid=None, log_dir=None, verbose=0):
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         import tensorflow as tf
 
         s = self.settings
@@ -431,7 +431,7 @@ class WGANForecaster(Forecaster):
                 "scaler": self.scaler_.to_json() if self.settings["features"] else None}
 
     def _restore(self, state: dict, folder: Path) -> None:
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         self.__dict__.pop("_parts_cache", None)
         self.return_mean_, self.return_std_ = state["return_mean"], state["return_std"]
         self.channels_, self.history_ = state["channels"], state["history"]

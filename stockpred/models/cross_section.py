@@ -21,6 +21,8 @@ from stockpred.data.store import atomic_save
 from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
 from stockpred.errors import InputError
 from stockpred.models.base import Model
+from stockpred.runtime import keras_seeded, native_stderr_to_log
+
 
 class CrossSectionalModel(Model):
     """A model of one score per (day, stock) of a universe."""
@@ -257,9 +259,7 @@ class MLPModel(CrossSectionalModel):
         return config.cross_section.mlp.model_dump()
 
     def fit(self, train, valid=None):
-        from stockpred.models.neural import _keras, native_stderr_to_log
-
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         s = self.settings
         train = _known(train)
         with native_stderr_to_log():
@@ -282,8 +282,6 @@ class MLPModel(CrossSectionalModel):
         return self
 
     def predict(self, panel):
-        from stockpred.models.neural import native_stderr_to_log
-
         with native_stderr_to_log():
             return self.network_.predict(panel.x, verbose=0, batch_size=8192)[:, 0].astype(
                 np.float64)
@@ -293,8 +291,6 @@ class MLPModel(CrossSectionalModel):
         atomic_save(Path(folder) / self.MODEL_FILE, self.network_.save)
 
     def _restore(self, state, folder):
-        from stockpred.models.neural import _keras, native_stderr_to_log
-
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         with native_stderr_to_log():
             self.network_ = keras.models.load_model(folder / self.MODEL_FILE)

@@ -10,11 +10,6 @@ next day. Two normalisations, both learned from training rows only:
 
 from __future__ import annotations
 
-import logging
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,38 +17,10 @@ import numpy as np
 from stockpred.data.store import atomic_save
 from stockpred.dataset import Standardizer, StockData, windows
 from stockpred.models.base import Forecaster
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
-log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 WINDOW_INPUTS = ("close", "vol")
-
-
-@contextmanager
-def native_stderr_to_log() -> Iterator[None]:
-    """Send what TensorFlow's C++ core writes to stderr (no GPU found, CPU features, graph
-    notes) to the log instead of the terminal; Keras' epoch lines go to stdout and stay."""
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            chatter = sink.read().decode("utf-8", errors="replace").strip()
-            if chatter:
-                log.debug("tensorflow: %s", chatter)
-
-
-def _keras(seed: int):
-    with native_stderr_to_log():
-        import keras
-        import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    return keras
 
 
 def build_network(kind: str, settings: dict, length: int, inputs: int, outputs: int = 1):
@@ -135,7 +102,7 @@ class _SequenceForecaster(Forecaster):
 
     # -- the interface --------------------------------------------------------------------
     def fit(self, train, valid=None, log_dir=None, verbose=0):
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         if not self.by_window:
             self.scaler_ = Standardizer().fit(np.vstack([s.features.to_numpy(float)
                                                          for s in train]))
@@ -189,7 +156,7 @@ class _SequenceForecaster(Forecaster):
                 "target_std": self.target_std_}
 
     def _restore(self, state, folder: Path):
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         if state:
             self.scaler_ = Standardizer.from_json(state["scaler"])
             self.target_mean_, self.target_std_ = state["target_mean"], state["target_std"]

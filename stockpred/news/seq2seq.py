@@ -56,6 +56,7 @@ from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import package_versions
 from stockpred.news.embed import read_vectors, vector_columns
 from stockpred.news.settings import NewsSeq2SeqSettings
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 log = logging.getLogger(__name__)
 
@@ -345,12 +346,10 @@ class NewsSeq2Seq:
 
     def fit(self, train: dict[str, SampleSet], valid: dict[str, SampleSet] | None = None,
             verbose: int = 0) -> "NewsSeq2Seq":
-        from stockpred.models.neural import _keras, native_stderr_to_log
-
         for kind in KINDS:
             if len(train[kind]) == 0:
                 raise InputError(f"no {kind} samples to train on")
-        keras = _keras(self.seed)
+        keras = keras_seeded(self.seed)
         import tensorflow as tf
 
         filled = np.concatenate([train[k].news[train[k].has_news].ravel() for k in KINDS])
@@ -409,8 +408,6 @@ class NewsSeq2Seq:
         return self
 
     def predict(self, samples: SampleSet) -> np.ndarray:
-        from stockpred.models.neural import native_stderr_to_log
-
         kind = samples.kind
         if len(samples) == 0:
             return np.zeros(samples.target.shape)
@@ -431,14 +428,12 @@ class NewsSeq2Seq:
 
     @classmethod
     def load(cls, folder: Path) -> "NewsSeq2Seq":
-        from stockpred.models.neural import _keras, native_stderr_to_log
-
         folder = Path(folder)
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
         model = cls(state["settings"], state["seed"], state["with_news"])
         model.noise_std_ = state["noise_std"]
         model.target_mean_, model.target_std_ = state["target_mean"], state["target_std"]
-        keras = _keras(model.seed)
+        keras = keras_seeded(model.seed)
         with native_stderr_to_log():
             model.network_ = keras.models.load_model(folder / MODEL_FILE)
         return model

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stockpred.models.neural import _keras, native_stderr_to_log
+from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 
 @dataclass
@@ -36,7 +36,7 @@ class DQNAgent:
         self.settings = settings or DQNSettings()
         self.actions = actions
         self.rng = np.random.default_rng(seed)
-        keras = _keras(seed)
+        keras = keras_seeded(seed)
         with native_stderr_to_log():
             self.q = self._network(keras, observations, actions)
             self.target = self._network(keras, observations, actions)
