@@ -8,12 +8,14 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from stockpred.config import Config
 from stockpred.errors import InputError, MissingInputError
 from stockpred.layout import Paths
 from stockpred.news import embed, seq2seq
+from stockpred.news import samples as news_samples
+from stockpred.stages import seq2seq as seq2seq_stage
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -30,7 +32,7 @@ def built(tmp_path_factory):
                            "--start", "20180101", "--data-dir", str(folder / "data"))
     assert code == 0, err
     embed.run(Config(), paths_of(folder), quick=True)
-    report = seq2seq.run(Config(), paths_of(folder), quick=True)
+    report = seq2seq_stage.run(Config(), paths_of(folder), quick=True)
     return folder, report
 
 
@@ -38,14 +40,14 @@ def built(tmp_path_factory):
 def samples(built):
     folder, _ = built
     s = Config().news.seq2seq
-    vectors, _, index, minutes = seq2seq.load_inputs(Config(), paths_of(folder), s)
-    return seq2seq.build_samples(vectors, index, minutes, s), vectors, index, minutes
+    vectors, _, index, minutes = news_samples.load_inputs(Config(), paths_of(folder), s)
+    return news_samples.build_samples(vectors, index, minutes, s), vectors, index, minutes
 
 
 def test_both_sample_types_are_built_and_their_targets_follow_their_news(samples):
     sets, vectors, index, minutes = samples
     s = Config().news.seq2seq
-    for kind in seq2seq.KINDS:
+    for kind in news_samples.KINDS:
         meta = sets[kind].meta
         for split in ("train", "valid", "test"):
             assert (meta["split"] == split).sum() > 0, (kind, split)
@@ -91,7 +93,7 @@ def test_quick_run_compares_with_and_without_news_and_naive(built):
     assert run_dir.parent == paths_of(folder).data_dir / "news" / "seq2seq"
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["quick"] and saved["settings"]["epochs"] <= 2
-    for kind in seq2seq.KINDS:
+    for kind in news_samples.KINDS:
         m = saved["metrics"][kind]
         assert set(m["fill_comparison"]) == {"noise", "mask"}
         assert all(v["rmse"] > 0 for v in m["fill_comparison"].values())
@@ -117,8 +119,8 @@ def test_one_network_shares_its_encoder_between_the_kinds(built):
     heads = model._heads()
     encoder = {id(v) for v in model.network_.get_layer("encoder").trainable_variables}
     own = {kind: {id(v) for v in heads[kind].trainable_variables} - encoder
-           for kind in seq2seq.KINDS}
-    for kind in seq2seq.KINDS:
+           for kind in news_samples.KINDS}
+    for kind in news_samples.KINDS:
         assert encoder <= {id(v) for v in heads[kind].trainable_variables}
         assert own[kind]  # its decoder and output layer
     assert not own["offhours"] & own["insession"]
@@ -137,9 +139,9 @@ def test_alternating_batches_take_turns_and_reshuffle_the_smaller_kind():
 
 def test_saved_model_predicts_what_the_trained_one_did(built):
     folder, report = built
-    s = seq2seq.effective_settings(Config().news.seq2seq, quick=True)
-    vectors, _, index, minutes = seq2seq.load_inputs(Config(), paths_of(folder), s)
-    sets = seq2seq.build_samples(vectors, index, minutes, s)
+    s = seq2seq_stage.effective_settings(Config().news.seq2seq, quick=True)
+    vectors, _, index, minutes = news_samples.load_inputs(Config(), paths_of(folder), s)
+    sets = news_samples.build_samples(vectors, index, minutes, s)
     predictions = pd.read_parquet(report.run_dir / "predictions.parquet")
     model = seq2seq.NewsSeq2Seq.load(report.run_dir / seq2seq.NETWORK_DIR)
     for kind, horizon in (("offhours", 1), ("insession", s.horizon_minutes)):
@@ -155,8 +157,8 @@ def test_saved_model_predicts_what_the_trained_one_did(built):
 
 def test_same_seed_same_forecasts(samples):
     sets = samples[0]
-    s = seq2seq.effective_settings(Config().news.seq2seq, quick=True)
-    train = {kind: sets[kind].split("train").subset(np.arange(40)) for kind in seq2seq.KINDS}
+    s = seq2seq_stage.effective_settings(Config().news.seq2seq, quick=True)
+    train = {kind: sets[kind].split("train").subset(np.arange(40)) for kind in news_samples.KINDS}
     runs = [seq2seq.NewsSeq2Seq(seq2seq.model_settings(s, "mask"), 7).fit(train)
             .predict(sets["offhours"].split("test")) for _ in range(2)]
     assert np.array_equal(runs[0], runs[1])
@@ -165,15 +167,15 @@ def test_same_seed_same_forecasts(samples):
 def test_missing_inputs_refuse_naming_the_stage(built, tmp_path):
     folder, _ = built
     with pytest.raises(MissingInputError, match="stockpred embed-news"):
-        seq2seq.run(Config(), paths_of(tmp_path), quick=True)
+        seq2seq_stage.run(Config(), paths_of(tmp_path), quick=True)
     shutil.copytree(folder / "data" / "news", tmp_path / "data" / "news",
                     ignore=shutil.ignore_patterns("seq2seq"))
     with pytest.raises(MissingInputError, match="stockpred fetch"):
-        seq2seq.run(Config(), paths_of(tmp_path), quick=True)
+        seq2seq_stage.run(Config(), paths_of(tmp_path), quick=True)
     shutil.copytree(folder / "data" / "raw" / "index_daily",
                     tmp_path / "data" / "raw" / "index_daily")
     with pytest.raises(MissingInputError, match="stk_mins.*stockpred fetch"):
-        seq2seq.run(Config(), paths_of(tmp_path), quick=True)
+        seq2seq_stage.run(Config(), paths_of(tmp_path), quick=True)
     assert not (tmp_path / "data" / "news" / "seq2seq").exists()
 
 
@@ -181,7 +183,7 @@ def test_vectors_fit_past_the_validation_start_are_refused(built):
     folder, _ = built
     late = Config(news={"seq2seq": {"valid_start": "20180601", "test_start": "20180801"}})
     with pytest.raises(InputError, match="news.fit_end"):
-        seq2seq.run(late, paths_of(folder), quick=True)
+        seq2seq_stage.run(late, paths_of(folder), quick=True)
     empty = Config(news={"seq2seq": {"test_start": "20190101", "test_end": "20190601"}})
     with pytest.raises(InputError, match="no offhours news samples in the test period"):
-        seq2seq.run(empty, paths_of(folder), quick=True)
+        seq2seq_stage.run(empty, paths_of(folder), quick=True)

@@ -35,7 +35,12 @@ from stockpred.config import Config
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.errors import InputError, MissingInputError
 from stockpred.layout import Paths
-from stockpred.manifest import package_versions, section_hash, table_summary, write_manifest
+from stockpred.manifest import (
+    package_versions,
+    section_hash,
+    table_summary,
+    write_manifest,
+)
 from stockpred.news.settings import BertServiceSettings, NewsSettings
 
 log = logging.getLogger(__name__)
@@ -103,7 +108,8 @@ class OfflineEncoder:
 def bert_service_encode(texts: list[str], settings: BertServiceSettings) -> np.ndarray:
     """Sentence vectors from a bert-as-service server; a one-line InputError if it fails."""
     import zmq
-    from bert_serving.client import BertClient, __version__ as client_version
+    from bert_serving.client import BertClient
+    from bert_serving.client import __version__ as client_version
 
     where = f"{settings.host}:{settings.port}/{settings.port_out}"
     try:

@@ -44,7 +44,7 @@ from stockpred.errors import InputError, MissingInputError
 from stockpred.layout import Paths, resolve_paths
 from stockpred.models.base import Forecaster
 from stockpred.news.embed import read_vectors, vector_columns
-from stockpred.news.seq2seq import article_times, step_means
+from stockpred.news.samples import article_times, step_means
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,17 @@ from stockpred.data.store import RawStore, atomic_write_parquet, atomic_write_te
 from stockpred.dataset import FactorPanel, build_factor_panel
 from stockpred.errors import InputError, MissingInputError
 from stockpred.evaluation import signal
-from stockpred.evaluation.backtest import BacktestSettings, equal_weight_returns, index_returns
-from stockpred.evaluation.cross_section import (CrossSectionWalkForward, backtest_row,
-                                                score_rows, walk_forward_panel)
+from stockpred.evaluation.backtest import (
+    BacktestSettings,
+    equal_weight_returns,
+    index_returns,
+)
+from stockpred.evaluation.cross_section import (
+    CrossSectionWalkForward,
+    backtest_row,
+    score_rows,
+    walk_forward_panel,
+)
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import package_versions
 from stockpred.models.registry import cross_sectional_prototype

@@ -15,8 +15,13 @@ from stockpred.errors import InputError, MissingInputError
 from stockpred.features.events import FAMILIES as EVENT_FAMILIES
 from stockpred.features.panel import RATE_TABLES, build_panel, load_market
 from stockpred.layout import Paths
-from stockpred.manifest import (config_hash, package_versions, read_manifest,
-                                section_hash, write_manifest)
+from stockpred.manifest import (
+    config_hash,
+    package_versions,
+    read_manifest,
+    section_hash,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 # every raw table a panel reads: a change in any of them makes the features stale

@@ -7,8 +7,14 @@ import logging
 
 from stockpred.config import Config, api_url
 from stockpred.data.client import TushareClient
-from stockpred.data.fetch import (FetchReport, Fetcher, check_store, choose_source, load_sample,
-                                  write_fetch_manifest)
+from stockpred.data.fetch import (
+    Fetcher,
+    FetchReport,
+    check_store,
+    choose_source,
+    load_sample,
+    write_fetch_manifest,
+)
 from stockpred.data.store import RawStore
 from stockpred.data.universe import Universe
 from stockpred.layout import Paths

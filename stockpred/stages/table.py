@@ -22,11 +22,25 @@ from pathlib import Path
 from typing import Any
 
 from stockpred import __version__
-from stockpred.config import (Config, CrossSectionSettings, EvaluationSettings, ExperimentSettings,
-                              FeatureSettings, FetchSettings, ImportanceSettings, PlotSettings,
-                              RefreshSettings, TushareSettings, quick_config)
+from stockpred.config import (
+    Config,
+    CrossSectionSettings,
+    EvaluationSettings,
+    ExperimentSettings,
+    FeatureSettings,
+    FetchSettings,
+    ImportanceSettings,
+    PlotSettings,
+    RefreshSettings,
+    TushareSettings,
+    quick_config,
+)
 from stockpred.errors import InputError, MissingInputError
-from stockpred.generative.settings import MinuteEncoderSettings, VAESettings, WGANSettings
+from stockpred.generative.settings import (
+    MinuteEncoderSettings,
+    VAESettings,
+    WGANSettings,
+)
 from stockpred.layout import BENCHMARKS, Paths
 from stockpred.manifest import read_manifest, write_manifest
 from stockpred.models.names import REGISTRY as FORECASTERS
@@ -251,7 +265,7 @@ def _generative(function: str, stocks: bool = True) -> Callable[[Job], list[str]
 
 
 def _seq2seq(job: Job) -> list[str]:
-    from stockpred.news import seq2seq
+    from stockpred.stages import seq2seq
 
     return seq2seq.run(job.config, job.paths, quick=job.arg("quick", False),
                        progress=job.progress).summary()
