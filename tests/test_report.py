@@ -127,9 +127,11 @@ def test_no_run_at_all_names_the_stage_to_run(tmp_path):
     assert not paths.report_index.exists()
 
 
-# -- in a real browser ------------------------------------------------------------------------------
+# -- in a real browser ---------------------------------------------------------------------
 
-def chromium() -> str:
+@pytest.fixture(scope="module")
+def browser() -> str:
+    """Chromium's binary; asked before the runs are made, so a skip costs nothing."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
         if os.environ.get("CI") == "true":
@@ -139,9 +141,10 @@ def chromium() -> str:
     return found
 
 
-def browse(page: Path, profile: Path, *options: str) -> subprocess.CompletedProcess:
+def browse(browser: str, page: Path, profile: Path,
+           *options: str) -> subprocess.CompletedProcess:
     """Headless Chromium on ``page`` with a fresh profile, nothing in the background."""
-    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--hide-scrollbars",
                f"--user-data-dir={profile}", *options, page.as_uri()]
@@ -200,18 +203,19 @@ def expected_tables(board: dict) -> dict[str, list[dict]]:
 
 
 @pytest.mark.parametrize("world", ["cross_section", "single_stock"])
-def test_the_page_renders_in_chromium(runs, world, tmp_path):
+def test_the_page_renders_in_chromium(browser, runs, world, tmp_path):
     _, paths, ids = runs
     page = paths.report_page(ids[world])
     shot = tmp_path / "page.png"
-    browse(page, tmp_path / "shot-profile", f"--screenshot={shot}", "--window-size=1280,2000")
+    browse(browser, page, tmp_path / "shot-profile", f"--screenshot={shot}",
+           "--window-size=1280,2000")
     pixels = plt.imread(shot)
     assert pixels.shape[:2] == (2000, 1280)
     ink = (pixels[..., :3] < 0.9).any(axis=-1)
     assert ink.mean() > 0.03, "the page looks blank"
     assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 100
 
-    dom = browse(page, tmp_path / "dom-profile", "--virtual-time-budget=5000",
+    dom = browse(browser, page, tmp_path / "dom-profile", "--virtual-time-budget=5000",
                  "--dump-dom").stdout
     body = re.search(r"<body([^>]*)>", dom).group(1)
     images = page.read_text(encoding="utf-8").count("<img ")

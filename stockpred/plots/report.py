@@ -47,7 +47,7 @@ def benchmark_label(name: str) -> str:
     return f"{code}.{market}"
 
 
-# -- the cross-section --------------------------------------------------------------------------
+# -- the cross-section ---------------------------------------------------------------------
 
 def rank_ic(daily: pd.DataFrame, label: str) -> bytes:
     """Daily Rank IC per model (``daily``: model, trade_date, rank_ic) with its 20-day mean,
@@ -163,7 +163,7 @@ def trading(daily: pd.DataFrame) -> bytes:
     return _png(fig, axes)
 
 
-# -- one stock at a time --------------------------------------------------------------------------
+# -- one stock at a time -------------------------------------------------------------------
 
 def forecasts(predictions: pd.DataFrame, ts_code: str) -> bytes:
     """One stock's next close, as it came, against each model's forecast of it

@@ -118,7 +118,7 @@ def _generated() -> tuple[str, str]:
     return "report written", datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-# -- the cross-section ----------------------------------------------------------------------------
+# -- the cross-section ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SignalSeries:
@@ -307,7 +307,7 @@ def cross_section(record: dict, predictions: pd.DataFrame, bars: pd.DataFrame,
                    sections=sections, index_href=index_href)
 
 
-# -- one stock at a time ----------------------------------------------------------------------------
+# -- one stock at a time -------------------------------------------------------------------
 
 def losses(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per model and day, over the stocks: the mean squared error of the next-day return and
@@ -360,7 +360,7 @@ def single_stock(record: dict, predictions: pd.DataFrame, index_href: str) -> st
                    sections=sections, index_href=index_href)
 
 
-# -- the index ---------------------------------------------------------------------------------------
+# -- the index -----------------------------------------------------------------------------
 
 def index(records: list[dict], links: dict[str, str], runs_dir: str) -> str:
     """The list of runs (``records``: their leaderboard.json, newest first); ``links`` maps
