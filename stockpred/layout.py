@@ -191,6 +191,15 @@ class Paths:
         folder, because its links name the figures by paths relative to it."""
         return self.results_dir.parent / "README.md"
 
+    def report_page(self, run_id: str) -> Path:
+        """The self-contained HTML report of evaluate run ``run_id`` (`stockpred report`)."""
+        return self.results_dir / "report" / run_id / "index.html"
+
+    @property
+    def report_index(self) -> Path:
+        """The page that lists every evaluate run and links its report."""
+        return self.results_dir / "report" / "index.html"
+
     def figures_dir(self, family: str) -> Path:
         """<results dir>/<family>/: one figure family (features, lstm, tuning, ...)."""
         return self.results_dir / family
