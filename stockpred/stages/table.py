@@ -70,6 +70,7 @@ ARTEFACTS: dict[str, Callable[[Paths, Config], Path]] = {
     "cross_section_leaderboard": lambda p, c: p.cross_section_leaderboard_json,
     "backtest": lambda p, c: p.stage_record("backtest"),
     "figures": lambda p, c: p.stage_record("plot"),
+    "report": lambda p, c: p.report_index,
     "readme": lambda p, c: p.readme,
     # written by the benchmark scripts, not by a stage
     "peer": lambda p, c: p.peer_comparison,
@@ -328,6 +329,12 @@ def _plot(job: Job) -> list[str]:
     if family == "tuning":
         options = {"model": job.arg("model")}
     return plot.draw(family, job.config, job.paths, **options)
+
+
+def _report(job: Job) -> list[str]:
+    from stockpred.stages import report
+
+    return report.run(job.config, job.paths, job.arg("run_id"))
 
 
 def _readme(job: Job) -> list[str]:
@@ -590,6 +597,20 @@ STAGES: tuple[Stage, ...] = (
           writes=("figures",), settings=(PlotSettings,),
           flags=(F.FAMILY, F.PLOT_STOCK, F.Flag(("--model",), "tuning: the tuned model "
                                                 "(default: every model with trials).")),
+          pipeline=True, optional=True),
+    Stage("report", "report", """Write the HTML report of evaluate runs into <results dir>/report/.
+
+    One self-contained page per run, <results dir>/report/RUN_ID/index.html (figures
+    inline, nothing fetched: it opens from disk, offline), and report/index.html, which
+    lists every run. A cross-sectional run shows its signal leaderboard with 95% intervals,
+    daily, cumulative and monthly Rank IC, quintile returns, the backtest's value against
+    the equal-weight universe and the CSI 300, drawdown, turnover, holdings and a per-year
+    table; a forecast run its leaderboard with the DM and PT tests, forecasts against
+    actual prices and errors against persistence's. Without RUN_ID: the pages of the runs
+    that have none yet, and the index.""",
+          _report, reads=("leaderboard", "cross_section_leaderboard"), writes=("report",),
+          flags=(F.Flag(("run_id",), argument=True,
+                        options=dict(required=False, metavar="[RUN_ID]")),),
           pipeline=True, optional=True),
     Stage("readme", "readme", """Render the README's result blocks from the result files.
 
