@@ -24,7 +24,7 @@ from stockpred.features.cross_section import (FORWARD_LABELS, MAD_TO_SIGMA, forw
                                               normalise_by_day)
 from stockpred.features.factors import (FACTOR_NAMES, FACTORS, VOLUME_NORM_WINDOW,
                                         compute_factors, factor_panel)
-from stockpred.features.indicators import TIE_MARGIN, technical
+from stockpred.features.indicators import technical
 
 REPO = Path(__file__).resolve().parents[1]
 MARKET = Path(os.environ.get("STOCKPRED_SHARED_DATA", REPO.parent / "shared" / "data")) / \
@@ -36,6 +36,14 @@ PRICES = ("open", "high", "low", "close", "pre_close")
 # mean) and come out as +-1e-14 of float noise whose sign depends on the price scale; a real
 # nonzero factor is never that small (one 0.0001 tick over a price of 300 is 3e-7)
 RTOL, ATOL = 1e-6, 1e-10
+DMI = ["DMI_PDI", "DMI_MDI", "DMI_ADX"]
+# DMI's tie margin is in the vendor's 4-decimal steps (indicators.TIE_MARGIN): it holds under
+# a re-base as the vendor makes one, times a constant and rounded to 4 decimals (below), but
+# 4-decimal prices blown up 13-fold without rounding turn their rounding into moves
+SCALE_FREE = [name for name in FACTOR_NAMES if name not in DMI]
+REBASE = 1 / 0.8828  # a dividend's re-base, as in tests/test_rebasing.py
+# the re-base moves DMI (0 to 100) by 0.35 at most on the sample; a tie taken as a move, by 10
+DMI_REBASE_ATOL = 0.5
 SUSPENDED = "600050.SH"  # in the sample, suspended from 2017-04-05 to 2017-08-18
 KEYS = ["trade_date", "ts_code"]
 
@@ -104,7 +112,8 @@ def test_factor_frame_shape(panel):
 
 
 def test_scale_invariance(panel):
-    """One stock's prices times any constant, another's volume in shares: no factor moves."""
+    """One stock's prices times any constant, another's volume in shares: no factor but DMI
+    moves."""
     bars, factors = panel
     codes = sorted(bars["ts_code"].unique())
     scaled = bars.copy()
@@ -116,12 +125,23 @@ def test_scale_invariance(panel):
         if k % 2 == 0:
             scaled.loc[rows, "vol"] *= 100  # lots -> shares
     moved = compute_factors(scaled)
-    a = factors[FACTOR_NAMES].to_numpy(np.float64)
-    b = moved[FACTOR_NAMES].to_numpy(np.float64)
+    a = factors[SCALE_FREE].to_numpy(np.float64)
+    b = moved[SCALE_FREE].to_numpy(np.float64)
     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
     ok = np.isnan(a) | (np.abs(a - b) <= RTOL * np.maximum(np.abs(a), np.abs(b)) + ATOL)
-    broken = [FACTOR_NAMES[j] for j in np.flatnonzero(~ok.all(axis=0))]
+    broken = [SCALE_FREE[j] for j in np.flatnonzero(~ok.all(axis=0))]
     assert not broken, f"not scale-free: {broken}"
+
+
+def test_dmi_survives_a_rebase(panel):
+    """Every stock re-based as the vendor does at a dividend: DMI moves by the rounding only."""
+    bars, factors = panel
+    rebased = bars.copy()
+    prices = [c for c in PRICES if c in bars.columns]
+    rebased[prices] = (bars[prices] * REBASE).round(4)
+    moved = compute_factors(rebased)
+    np.testing.assert_allclose(moved[DMI].to_numpy(np.float64),
+                               factors[DMI].to_numpy(np.float64), rtol=0, atol=DMI_REBASE_ATOL)
 
 
 def test_no_look_ahead(panel):
@@ -198,28 +218,18 @@ def test_factors_by_hand_across_a_suspension(sample_panel):
 
 
 def test_indicators_follow_the_charting_conventions(sample_panel):
-    """KDJ ... TRIX equal indicators.technical() on the same bars; DMI except at tied moves."""
+    """KDJ ... TRIX equal indicators.technical() on the same bars."""
     bars, factors = sample_panel
     rows = _rows(bars, "600036.SH")
     ours = factors[factors["ts_code"] == "600036.SH"].reset_index(drop=True)
     theirs, _ = technical(rows, IndicatorSettings())
     same = {"KDJ_K": "kdj_k", "KDJ_D": "kdj_d", "KDJ_J": "kdj_j", "WR6": "wr6", "WR10": "wr10",
             "RSI6": "rsi6", "RSI12": "rsi12", "RSI24": "rsi24", "CR26": "cr26",
-            "CCI14": "cci14", "CCI20": "cci20", "VR26": "vr26", "TRIX": "trix"}
+            "CCI14": "cci14", "CCI20": "cci20", "VR26": "vr26", "DMI_PDI": "dmi_pdi",
+            "DMI_MDI": "dmi_mdi", "DMI_ADX": "dmi_adx", "TRIX": "trix"}
     for name, column in same.items():
         np.testing.assert_allclose(ours[name], theirs[column], rtol=RTOL, atol=1e-6,
                                    err_msg=name)
-    # technical() counts neither move when they are within TIE_MARGIN (the vendor's rounding
-    # in CNY) and no move that small; the factor, which must not depend on the price scale,
-    # counts neither move of an exact tie only: they differ on windows holding such a day
-    up, down = rows["high"].diff(), -rows["low"].diff()
-    larger = np.maximum(up, down)
-    near = (larger > 0) & (((up - down).abs() <= TIE_MARGIN) | (larger <= TIE_MARGIN))
-    untied = (near.astype(float).rolling(14, min_periods=1).sum() == 0).to_numpy()
-    assert untied.mean() > 0.5
-    for name, column in {"DMI_PDI": "dmi_pdi", "DMI_MDI": "dmi_mdi"}.items():
-        np.testing.assert_allclose(ours[name][untied], theirs[column][untied], rtol=RTOL,
-                                   atol=1e-6, err_msg=name)
 
 
 # -- the cross-sectional step ---------------------------------------------------------------

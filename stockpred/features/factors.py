@@ -14,9 +14,8 @@ Where this differs from Alpha158:
 - CORR correlates close with log(vol), not log(vol + 1), so the volume unit drops out;
 - no VWAP0: tushare's qfq bars adjust prices only, so ``amount / vol`` beside a qfq close
   is a raw VWAP over an adjusted price, a ratio that moves with every later dividend;
-- the Chinese-software indicators (KDJ, W%R, RSI, CR, CCI, VR, DMI, TRIX) are added, in
-  the conventions of ``stockpred.features.indicators``, except that DMI counts neither
-  move of a day whose up and down moves are equal (see ``_stock_indicators``).
+- the Chinese-software indicators (KDJ, W%R, RSI, CR, CCI, VR, DMI, TRIX) are added, computed
+  by ``stockpred.features.indicators``.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from stockpred.errors import ComputeError
-from stockpred.features.indicators import avedev, ema, hhv, llv, ma, ref, sma, tsum
+from stockpred.features.indicators import cci, cr, dmi, kdj, rsi, trix, true_range, vr, wr
 
 WINDOWS = (5, 10, 20, 30, 60)
 VOLUME_NORM_WINDOW = 120
@@ -447,7 +446,7 @@ def _rolling_factors(pos, h, low, c, v) -> dict[str, np.ndarray]:
 # -- Chinese-software indicators ------------------------------------------------------------
 # They are recursive (SMA, EMA), so they run stock by stock: on a frame with one column per
 # stock and one row per position in the stock (stocks start together on row 0, shorter ones
-# padded with NaN at the end), where indicators.py's primitives work column by column.
+# padded with NaN at the end), where indicators.py's functions work column by column.
 
 def _indicator_factors(pos, h, low, c, v) -> dict[str, np.ndarray]:
     stock = np.cumsum(pos == 0) - 1
@@ -458,64 +457,12 @@ def _indicator_factors(pos, h, low, c, v) -> dict[str, np.ndarray]:
         frame[pos, stock] = x
         return pd.DataFrame(frame)
 
-    wide = _stock_indicators(*(by_position(x) for x in (h, low, c, v)))
+    h, low, c, v = (by_position(x) for x in (h, low, c, v))
+    k, d, j = kdj(h, low, c, 9, 3, 3)
+    pdi, mdi, adx = dmi(h, low, true_range(h, low, c), 14, 6)
+    wide = {"KDJ_K": k, "KDJ_D": d, "KDJ_J": j, "CR26": cr(h, low, 26), "VR26": vr(c, v, 26),
+            "DMI_PDI": pdi, "DMI_MDI": mdi, "DMI_ADX": adx, "TRIX": trix(c, 12),
+            **{f"WR{n}": wr(h, low, c, n) for n in (6, 10)},
+            **{f"RSI{n}": rsi(c, n) for n in (6, 12, 24)},
+            **{f"CCI{n}": cci(h, low, c, n) for n in (14, 20)}}
     return {name: frame.to_numpy()[pos, stock] for name, frame in wide.items()}
-
-
-def _share(numerator: pd.DataFrame, denominator: pd.DataFrame) -> pd.DataFrame:
-    """numerator / denominator, NaN where the denominator is 0 (indicators.ratio's rule)."""
-    return (numerator / denominator).where(denominator != 0)
-
-
-def _seeded_sma(x: pd.DataFrame, n: int, seed: float) -> pd.DataFrame:
-    """SMA(X, N, 1) whose value before the first bar is ``seed`` (the software's KDJ)."""
-    seeded = pd.DataFrame(np.vstack([np.full((1, x.shape[1]), seed), x.to_numpy()]))
-    return sma(seeded, n).iloc[1:].reset_index(drop=True)
-
-
-def _stock_indicators(h, low, c, v) -> dict[str, pd.DataFrame]:
-    """The ratio indicators of ``indicators.technical``, on frames of one column per stock."""
-    out = {}
-    top, bottom = hhv(h, 9), llv(low, 9)
-    # a window of one price (days locked at the limit) has no range: 0, as the software shows
-    rsv = _share(c - bottom, top - bottom).fillna(0.0) * 100
-    k = _seeded_sma(rsv, 3, seed=50.0)
-    d = _seeded_sma(k, 3, seed=50.0)
-    out.update(KDJ_K=k, KDJ_D=d, KDJ_J=3 * k - 2 * d)
-    for n in (6, 10):
-        top, bottom = hhv(h, n), llv(low, n)
-        out[f"WR{n}"] = _share(top - c, top - bottom).fillna(0.0) * 100
-
-    change = c - ref(c)
-    for n in (6, 12, 24):
-        rise = sma(change.clip(lower=0).iloc[1:], n)
-        both = sma(change.abs().iloc[1:], n)
-        out[f"RSI{n}"] = _share(rise, both).reindex(c.index) * 100
-
-    mid_prev = ref(h + low) / 2
-    out["CR26"] = _share(tsum((h - mid_prev).clip(lower=0), 26),
-                         tsum((mid_prev - low).clip(lower=0), 26)) * 100
-    typical = (h + low + c) / 3
-    for n in (14, 20):
-        out[f"CCI{n}"] = _share(typical - ma(typical, n), 0.015 * typical.apply(avedev, args=(n,)))
-
-    up = tsum(v.where(change > 0, 0.0), 26)
-    down = tsum(v.where(change < 0, 0.0), 26)
-    flat = tsum(v.where(change == 0, 0.0), 26)
-    out["VR26"] = _share(2 * up + flat, 2 * down + flat) * 100
-
-    prev_close = ref(c)
-    tr = np.maximum(h - low, np.maximum((h - prev_close).abs(), (low - prev_close).abs()))
-    up_move, down_move = h - ref(h), ref(low) - low
-    # moves equal to the tick differ in their last float bits, and which one wins depends on
-    # the price scale: a move must beat the other by more than that noise to count
-    noise = 1e-9 * c
-    plus = tsum(up_move.where((up_move > 0) & (up_move > down_move + noise), 0.0), 14)
-    minus = tsum(down_move.where((down_move > 0) & (down_move > up_move + noise), 0.0), 14)
-    true_range = tsum(tr, 14)
-    pdi, mdi = _share(plus, true_range) * 100, _share(minus, true_range) * 100
-    out.update(DMI_PDI=pdi, DMI_MDI=mdi, DMI_ADX=ma(_share((mdi - pdi).abs(), mdi + pdi) * 100, 6))
-
-    triple = ema(ema(ema(c, 12), 12), 12)
-    out["TRIX"] = _share(triple - ref(triple), ref(triple)) * 100
-    return out

@@ -27,48 +27,61 @@ import pandas as pd
 
 
 # -- primitives ---------------------------------------------------------------------------
+# Each takes one stock's Series or a frame of one column per stock (a Columns) and works column
+# by column, so technical() and the market factors compute every indicator with the same code.
+Columns = pd.Series | pd.DataFrame
 
-def ma(x: pd.Series, n: int) -> pd.Series:
+
+def ma(x: Columns, n: int) -> Columns:
     return x.rolling(n, min_periods=n).mean()
 
 
-def ema(x: pd.Series, n: int) -> pd.Series:
+def ema(x: Columns, n: int) -> Columns:
     return x.ewm(span=n, adjust=False).mean()
 
 
-def sma(x: pd.Series, n: int, m: int = 1) -> pd.Series:
+def sma(x: Columns, n: int, m: int = 1) -> Columns:
     return x.ewm(alpha=m / n, adjust=False).mean()
 
 
-def hhv(x: pd.Series, n: int) -> pd.Series:
+def hhv(x: Columns, n: int) -> Columns:
     return x.rolling(n, min_periods=1).max()
 
 
-def llv(x: pd.Series, n: int) -> pd.Series:
+def llv(x: Columns, n: int) -> Columns:
     return x.rolling(n, min_periods=1).min()
 
 
-def ref(x: pd.Series, n: int = 1) -> pd.Series:
+def ref(x: Columns, n: int = 1) -> Columns:
     return x.shift(n)
 
 
-def tsum(x: pd.Series, n: int) -> pd.Series:
+def tsum(x: Columns, n: int) -> Columns:
     return x.rolling(n, min_periods=n).sum()
 
 
-def std(x: pd.Series, n: int) -> pd.Series:
+def std(x: Columns, n: int) -> Columns:
     """The software's STD: the sample estimate (N-1) over N bars."""
     return x.rolling(n, min_periods=n).std(ddof=1)
 
 
-def avedev(x: pd.Series, n: int) -> pd.Series:
+def avedev(x: Columns, n: int) -> Columns:
     """Mean absolute deviation from the window's mean, over N full bars."""
-    values = x.to_numpy(dtype=float)
-    out = np.full(len(values), np.nan)
-    if len(values) >= n:
-        windows = np.lib.stride_tricks.sliding_window_view(values, n)
-        out[n - 1:] = np.abs(windows - windows.mean(axis=1, keepdims=True)).mean(axis=1)
-    return pd.Series(out, index=x.index)
+    # one row per column with the window along the contiguous axis: numpy sums a window in
+    # the same order for a frame as for a single series
+    values = np.ascontiguousarray(x.to_numpy(dtype=float).T)
+    out = np.full(values.shape, np.nan)
+    if values.shape[-1] >= n:
+        windows = np.lib.stride_tricks.sliding_window_view(values, n, axis=-1)
+        out[..., n - 1:] = np.abs(windows - windows.mean(axis=-1, keepdims=True)).mean(axis=-1)
+    return _like(x, out.T)
+
+
+def seeded_sma(x: Columns, n: int, seed: float) -> Columns:
+    """SMA(X, N, 1) whose value before the first bar is ``seed`` (the software's KDJ)."""
+    before = x.iloc[:1].copy()
+    before[:] = seed
+    return sma(pd.concat([before, x]), n).iloc[1:]
 
 
 # tushare rounds adjusted prices to 4 decimals
@@ -80,14 +93,21 @@ PRICE_STEP = 1e-4
 TIE_MARGIN = 5 * PRICE_STEP
 
 
-def ratio(numerator, denominator) -> pd.Series:
+def _like(x: Columns, values: np.ndarray) -> Columns:
+    """``values`` on the axes of the Series or DataFrame ``x``."""
+    if isinstance(x, pd.DataFrame):
+        return pd.DataFrame(values, index=x.index, columns=x.columns)
+    return pd.Series(values, index=x.index)
+
+
+def ratio(numerator, denominator) -> Columns:
     """numerator / denominator, NaN where the denominator is 0 (never inf)."""
     num = np.asarray(numerator, dtype=float)
     den = np.asarray(denominator, dtype=float)
     out = np.full(num.shape, np.nan)
     np.divide(num, den, out=out, where=(den != 0) & ~np.isnan(den))
-    index = numerator.index if isinstance(numerator, pd.Series) else denominator.index
-    return pd.Series(out, index=index)
+    return _like(numerator if isinstance(numerator, Columns) else denominator,
+                 out)
 
 
 def scale_free(values: pd.Series, close: pd.Series, price: str) -> pd.Series:
@@ -99,6 +119,71 @@ def scale_free(values: pd.Series, close: pd.Series, price: str) -> pd.Series:
 
 
 # -- indicators ---------------------------------------------------------------------------
+# Like the primitives, on Columns.
+
+def kdj(h, low, c, n: int, m1: int, m2: int):
+    # a window of one price (days locked at the limit) has no range: 0, as the software shows
+    rsv = ratio(c - llv(low, n), hhv(h, n) - llv(low, n)).fillna(0.0) * 100
+    k = seeded_sma(rsv, m1, seed=50.0)
+    d = seeded_sma(k, m2, seed=50.0)
+    return k, d, 3 * k - 2 * d
+
+
+def wr(h, low, c, n: int):
+    top, bottom = hhv(h, n), llv(low, n)
+    return ratio(top - c, top - bottom).fillna(0.0) * 100
+
+
+def rsi(c, n: int):
+    change = c - ref(c)
+    rise = sma(change.clip(lower=0).iloc[1:], n)
+    both = sma(change.abs().iloc[1:], n)
+    return ratio(rise, both).reindex(c.index) * 100
+
+
+def cr(h, low, n: int):
+    mid_prev = ref(h + low) / 2
+    return ratio(tsum((h - mid_prev).clip(lower=0), n),
+                 tsum((mid_prev - low).clip(lower=0), n)) * 100
+
+
+def cci(h, low, c, n: int):
+    typical = (h + low + c) / 3
+    return ratio(typical - ma(typical, n), 0.015 * avedev(typical, n))
+
+
+def vr(c, v, n: int):
+    change = c - ref(c)
+    up = tsum(v.where(change > 0, 0.0), n)
+    down = tsum(v.where(change < 0, 0.0), n)
+    flat = tsum(v.where(change == 0, 0.0), n)
+    return ratio(2 * up + flat, 2 * down + flat) * 100
+
+
+def true_range(h, low, c):
+    prev_close = ref(c)
+    return np.maximum(h - low, np.maximum((h - prev_close).abs(), (low - prev_close).abs()))
+
+
+def dmi(h, low, tr, n: int, m: int):
+    """PDI, MDI and ADX over the true range ``tr``."""
+    up_move, down_move = h - ref(h), ref(low) - low
+    # on 4-decimal adjusted prices a tie of the raw prices (a common case: both moves one
+    # tick) comes out a rounding step either way, and a strict comparison would count
+    # the whole move to one side or the other
+    dmp = tsum(up_move.where((up_move > TIE_MARGIN) & (up_move > down_move + TIE_MARGIN),
+                             0.0), n)
+    dmm = tsum(down_move.where((down_move > TIE_MARGIN)
+                               & (down_move > up_move + TIE_MARGIN), 0.0), n)
+    mtr = tsum(tr, n)
+    pdi, mdi = ratio(dmp, mtr) * 100, ratio(dmm, mtr) * 100
+    return pdi, mdi, ma(ratio((mdi - pdi).abs(), mdi + pdi) * 100, m)
+
+
+def trix(c, n: int):
+    triple = ema(ema(ema(c, n), n), n)
+    return ratio(triple - ref(triple), ref(triple)) * 100
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -160,74 +245,46 @@ def technical(bars: pd.DataFrame, p) -> tuple[pd.DataFrame, list[Feature]]:
     put("boll_lower", mid - width * std(c, n), "volatility", "level", window=n, width=width)
 
     n, m1, m2 = p.kdj
-    # a window of one price (days locked at the limit) has no range: 0, as the software shows
-    rsv = ratio(c - llv(low, n), hhv(h, n) - llv(low, n)).fillna(0.0) * 100
-    k = _seeded_sma(rsv, m1, seed=50.0)
-    d = _seeded_sma(k, m2, seed=50.0)
+    k, d, j = kdj(h, low, c, n, m1, m2)
     put("kdj_k", k, "momentum", window=n, smooth=m1)
     put("kdj_d", d, "momentum", window=n, smooth=m1, signal=m2)
-    put("kdj_j", 3 * k - 2 * d, "momentum", window=n, smooth=m1, signal=m2)
+    put("kdj_j", j, "momentum", window=n, smooth=m1, signal=m2)
 
     for n in p.wr:
-        top, bottom = hhv(h, n), llv(low, n)
-        put(f"wr{n}", ratio(top - c, top - bottom).fillna(0.0) * 100, "momentum", window=n)
-
-    change = c - ref(c)
+        put(f"wr{n}", wr(h, low, c, n), "momentum", window=n)
     for n in p.rsi:
-        rise = sma(change.clip(lower=0).iloc[1:], n)
-        both = sma(change.abs().iloc[1:], n)
-        put(f"rsi{n}", ratio(rise, both).reindex(c.index) * 100, "momentum", window=n)
+        put(f"rsi{n}", rsi(c, n), "momentum", window=n)
 
-    n, mas = p.cr.window, p.cr.ma
-    mid_prev = ref(h + low) / 2
-    cr = ratio(tsum((h - mid_prev).clip(lower=0), n), tsum((mid_prev - low).clip(lower=0), n))
-    cr = cr * 100
-    put(f"cr{n}", cr, "momentum", window=n)
-    for m in mas:
-        put(f"cr_ma{m}", ref(ma(cr, m), int(m / 2.5 + 1)), "momentum", window=n, ma=m,
+    n = p.cr.window
+    cr_n = cr(h, low, n)
+    put(f"cr{n}", cr_n, "momentum", window=n)
+    for m in p.cr.ma:
+        put(f"cr_ma{m}", ref(ma(cr_n, m), int(m / 2.5 + 1)), "momentum", window=n, ma=m,
             lag=int(m / 2.5 + 1))
 
-    typical = (h + low + c) / 3
     for n in p.cci:
-        put(f"cci{n}", ratio(typical - ma(typical, n), 0.015 * avedev(typical, n)), "momentum",
-            window=n)
+        put(f"cci{n}", cci(h, low, c, n), "momentum", window=n)
 
     n, m = p.vr.window, p.vr.ma
-    up = tsum(v.where(change > 0, 0.0), n)
-    down = tsum(v.where(change < 0, 0.0), n)
-    flat = tsum(v.where(change == 0, 0.0), n)
-    vr = ratio(2 * up + flat, 2 * down + flat) * 100
-    put(f"vr{n}", vr, "volume", window=n)
-    put(f"vr_ma{m}", ma(vr, m), "volume", window=n, ma=m)
+    vr_n = vr(c, v, n)
+    put(f"vr{n}", vr_n, "volume", window=n)
+    put(f"vr_ma{m}", ma(vr_n, m), "volume", window=n, ma=m)
 
-    prev_close = ref(c)
-    tr = pd.concat([h - low, (h - prev_close).abs(), (low - prev_close).abs()], axis=1).max(
-        axis=1, skipna=False)
+    tr = true_range(h, low, c)
     put("tr", tr, "volatility", "difference")
     put(f"atr{p.atr}", ma(tr, p.atr), "volatility", "difference", window=p.atr)
 
     n, m = p.dmi.window, p.dmi.adx
-    up_move, down_move = h - ref(h), ref(low) - low
-    # on 4-decimal adjusted prices a tie of the raw prices (a common case: both moves one
-    # tick) comes out a rounding step either way, and a strict comparison would count
-    # the whole move to one side or the other
-    dmp = tsum(up_move.where((up_move > TIE_MARGIN) & (up_move > down_move + TIE_MARGIN),
-                             0.0), n)
-    dmm = tsum(down_move.where((down_move > TIE_MARGIN)
-                               & (down_move > up_move + TIE_MARGIN), 0.0), n)
-    mtr = tsum(tr, n)
-    pdi, mdi = ratio(dmp, mtr) * 100, ratio(dmm, mtr) * 100
-    adx = ma(ratio((mdi - pdi).abs(), mdi + pdi) * 100, m)
+    pdi, mdi, adx = dmi(h, low, tr, n, m)
     put("dmi_pdi", pdi, "trend", window=n)
     put("dmi_mdi", mdi, "trend", window=n)
     put("dmi_adx", adx, "trend", window=n, adx=m)
     put("dmi_adxr", (adx + ref(adx, m)) / 2, "trend", window=n, adx=m)
 
     n, m = p.trix.window, p.trix.ma
-    triple = ema(ema(ema(c, n), n), n)
-    trix = ratio(triple - ref(triple), ref(triple)) * 100
-    put("trix", trix, "trend", window=n)
-    put(f"trix_ma{m}", ma(trix, m), "trend", window=n, ma=m)
+    trix_n = trix(c, n)
+    put("trix", trix_n, "trend", window=n)
+    put(f"trix_ma{m}", ma(trix_n, m), "trend", window=n, ma=m)
 
     short, long, m = p.dma.short, p.dma.long, p.dma.ma
     dma_dif = ma(c, short) - ma(c, long)
@@ -237,21 +294,14 @@ def technical(bars: pd.DataFrame, p) -> tuple[pd.DataFrame, list[Feature]]:
     for n in p.momentum:
         put(f"mom{n}", ratio(c, ref(c, n)) - 1, "momentum", lag=n)
         put(f"logmom{n}", np.log(ratio(c, ref(c, n))), "momentum", lag=n)
-    put("gap", ratio(o, prev_close) - 1, "momentum")
-    put("range", ratio(h - low, prev_close), "volatility")
+    put("gap", ratio(o, ref(c)) - 1, "momentum")
+    put("range", ratio(h - low, ref(c)), "volatility")
 
     for n in p.volume:
         put(f"vol_ma{n}_ratio", ratio(v, ma(v, n)), "volume", window=n)
         put(f"vol_z{n}", ratio(v - ma(v, n), std(v, n)), "volume", window=n)
     frame = pd.DataFrame(out, index=bars.index)
     return frame, meta
-
-
-def _seeded_sma(x: pd.Series, n: int, seed: float) -> pd.Series:
-    """SMA(X, N, 1) whose value before the first bar is ``seed`` (the software's KDJ)."""
-    values = pd.concat([pd.Series([seed]), x.reset_index(drop=True)], ignore_index=True)
-    smoothed = values.ewm(alpha=1 / n, adjust=False).mean().iloc[1:]
-    return pd.Series(smoothed.to_numpy(), index=x.index)
 
 
 def order_flow(flow: pd.DataFrame, amount: pd.Series) -> tuple[pd.DataFrame, list[Feature]]:
