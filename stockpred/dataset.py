@@ -122,10 +122,13 @@ def load_stock(paths: Paths, ts_code: str, features: list[str]) -> StockData:
             raise MissingInputError(f"no features for {ts_code} under {paths.features_dir}: "
                                     f"run `stockpred features` first")
         why = built.get("skipped", {}).get(ts_code)
-        raise InputError(f"{ts_code} has no features: " + (
-            f"`stockpred features` skipped it ({why})" if why else
-            f"it is not among the {len(built['stocks'])} stocks they were built for (fetch it, "
-            f"then `stockpred features --ts-code {ts_code}`)"))
+        if why:
+            raise InputError(f"{ts_code} has no features: `stockpred features` skipped it "
+                             f"({why})")
+        raise MissingInputError(f"{ts_code} has no features: it is not among the "
+                                f"{len(built['stocks'])} stocks they were built for: run "
+                                f"`stockpred fetch --ts-code {ts_code}`, then `stockpred "
+                                f"features --ts-code {ts_code}`")
     panel = pd.read_parquet(path)
     panel = panel[panel["suspended"] == 0].reset_index(drop=True)
     close = panel["close"].to_numpy(dtype=float)

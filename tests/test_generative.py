@@ -10,14 +10,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from stockpred.config import Config
-from stockpred.errors import MissingInputError
 from stockpred.dataset import StockData, load_stock, model_features
+from stockpred.errors import MissingInputError
 from stockpred.generative import vae, wgan
-from stockpred.stages.generative import run_vae, run_wgan
 from stockpred.layout import resolve_paths
+from stockpred.plots import generative as plots
+from stockpred.stages.generative import run_vae, run_wgan
 
 STOCK = "600036.SH"
 CUT = "20180801"  # rows from here on are scrambled in the look-ahead tests
@@ -77,6 +78,8 @@ def test_vae_trains_saves_and_writes_latent_features(vae_run, paths, stock):
     assert metrics["checks"]["loss_positive"]
     assert min(h["neg_elbo"] + h["val_neg_elbo"]) > metrics["checks"]["nll_constant"] > 0
     assert h["beta"] == [0.0, 1.0]  # KL warm-up over one epoch at quick sizes
+    # the training stage writes data; the plot stage draws it, loading no model
+    plots.run(Config(), paths)
     for name in ("vae_latent.png", "vae_loss.png"):
         assert (paths.results_dir / "generative" / name).stat().st_size > 10_000
     assert any("loss positive: yes" in line for line in vae_run.summary())
@@ -126,6 +129,9 @@ def test_wgan_trains_scores_and_saves(wgan_run, paths):
     h = stored["history"]
     for key in ("critic_loss", "generator_loss", "gradient_penalty", "val_crps"):
         assert len(h[key]) == 2 and np.isfinite(h[key]).all()
+    fan = pd.read_parquet(run_dir / "fan.parquet")
+    assert set(fan["path"]) >= {-1, -2, 0} and fan["step"].max() == k
+    plots.run(Config(), paths)
     for name in ("wgan_training.png", "wgan_fan.png"):
         assert (paths.results_dir / "generative" / name).stat().st_size > 10_000
     assert any("random walk" in line for line in wgan_run.summary())

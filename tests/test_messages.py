@@ -28,8 +28,8 @@ def test_a_significant_loss_is_not_called_a_tie():
 
 def test_a_stock_without_features_is_named_as_such(built, workdir):
     code, _, err = run_cli("train", "arima", "--ts-code", "600000.SH", "--data-dir", str(built))
-    assert code == 2 and "600000.SH has no features" in err and err.count("\n") == 1
-    assert "run `stockpred features` first" not in err
+    assert code == 5 and "600000.SH has no features" in err and err.count("\n") == 1
+    assert "run `stockpred fetch --ts-code 600000.SH`, then `stockpred features" in err
 
 
 def test_show_suggests_a_table_and_refuses_an_empty_answer(built, workdir):

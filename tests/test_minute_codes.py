@@ -10,12 +10,13 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from stockpred.config import Config
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.generative.minutes import SLOTS, MinuteDayEncoder, day_grids
 from stockpred.layout import resolve_paths
+from stockpred.plots import generative as plots
 from stockpred.stages.generative import run_minutes
 
 STOCK, INDEX = "600036.SH", "000001.SH"
@@ -83,7 +84,8 @@ def test_the_encoder_writes_a_code_for_every_day_and_says_what_it_saw(minutes_ru
                                                                              "minute_z1"]
     assert report.facts["train_days"] > 0 and report.facts["validation_days"] > 0
     assert any("fewer than 240 bars" in line for line in report.summary())
-    assert report.figures[0].exists()
+    plots.run(Config(), paths)
+    assert (paths.figures_dir("generative") / "minute_codes.png").exists()
 
 
 def test_the_saved_encoder_gives_the_same_codes_and_errors(minutes_run, bars):

@@ -35,6 +35,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from stockpred.data.store import atomic_save
 from stockpred.dataset import Standardizer, StockData, windows
@@ -455,6 +456,41 @@ def random_walk_returns(rows: int, n: int, horizon: int, mean: float, std: float
     """(rows, n, horizon) i.i.d. Gaussian daily log returns: the naive baseline."""
     rng = np.random.default_rng(seed)
     return mean + std * rng.standard_normal((rows, n, horizon))
+
+
+def fan_origins(dates: np.ndarray, mask: np.ndarray, count: int, horizon: int) -> np.ndarray:
+    """``count`` rows spread evenly over the masked period, each with ``horizon`` days after it."""
+    rows = np.flatnonzero(mask)
+    rows = rows[rows + horizon < len(dates)]
+    if not len(rows):
+        return rows
+    return rows[np.unique(np.linspace(0, len(rows) - 1, count + 2).round().astype(int)[1:-1])]
+
+
+FAN_FILE = "fan.parquet"  # in a WGAN run folder: what `plot generative` draws, no model needed
+WALK_LOW, WALK_HIGH = -1, -2  # the random walk's 2.5% and 97.5% closes in the fan table
+
+
+def fan_table(model: "WGANForecaster", stock: StockData, test_mask: np.ndarray) -> pd.DataFrame:
+    """origin, path, step, close at ``fan_origins`` test days: step 0 is the origin's close,
+    each sampled path has its index (0, 1, ...), and the Gaussian random walk's 2.5% and
+    97.5% closes have WALK_LOW and WALK_HIGH."""
+    k = model.horizon
+    origins = fan_origins(stock.dates, test_mask, int(model.settings["fan_origins"]), k)
+    sampled = model.sample_paths(stock, rows=origins)
+    frames = []
+    for t in origins:
+        base = stock.close[t]
+        walk = random_walk_returns(1, 4000, k, model.return_mean_, model.return_std_,
+                                   model.seed)[0]
+        walk = base * np.exp(np.cumsum(walk, axis=1))
+        closes = np.vstack([sampled[t], np.percentile(walk, (2.5, 97.5), axis=0)])
+        closes = np.hstack([np.full((len(closes), 1), base), closes])
+        labels = [*range(len(sampled[t])), WALK_LOW, WALK_HIGH]
+        frames.append(pd.DataFrame({
+            "origin": stock.dates[t], "path": np.repeat(labels, k + 1),
+            "step": np.tile(np.arange(k + 1), len(labels)), "close": closes.ravel()}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def score_distributions(model: WGANForecaster, stocks: list[StockData], masks: list[np.ndarray],

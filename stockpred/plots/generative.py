@@ -18,6 +18,7 @@ import pandas as pd
 from stockpred.config import Config
 from stockpred.errors import MissingInputError
 from stockpred.dataset import Periods, StockData, load_stocks
+from stockpred.generative.wgan import FAN_FILE, WALK_HIGH, WALK_LOW
 from stockpred.layout import Paths
 from stockpred.plots import save_figure
 
@@ -131,54 +132,39 @@ def wgan_training(history: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def fan_origins(dates: np.ndarray, mask: np.ndarray, count: int, horizon: int) -> np.ndarray:
-    """``count`` rows spread evenly over the masked period, each with ``horizon`` days after it."""
-    rows = np.flatnonzero(mask)
-    rows = rows[rows + horizon < len(dates)]
-    if not len(rows):
-        return rows
-    return rows[np.unique(np.linspace(0, len(rows) - 1, count + 2).round().astype(int)[1:-1])]
-
-
-def wgan_fan(model, stock: StockData, test_mask: np.ndarray, path: Path,
-             history_days: int = 30, shown_paths: int = 15) -> Path:
-    """Fan charts at a few test origins: sampled closes (median, 80% and 95% bands, a few
-    paths), what happened, and the Gaussian random walk's 95% band."""
-    from stockpred.generative.wgan import random_walk_returns
-
-    k = model.horizon
-    origins = fan_origins(stock.dates, test_mask, int(model.settings["fan_origins"]), k)
+def wgan_fan(fan: pd.DataFrame, stock: StockData, path: Path, history_days: int = 30,
+             shown_paths: int = 15) -> Path:
+    """Fan charts at a few test origins (the WGAN run's fan table): sampled closes (median,
+    80% and 95% bands, a few paths), what happened, and the Gaussian random walk's 95% band."""
+    origins = sorted(fan["origin"].unique())
+    k = int(fan["step"].max())
     cols = min(2, max(1, len(origins)))
     rows_ = max(1, int(np.ceil(len(origins) / cols)))
     fig, axes = plt.subplots(rows_, cols, figsize=(6.5 * cols, 3.8 * rows_), squeeze=False)
     fig.suptitle(f"{stock.ts_code}: WGAN sampled paths over the next {k} days vs what happened "
                  f"(test period)", fontsize=12)
-    paths = model.sample_paths(stock, rows=origins)
     dates = pd.to_datetime(pd.Series(stock.dates), format="%Y%m%d")
-    for ax, t in zip(axes.flat, origins):
+    for ax, origin in zip(axes.flat, origins):
+        t = int(np.searchsorted(stock.dates, origin))
         past = slice(max(0, t - history_days), t + 1)
         ax.plot(dates[past], stock.close[past], color="black", lw=1, label="close")
         ax.plot(dates[t:t + k + 1], stock.close[t:t + k + 1], color="black", lw=1.5,
                 ls="--", marker="o", ms=3, label="what happened")
-        sampled = paths[t]
-        with_origin = np.hstack([np.full((len(sampled), 1), stock.close[t]), sampled])
+        closes = fan[fan["origin"] == origin].pivot(index="path", columns="step",
+                                                     values="close")
+        sampled = closes.loc[closes.index >= 0].to_numpy()
         span = dates[t:t + k + 1]
         for lo, hi, alpha, label in ((2.5, 97.5, 0.18, "WGAN 95%"), (10, 90, 0.35, "WGAN 80%")):
-            ax.fill_between(span, np.percentile(with_origin, lo, axis=0),
-                            np.percentile(with_origin, hi, axis=0), color="tab:blue",
+            ax.fill_between(span, np.percentile(sampled, lo, axis=0),
+                            np.percentile(sampled, hi, axis=0), color="tab:blue",
                             alpha=alpha, lw=0, label=label)
-        for p in with_origin[:shown_paths]:
+        for p in sampled[:shown_paths]:
             ax.plot(span, p, color="tab:blue", lw=0.4, alpha=0.5)
-        ax.plot(span, np.median(with_origin, axis=0), color="tab:blue", lw=1.2,
+        ax.plot(span, np.median(sampled, axis=0), color="tab:blue", lw=1.2,
                 label="WGAN median")
-        walk = random_walk_returns(1, 4000, k, model.return_mean_, model.return_std_,
-                                   model.seed)[0]
-        walk = stock.close[t] * np.exp(np.cumsum(walk, axis=1))
-        walk = np.hstack([np.full((len(walk), 1), stock.close[t]), walk])
-        for q in (2.5, 97.5):
-            ax.plot(span, np.percentile(walk, q, axis=0), color="gray", ls=":", lw=1,
-                    label="random walk 95%" if q == 2.5 else None)
-        ax.set_title(f"origin {stock.dates[t]}", fontsize=10)
+        for band, label in ((WALK_LOW, "random walk 95%"), (WALK_HIGH, None)):
+            ax.plot(span, closes.loc[band].to_numpy(), color="gray", ls=":", lw=1, label=label)
+        ax.set_title(f"origin {origin}", fontsize=10)
         ax.set_ylabel("close (CNY, adjusted)")
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
         ax.grid(alpha=0.3)
@@ -220,9 +206,7 @@ def minute_codes(codes: pd.DataFrame, history: dict, best_epoch: int, path: Path
 
 # -- redraw from saved runs ------------------------------------------------------------------------
 def run(config: Config, paths: Paths) -> list[Path]:
-    """Redraw the figures from the latest VAE, minute encoder and WGAN runs (whichever exist)."""
-    from stockpred.generative.wgan import WGANForecaster
-
+    """Draw the figures from the latest VAE, minute encoder and WGAN runs (whichever exist)."""
     out = paths.figures_dir("generative")
     drawn = []
     vae_run, wgan_run = paths.latest_run("vae"), paths.latest_run("wgan")
@@ -245,10 +229,8 @@ def run(config: Config, paths: Paths) -> list[Path]:
                               out / "vae_loss.png"))
     if wgan_run is not None:
         metrics = json.loads((wgan_run / "metrics.json").read_text(encoding="utf-8"))
-        model = WGANForecaster.load(wgan_run)
-        stocks, _ = load_stocks(config, paths, metrics["stocks"][:1],
-                                model.settings["features"])
-        test = Periods.from_config(config).in_test(stocks[0].dates)
-        drawn.append(wgan_training(model.history_, out / "wgan_training.png"))
-        drawn.append(wgan_fan(model, stocks[0], test, out / "wgan_fan.png"))
+        stocks, _ = load_stocks(config, paths, metrics["stocks"][:1], [])
+        drawn.append(wgan_training(metrics["history"], out / "wgan_training.png"))
+        drawn.append(wgan_fan(pd.read_parquet(wgan_run / FAN_FILE), stocks[0],
+                              out / "wgan_fan.png"))
     return drawn

@@ -25,11 +25,14 @@ from stockpred.evaluation.walkforward import forecast_period
 from stockpred.generative.common import check_enough
 from stockpred.generative.minutes import MinuteDayEncoder, code_columns, day_grids
 from stockpred.generative.vae import LOG_2PI, WindowVAE, latent_columns
-from stockpred.generative.wgan import WGANForecaster, score_distributions
+from stockpred.generative.wgan import FAN_FILE, WGANForecaster, fan_table, score_distributions
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import write_manifest
-from stockpred.plots import generative as figures
 from stockpred.stages.runs import write_run
+
+
+# training stages write data; the plot stage draws it
+DRAW_HINT = "figures: `stockpred plot generative`"
 
 
 @dataclass
@@ -37,7 +40,6 @@ class VAEReport:
     run_dir: Path
     history: dict
     latent_files: list[Path]
-    figures: list[Path]
     checks: dict = field(default_factory=dict)
     model: WindowVAE | None = None
 
@@ -54,7 +56,7 @@ class VAEReport:
                      f"falls: {'yes' if c['loss_falls'] else 'NO'}; "
                      f"{c['seconds_per_epoch']:.2f} s per epoch")
         lines += [f"latent features: {p}" for p in self.latent_files]
-        lines += [f"figure: {p}" for p in self.figures]
+        lines.append(DRAW_HINT)
         return lines
 
 
@@ -101,10 +103,7 @@ def run_vae(config: Config, paths: Paths, ts_codes: list[str] | None = None,
             "stocks": [s.ts_code for s in stocks], "train_windows": model.train_windows_,
             "checks": checks, "history": h, "latent_files": [str(p) for p in files],
             "finished_at": finished})
-    out = paths.figures_dir("generative")
-    drawn = [figures.vae_latent(stocks, codes, config, out / "vae_latent.png"),
-             figures.vae_loss(h, model.best_epoch_, out / "vae_loss.png")]
-    return VAEReport(run_dir, h, files, drawn, checks, model)
+    return VAEReport(run_dir, h, files, checks, model)
 
 
 @dataclass
@@ -112,7 +111,6 @@ class MinutesReport:
     run_dir: Path
     facts: dict
     codes_file: Path
-    figures: list[Path]
 
     def summary(self) -> list[str]:
         f = self.facts
@@ -126,7 +124,7 @@ class MinutesReport:
                 f" against {f['validation_mse_mean_day']:.4f} for the mean training day",
                 f"{f['days_with_fewer_bars']} day(s) with fewer than 240 bars encoded with "
                 f"their missing slots filled" + (f"; under 200: {short}" if short else ""),
-                f"minute codes: {self.codes_file}", *[f"figure: {p}" for p in self.figures]]
+                f"minute codes: {self.codes_file}", DRAW_HINT]
 
 
 def run_minutes(config: Config, paths: Paths, quick: bool = False,
@@ -170,16 +168,13 @@ def run_minutes(config: Config, paths: Paths, quick: bool = False,
         write_run(run_folder, config, paths, {
             "model": "minutes", "settings": settings, "quick": quick, **facts,
             "history": model.history_, "codes_file": str(table), "finished_at": finished})
-    drawn = [figures.minute_codes(frame, model.history_, model.best_epoch_,
-                                  paths.figures_dir("generative") / "minute_codes.png")]
-    return MinutesReport(run_folder.final, facts, table, drawn)
+    return MinutesReport(run_folder.final, facts, table)
 
 
 @dataclass
 class WGANReport:
     run_dir: Path
     metrics: dict
-    figures: list[Path]
     model: WGANForecaster | None = field(default=None, repr=False)
 
     def summary(self) -> list[str]:
@@ -197,7 +192,7 @@ class WGANReport:
                      f"({p['rmse_return']:.5f}), DM vs persistence "
                      f"{f['dm_stat_vs_persistence']:.3g} (p {f['dm_pvalue_vs_persistence']:.3g})")
         lines.append(f"{m['seconds_per_epoch']:.2f} s per epoch")
-        lines += [f"figure: {p}" for p in self.figures]
+        lines.append(DRAW_HINT)
         return lines
 
 
@@ -231,8 +226,6 @@ def run_wgan(config: Config, paths: Paths, ts_codes: list[str] | None = None,
             "history": model.history_,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         write_run(run_folder, config, paths, metrics, predictions)
+        atomic_write_parquet(fan_table(model, stocks[0], tests[0]), run_folder.writing / FAN_FILE)
 
-    out = paths.figures_dir("generative")
-    drawn = [figures.wgan_training(model.history_, out / "wgan_training.png"),
-             figures.wgan_fan(model, stocks[0], tests[0], out / "wgan_fan.png")]
-    return WGANReport(run_dir, metrics, drawn, model)
+    return WGANReport(run_dir, metrics, model)
