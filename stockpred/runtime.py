@@ -7,7 +7,7 @@ import fcntl
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -125,3 +125,23 @@ def keras_seeded(seed: int):
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     return keras
+
+
+def progress(items: Iterable, desc: str, unit: str, shown: bool,
+             total: int | None = None) -> Iterator:
+    """``items`` with a progress bar at a terminal (``shown``), else with a log line at
+    every tenth of the way: an unattended run's log says how far a long stage is."""
+    if shown:
+        from tqdm import tqdm
+
+        yield from tqdm(items, desc=desc, unit=unit, total=total, leave=False)
+        return
+    total = len(items) if total is None else total
+    logged = 0
+    for done, item in enumerate(items, 1):
+        yield item
+        tenth = done * 10 // max(total, 1)
+        if tenth > logged:
+            logged = tenth
+            log.info("%s: %d%% (%d of %d %ss)", desc.strip(), tenth * 10, done, total, unit)
+

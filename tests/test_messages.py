@@ -48,3 +48,14 @@ def test_a_market_fetch_without_a_token_says_it_loaded_the_sample(tmp_path, work
     assert code == 0, err
     assert "Loaded the shipped sample (no tushare token found)" in out
     assert "note: the sample holds the SSE 50 only, not universe top800's market" in out
+
+
+def test_long_work_without_a_terminal_logs_every_tenth(caplog):
+    from stockpred.runtime import progress
+
+    with caplog.at_level("INFO", logger="stockpred"):
+        assert list(progress(range(25), "walk-forward", "refit", shown=False)) == list(range(25))
+    lines = [r.getMessage() for r in caplog.records if r.name == "stockpred.runtime"]
+    assert len(lines) == 10
+    assert lines[0] == "walk-forward: 10% (3 of 25 refits)"
+    assert lines[-1] == "walk-forward: 100% (25 of 25 refits)"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from stockpred import runtime
 from stockpred.config import Config
 from stockpred.dataset import Periods, StockData
 from stockpred.models.base import Forecaster
@@ -63,8 +63,7 @@ def walk_forward(prototype: Forecaster, stocks: list[StockData], protocol: WalkF
     every = protocol.retrain_every
     blocks = [days[i:i + every] for i in range(0, len(days), every)]
     rows = []
-    for block in tqdm(blocks, desc=f"{prototype.name:12s}", unit="refit", leave=False,
-                      disable=None if progress else True):
+    for block in runtime.progress(blocks, f"{prototype.name:12s}", "refit", progress):
         first, last = block[0], block[-1]
         # rows whose target is known when the block's first forecast is made (a suspension
         # can push a row's next traded close past the block)

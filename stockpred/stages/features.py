@@ -7,8 +7,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from tqdm import tqdm
-
+from stockpred import runtime
 from stockpred.config import Config
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.errors import InputError, MissingInputError
@@ -74,7 +73,7 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     market = load_market(store, settings, config.fetch.indices)
     report = FeaturesReport()
     catalogue, per_stock = {}, {}
-    for code in tqdm(stocks, desc="features", unit="stock", disable=None if progress else True):
+    for code in runtime.progress(stocks, "features", "stock", progress):
         panel = build_panel(store, code, market, settings)
         if isinstance(panel, str):
             report.skipped[code] = panel
