@@ -112,6 +112,8 @@ def test_evaluate_cross_section_and_backtest_rerun(market):
     assert predictions["trade_date"].min() >= "20180701"
     for figure in ("cumulative_excess.png", "monthly_rank_ic.png", "quintiles.png"):
         assert (results / "cross_section" / figure).stat().st_size > 10_000
+    # the sample has no namechange: the board says the ST limit was left out
+    assert "Note: no namechange table" in (results / "cross_section" / "leaderboard.md").read_text()
     code, out, err = run_cli("backtest", "--run", board["run_id"], "--model", "lightgbm",
                              *common)
     assert code == 0, err

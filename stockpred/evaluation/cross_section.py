@@ -91,10 +91,12 @@ def score_rows(model: str, scores: pd.DataFrame, panel: FactorPanel, bars: pd.Da
 
 
 def backtest_row(model: str, scores: pd.DataFrame, bars: pd.DataFrame,
-                 settings: backtest.BacktestSettings,
-                 benchmarks: dict[str, pd.Series]) -> tuple[dict, pd.DataFrame]:
+                 settings: backtest.BacktestSettings, benchmarks: dict[str, pd.Series],
+                 namechange: pd.DataFrame | None = None,
+                 stock_basic: pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame]:
     """The backtest summary of one model's scores (with the model's name) and its daily
-    frame (a trade_date column and the model's name)."""
+    frame (a trade_date column and the model's name); ``namechange`` and ``stock_basic``
+    as ``backtest.run_backtest`` takes them."""
     result = backtest.run_backtest(scores[["trade_date", "ts_code", "score"]], bars, settings,
-                                   benchmarks)
+                                   benchmarks, namechange, stock_basic)
     return {"model": model, **result.summary}, result.daily.reset_index().assign(model=model)
