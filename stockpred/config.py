@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from stockpred.data.catalogue import CATALOGUE, GROUPS
 from stockpred.data.universe import Universe as UniverseSpec
 from stockpred.errors import InputError
+from stockpred.evaluation.backtest import BacktestSettings
 from stockpred.generative.settings import GenerativeSettings
 from stockpred.models.names import CROSS_SECTIONAL, REGISTRY, is_model_name, model_names_hint
 from stockpred.news.settings import NewsSettings
@@ -393,20 +394,6 @@ class MLPSettings(Section):
     patience: int = Field(3, gt=0)
 
 
-class BacktestConfig(Section):
-    """TopK-Dropout (stockpred.evaluation.backtest.BacktestSettings' defaults)."""
-
-    section: ClassVar[str] = "cross_section.backtest"
-    topk: int = Field(50, gt=0)
-    n_drop: int = Field(5, ge=0)
-    rebalance_every: int = Field(1, gt=0)
-    execution: Literal["close", "open"] = "close"
-    commission: float = Field(0.0003, ge=0)
-    min_commission: float = Field(5.0, ge=0)
-    slippage: float = Field(0.0, ge=0)
-    benchmark_index: str = "000300.SH"
-
-
 class CrossSectionSettings(Section):
     """The market-wide walk-forward: models pooled over a universe, refit every
     ``retrain_every`` trading days on the trailing ``train_days`` whose labels are known,
@@ -424,7 +411,7 @@ class CrossSectionSettings(Section):
     lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)
     xgboost: CrossXGBoostSettings = Field(default_factory=CrossXGBoostSettings)
     mlp: MLPSettings = Field(default_factory=MLPSettings)
-    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
 
     @field_validator("models")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -281,11 +281,13 @@ class FactorPanel:
     """A universe's rows with what cross-sectional models learn from and are scored on.
 
     ``x``: the factors, normalised day by day (float32); ``y``: the training label, the
-    day's rank of ``label`` scaled to unit variance (qlib's CSRankNorm), NaN while unknown;
-    ``known_on``: the day at whose close ``y`` becomes known (the stock's second next traded
-    day for ret_2), which walk-forward compares with each block's first day; ``returns``:
-    the raw labels ret_1 and ret_2 for scoring; ``last_return``: close t over the previous
-    traded close, the naive score.
+    day's rank of ``label`` scaled to unit variance (qlib's CSRankNorm), NaN while unknown,
+    ranked among every label of the day as seen once all are known; a refit ranks among
+    the labels known at its close instead (``known_at``); ``known_on``: the day at whose
+    close ``label`` becomes known (the stock's second next traded day for ret_2), which
+    walk-forward compares with each block's first day; ``returns``: the raw labels ret_1
+    and ret_2 for scoring; ``last_return``: close t over the previous traded close, the
+    naive score.
     """
 
     keys: pd.DataFrame
@@ -310,8 +312,27 @@ class FactorPanel:
                            self.returns.loc[mask].reset_index(drop=True),
                            self.last_return[mask], self.features, self.label)
 
+    def known_at(self, day: str, mask: np.ndarray) -> "FactorPanel":
+        """The rows of ``mask`` whose label is known at the close of ``day``, with ``y``
+        ranked on each day among those rows alone: a stock whose label is still unknown
+        then (suspended across ``day``) moves no other stock's rank. ``mask`` selects
+        whole days, so the ranks of a day do not depend on how the days are split."""
+        label = self.returns[self.label].to_numpy()
+        known = self.rows(mask & (self.known_on <= day) & np.isfinite(label))
+        return replace(known, y=ranked_by_day(known.dates,
+                                              known.returns[self.label].to_numpy()))
+
 
 RANK_TO_UNIT_VARIANCE = float(np.sqrt(12.0))  # a uniform rank in (-0.5, 0.5) has variance 1/12
+
+
+def ranked_by_day(dates: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each value's rank among its day's finite values, centred and scaled to unit
+    variance (float32); NaN where the value is NaN."""
+    by_day = pd.Series(values).groupby(dates)
+    ranked = by_day.rank(pct=True, method="average")
+    counts = by_day.transform("count")
+    return (((ranked - 0.5 / counts) - 0.5) * RANK_TO_UNIT_VARIANCE).to_numpy(np.float32)
 
 
 def build_factor_panel(factors: pd.DataFrame, members: pd.DataFrame, bars: pd.DataFrame,
@@ -338,10 +359,8 @@ def build_factor_panel(factors: pd.DataFrame, members: pd.DataFrame, bars: pd.Da
             .merge(labels, on=keys, how="left")
             .sort_values(keys, kind="stable").reset_index(drop=True))
     x = normalised_matrix(factors, features, method, mad_k, rows["factor_row"].to_numpy())
-    ranked = rows.groupby("trade_date")[label].rank(pct=True, method="average")
-    counts = rows.groupby("trade_date")[label].transform("count")
-    y = ((ranked - 0.5 / counts) - 0.5) * RANK_TO_UNIT_VARIANCE
-    return FactorPanel(rows[keys].astype(str), x, y.to_numpy(np.float32),
+    y = ranked_by_day(rows["trade_date"].to_numpy(), rows[label].to_numpy())
+    return FactorPanel(rows[keys].astype(str), x, y,
                        rows["known_on"].fillna("99999999").to_numpy(dtype=str),
                        rows[["ret_1", "ret_2"]].reset_index(drop=True),
                        rows["last_return"].to_numpy(np.float64), features, label)

@@ -125,13 +125,13 @@ def test_shares_bought_today_are_not_sold_today(bars):
     price = np.array([bars.loc[bars["ts_code"] == "600519.SH", "close"].iloc[-1]])
     account = Account(1, BacktestSettings(initial_cash=1e6))
     stock = np.array([0])
-    bought, _ = account.buy(10, "20181228", stock, price, 5e5)
+    bought, _, _ = account.buy(10, "20181228", stock, price, 5e5)
     assert bought[0] > 0
     cash = account.cash
-    sold, cost = account.sell(10, "20181228", stock, price)
+    sold, cost, _ = account.sell(10, "20181228", stock, price)
     assert sold[0] == 0 and cost[0] == 0 and account.cash == cash
     assert account.shares[0] == bought[0]
-    sold, _ = account.sell(11, "20190102", stock, price)
+    sold, _, _ = account.sell(11, "20190102", stock, price)
     assert sold[0] == bought[0] and account.shares[0] == 0 and account.cash > cash
 
 
@@ -158,10 +158,10 @@ def test_minimum_commission_on_a_small_order(bars):
     assert 0.0003 * one_lot < 5
     np.testing.assert_allclose(
         backtest.transaction_costs([one_lot], False, "20181228", BacktestSettings()), [fees])
-    account = Account(1, BacktestSettings(initial_cash=1e4))
-    short, _ = account.buy(0, "20181228", np.array([0]), price, one_lot + fees - 0.01)
+    account = Account(1, BacktestSettings(initial_cash=1e4, slippage_bp=0))
+    short, _, _ = account.buy(0, "20181228", np.array([0]), price, one_lot + fees - 0.01)
     assert short[0] == 0  # a lot plus its fees does not fit
-    bought, cost = account.buy(0, "20181228", np.array([0]), price, one_lot + fees + 0.01)
+    bought, cost, _ = account.buy(0, "20181228", np.array([0]), price, one_lot + fees + 0.01)
     assert bought[0] == 100 and cost[0] == pytest.approx(fees)
     assert account.cash == pytest.approx(1e4 - one_lot - fees)
 
@@ -179,7 +179,7 @@ def reversal(bars):
     costly = run_backtest(scores, recent, BacktestSettings(topk=10, n_drop=2), benchmarks)
     free = run_backtest(scores, recent, BacktestSettings(
         topk=10, n_drop=2, commission=0, min_commission=0, stamp_duty=0, reduced_stamp_duty=0,
-        transfer_fee=0), benchmarks)
+        transfer_fee=0, slippage_bp=0), benchmarks)
     return costly, free
 
 
@@ -261,3 +261,163 @@ def test_settings_are_checked():
         BacktestSettings(topk=5, n_drop=6)
     with pytest.raises(ValueError, match="execution"):
         BacktestSettings(execution="vwap")
+
+
+def test_one_definition_of_the_settings():
+    from stockpred.config import Config, with_overrides
+
+    section = Config().cross_section.backtest
+    assert type(section) is BacktestSettings and section == BacktestSettings()
+    edited = with_overrides(Config(), {"cross_section": {"backtest": {"slippage_bp": 3}}})
+    assert edited.cross_section.backtest == BacktestSettings(slippage_bp=3)
+
+
+def test_slippage_moves_every_fill_and_is_counted_as_a_cost(reversal):
+    costly, _ = reversal
+    assert BacktestSettings().slippage_bp == 10  # non-zero by default
+    filled = costly.trades[costly.trades["filled"]]
+    buys = filled["side"] == "buy"
+    fill = filled["price"] * np.where(buys, 1.001, 0.999)
+    notional = filled["shares"] * fill
+    fees = np.where(buys, np.maximum(0.0003 * notional, 5) + 0.00001 * notional,
+                    np.maximum(0.0003 * notional, 5) + 0.00101 * notional)
+    np.testing.assert_allclose(filled["cost"], fees + 0.001 * filled["shares"]
+                               * filled["price"], rtol=1e-9)
+
+
+def test_qlib_cost_preset():
+    qlib = BacktestSettings(costs="qlib")
+    value = np.array([1e6, 1e3, 0.0])
+    for day in ("20181228", "20230828"):  # qlib's preset knows no stamp duty change
+        np.testing.assert_allclose(backtest.transaction_costs(value, False, day, qlib),
+                                   [500.0, 5.0, 0.0])
+        np.testing.assert_allclose(backtest.transaction_costs(value, True, day, qlib),
+                                   [1500.0, 5.0, 0.0])
+    account = Account(1, BacktestSettings(costs="qlib", slippage_bp=0))
+    bought, cost, _ = account.buy(0, "20181228", np.array([0]), np.array([10.0]), 1e6)
+    assert bought[0] == 99_900  # 999 lots and their 0.05% fit in 1e6, 1000 lots do not
+    assert cost[0] == pytest.approx(0.0005 * 999_000)
+
+
+def test_orders_are_capped_at_a_share_of_the_days_amount(bars, calendar, days):
+    # a normal day of a stock: 1e10 CNY on one name wants far more than 5% of its amount
+    event = days[(days["previous_day"] == days["day"] - 1) & (days["move"].abs() < 0.03)
+                 & days["ranged"] & (days["trade_date"] > "20180101")].iloc[0]
+    code, day = event["ts_code"], int(event["day"])
+    window = _window(bars, calendar, day - 2, day + 1)
+    rich = BacktestSettings(topk=1, n_drop=1, initial_cash=1e10)
+    order = run_backtest(_scores(code, [calendar[day - 1]]), window, rich).trades.iloc[0]
+    cap = 0.05 * event["amount"] * 1000
+    fill = event["close"] * 1.001
+    assert order["filled"] and order["reason"] == "participation"
+    assert cap - 100 * fill < order["shares"] * fill <= cap
+    free = run_backtest(_scores(code, [calendar[day - 1]]), window,
+                        rich.model_copy(update={"participation": None})).trades.iloc[0]
+    assert free["reason"] == "" and free["shares"] * fill > 0.9 * rich.initial_cash
+
+    # a sell is cut to whole lots within the cap, the rest stays held
+    account = Account(1, BacktestSettings(slippage_bp=0))
+    account.shares[0] = 10_000
+    sold, _, capped = account.sell(5, "20181228", np.array([0]), np.array([10.0]),
+                                   cap=np.array([25_050.0]))
+    assert sold[0] == 2_500 and capped[0] and account.shares[0] == 7_500
+    sold, _, capped = account.sell(5, "20181228", np.array([0]), np.array([10.0]),
+                                   cap=np.array([1e6]))
+    assert sold[0] == 7_500 and not capped[0] and account.shares[0] == 0
+
+
+def _st_names(code: str) -> pd.DataFrame:
+    """namechange rows in tushare's layout (ts_code, name, start_date, end_date, ann_date,
+    change_reason), constructed: 600340.SH traded as ST国祥 in 2010 (its bars of that year
+    move at most +-5.06%), the dates around that year are made up."""
+    return pd.DataFrame({
+        "ts_code": [code] * 3, "name": ["国祥股份", "ST国祥", "华夏幸福"],
+        "start_date": ["20030328", "20080505", "20111024"],
+        "end_date": ["20080504", "20111023", None],
+        "ann_date": ["20030326", "20080430", "20111020"],
+        "change_reason": ["", "ST", "撤销ST"]})
+
+
+def test_st_days_get_a_five_percent_limit(bars, calendar, days):
+    # 600340.SH on 2010-03-03 closed at its high, +4.98%: at the ST limit, not at 10%
+    event = days[(days["ts_code"] == "600340.SH") & (days["trade_date"] == "20100303")].iloc[0]
+    assert event["close"] == event["high"] > event["open"] and event["ranged"]
+    assert event["previous_day"] == event["day"] - 1
+    day = int(event["day"])
+    window = _window(bars, calendar, day - 3, day + 3)
+    scores = _scores("600340.SH", [calendar[day - 1]])
+    names = _st_names("600340.SH")
+
+    blind = run_backtest(scores, window, ONE_STOCK)
+    assert blind.trades.iloc[0]["filled"]
+    assert any("namechange" in note for note in blind.notes)
+    known = run_backtest(scores, window, ONE_STOCK, namechange=names)
+    order = known.trades.iloc[0]
+    assert not order["filled"] and order["reason"] == "limit_up"
+    assert not any("namechange" in note for note in known.notes)
+    # once the ST name is gone the board's 10% applies again
+    lifted = names.assign(start_date=["20030328", "20080505", "20100101"],
+                          end_date=["20080504", "20091231", None])
+    assert run_backtest(scores, window, ONE_STOCK, namechange=lifted).trades.iloc[0]["filled"]
+
+
+def test_a_delisted_position_is_closed_at_its_last_traded_close(bars, calendar):
+    # 600000.SH's bars cut after 2018-06-01, as if it stopped trading then and was
+    # delisted (a stock_basic row in tushare's layout, list_status D) seven trading days on
+    gone, other = "600000.SH", "600036.SH"
+    last = int(np.searchsorted(calendar, "20180601"))
+    delist = calendar[last + 7]
+    window = _window(bars, calendar, last - 3, last + 12)
+    window = window[(window["ts_code"] != gone) | (window["trade_date"] <= calendar[last])]
+    basic = pd.DataFrame({"ts_code": [gone, other], "symbol": ["600000", "600036"],
+                          "name": ["浦发银行", "招商银行"], "list_date": ["19991110", "20020409"],
+                          "delist_date": [delist, None], "list_status": ["D", "L"]})
+    scores = pd.concat([_scores(gone, [calendar[last - 2]]).assign(score=2.0),
+                        _scores(other, calendar[last - 2:last + 11])])
+    settings = BacktestSettings(topk=2, n_drop=0)
+    result = run_backtest(scores, window, settings, stock_basic=basic)
+    daily, trades = result.daily, result.trades
+    held = calendar[last + 1:last + 7]
+    assert (daily.loc[held, "positions"] == 2).all()
+    closing = trades[trades["reason"] == "delisted"]
+    assert len(closing) == 1 and closing.iloc[0]["trade_date"] == delist
+    last_close = bars.loc[(bars["ts_code"] == gone) & (bars["trade_date"] == calendar[last]),
+                          "close"].iloc[0]
+    shares = trades[(trades["ts_code"] == gone) & (trades["side"] == "buy")]["shares"].iloc[0]
+    assert closing.iloc[0]["price"] == last_close and closing.iloc[0]["shares"] == shares
+    fees = backtest.transaction_costs([shares * last_close], True, delist, settings)[0]
+    assert closing.iloc[0]["cost"] == pytest.approx(fees)  # sell fees, no slippage
+    # the day's value moves only by the fees and the other stock's close
+    assert daily.loc[delist, "positions"] == 1
+    assert daily.loc[calendar[last + 8]:, "positions"].eq(1).all()
+    theirs = trades[(trades["ts_code"] == other) & (trades["side"] == "buy")]["shares"].iloc[0]
+    close = window[window["ts_code"] == other].set_index("trade_date")["close"]
+    assert daily.loc[delist, "value"] - daily.loc[calendar[last + 6], "value"] == pytest.approx(
+        theirs * (close[delist] - close[calendar[last + 6]]) - fees)
+    assert not any("delist" in note for note in result.notes)
+
+    kept = run_backtest(scores, window, settings)
+    assert kept.daily["positions"].iloc[-1] == 2 and "delisted" not in set(kept.trades["reason"])
+    assert any("delist" in note for note in kept.notes)
+
+
+def test_equal_weight_is_formed_from_the_day_befores_members(bars):
+    # members on 2018-07-02: a stock that joins that day (on its own amount) earns the
+    # benchmark nothing until the next day; one that leaves still counts, and a member of
+    # the day before without a bar (suspended) counts as 0
+    recent = bars[bars["trade_date"].between("20180625", "20180706")]
+    members = recent[["trade_date", "ts_code"]]
+    joined, left = "600000.SH", "600036.SH"
+    members = members[~((members["ts_code"] == joined) & (members["trade_date"] < "20180702"))
+                      & ~((members["ts_code"] == left) & (members["trade_date"] >= "20180702"))]
+    suspended = "600519.SH"
+    lacking = recent[~((recent["ts_code"] == suspended) & (recent["trade_date"] == "20180702"))]
+    returns = backtest.equal_weight_returns(lacking, members)
+    move = (recent["close"] / recent["pre_close"] - 1).where(
+        ~((recent["ts_code"] == suspended) & (recent["trade_date"] == "20180702")), 0.0)
+    on_day = move[recent["trade_date"] == "20180702"].set_axis(
+        recent.loc[recent["trade_date"] == "20180702", "ts_code"])
+    known = members.loc[members["trade_date"] == "20180629", "ts_code"]
+    assert joined not in set(known) and left in set(known) and suspended in set(known)
+    assert returns["20180702"] == pytest.approx(on_day.reindex(known).mean())
+    assert "20180625" not in returns.index  # no members known before the first day

@@ -3,9 +3,10 @@
 The test days are cut into blocks of ``retrain_every`` trading days. Before each block a
 clone of the model is fit on the rows of the trailing ``train_days`` trading days whose
 label is known at the close of the block's first day (for ret_2, the close two traded days
-after the row), the last ``validation_days`` of them held back to stop it early. It then
-scores every row of the block in one batched call. No label of the block or after it
-reaches fitting.
+after the row), each day's labels ranked among those known ones only, the last
+``validation_days`` of them held back to stop it early. It then scores every row of the
+block in one batched call. No label of the block or after it reaches fitting, not even
+through the rank of another stock's label.
 
 A model is scored on both labels (ret_1: close T -> T+1; ret_2: close T+1 -> T+2, what
 trading at T+1's close earns), over all rows and over the tradeable rows only (rows whose
@@ -56,22 +57,31 @@ def walk_forward_panel(prototype, panel: FactorPanel, protocol: CrossSectionWalk
     for block in tqdm(blocks, desc=f"{prototype.name:12s}", unit="refit", leave=False,
                       disable=None if progress else True):
         first, last = block[0], block[-1]
-        position = int(np.searchsorted(calendar, first))
-        window_start = calendar[max(0, position - protocol.train_days)]
-        usable = (dates >= window_start) & (dates < first) & (panel.known_on <= first) \
-            & np.isfinite(panel.y)
-        train, valid = usable, None
-        if prototype.uses_validation:
-            held = calendar[max(0, position - protocol.validation_days)]
-            train, valid = usable & (dates < held), usable & (dates >= held)
-        model = prototype.clone().fit(panel.rows(train),
-                                      panel.rows(valid) if valid is not None else None)
+        model = prototype.clone().fit(*training_rows(panel, protocol, first,
+                                                     prototype.uses_validation))
         in_block = (dates >= first) & (dates <= last)
         scored = panel.rows(in_block)
         frames.append(scored.keys.assign(score=model.predict(scored), refit_before=first))
     if not frames:
         return pd.DataFrame(columns=["trade_date", "ts_code", "score", "refit_before"])
     return pd.concat(frames, ignore_index=True)
+
+
+def training_rows(panel: FactorPanel, protocol: CrossSectionWalkForward, first: str,
+                  validation: bool) -> tuple[FactorPanel, FactorPanel | None]:
+    """What a refit before the block starting on ``first`` learns from: the rows of the
+    trailing ``train_days`` whose label is known at ``first``'s close, each day's labels
+    ranked among those known ones (``FactorPanel.known_at``); with ``validation`` the last
+    ``validation_days`` of them apart (else None)."""
+    dates = panel.dates
+    calendar = np.unique(dates)
+    position = int(np.searchsorted(calendar, first))
+    window = (dates >= calendar[max(0, position - protocol.train_days)]) & (dates < first)
+    if not validation:
+        return panel.known_at(first, window), None
+    held = calendar[max(0, position - protocol.validation_days)]
+    return (panel.known_at(first, window & (dates < held)),
+            panel.known_at(first, window & (dates >= held)))
 
 
 def score_rows(model: str, scores: pd.DataFrame, panel: FactorPanel, bars: pd.DataFrame,
@@ -91,10 +101,12 @@ def score_rows(model: str, scores: pd.DataFrame, panel: FactorPanel, bars: pd.Da
 
 
 def backtest_row(model: str, scores: pd.DataFrame, bars: pd.DataFrame,
-                 settings: backtest.BacktestSettings,
-                 benchmarks: dict[str, pd.Series]) -> tuple[dict, pd.DataFrame]:
+                 settings: backtest.BacktestSettings, benchmarks: dict[str, pd.Series],
+                 namechange: pd.DataFrame | None = None,
+                 stock_basic: pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame]:
     """The backtest summary of one model's scores (with the model's name) and its daily
-    frame (a trade_date column and the model's name)."""
+    frame (a trade_date column and the model's name); ``namechange`` and ``stock_basic``
+    as ``backtest.run_backtest`` takes them."""
     result = backtest.run_backtest(scores[["trade_date", "ts_code", "score"]], bars, settings,
-                                   benchmarks)
+                                   benchmarks, namechange, stock_basic)
     return {"model": model, **result.summary}, result.daily.reset_index().assign(model=model)

@@ -32,14 +32,15 @@ _SAME_PRICE = 1e-9
 
 
 def trading_status(bars: pd.DataFrame, price: str = "close",
-                   tolerance: float = LIMIT_TOLERANCE) -> pd.DataFrame:
+                   tolerance: float = LIMIT_TOLERANCE, st=None) -> pd.DataFrame:
     """Per bar: whether ``price`` ("close" or "open") sits at the limit-up or limit-down
     price, and whether the day traded at one price (high == low, in A-shares a day locked
     at a limit, which no order gets through in either direction).
 
     At the limit up: ``price / pre_close - 1 >= limit - tolerance`` and ``price`` is the
     day's high (down: the mirror, at the low), ``limit`` from
-    ``stockpred.market_rules.price_limit`` (ST stocks' 5% is not known and gets the board's).
+    ``stockpred.market_rules.price_limit``: ``st``, one bool per bar, marks the bars of ST
+    days (5%); without it an ST stock gets its board's limit.
     Returns trade_date, ts_code, limit_up, limit_down, one_price (bools), in ``bars``' order.
     """
     if price not in ("close", "open"):
@@ -47,7 +48,11 @@ def trading_status(bars: pd.DataFrame, price: str = "close",
     day, days = pd.factorize(bars["trade_date"])
     code, codes = pd.factorize(bars["ts_code"])
     days = np.asarray(days, dtype=str)
-    limits = np.stack([price_limit(str(c), days) for c in codes])  # stock x day
+    st_days = np.zeros((len(codes), len(days)), dtype=bool)
+    if st is not None:
+        st_days[code, day] = np.asarray(st, dtype=bool)
+    limits = np.stack([price_limit(str(c), days, st_days[i])
+                       for i, c in enumerate(codes)])  # stock x day
     limit = limits[code, day]
     at = bars[price].to_numpy(float)
     high, low = bars["high"].to_numpy(float), bars["low"].to_numpy(float)

@@ -22,22 +22,14 @@ from stockpred.data.store import RawStore, atomic_write_parquet, atomic_write_te
 from stockpred.dataset import FactorPanel, build_factor_panel
 from stockpred.errors import InputError, MissingInputError
 from stockpred.evaluation import signal
-from stockpred.evaluation.backtest import (
-    BacktestSettings,
-    equal_weight_returns,
-    index_returns,
-)
-from stockpred.evaluation.cross_section import (
-    CrossSectionWalkForward,
-    backtest_row,
-    score_rows,
-    walk_forward_panel,
-)
+from stockpred.evaluation.backtest import equal_weight_returns, index_returns, rule_notes
+from stockpred.evaluation.cross_section import (CrossSectionWalkForward, backtest_row,
+                                                score_rows, walk_forward_panel)
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import package_versions
 from stockpred.models.registry import cross_sectional_prototype
 from stockpred.plots import cross_section as figures
-from stockpred.stages.market import compute_client, market_bars, members, model_factors
+from stockpred.stages.market import _optional, compute_client, market_bars, members, model_factors
 
 BASELINES = ["last_return", "random"]
 # a folder name as new_run_folder makes them: no separator, no leading dot, hence no ".."
@@ -50,16 +42,11 @@ BACKTEST_COLUMNS = ["model", "annualised_return", "excess_return_with_cost_equal
                     "mean_daily_turnover"]
 
 
-def backtest_settings(config: Config) -> BacktestSettings:
-    b = config.cross_section.backtest
-    return BacktestSettings(topk=b.topk, n_drop=b.n_drop, rebalance_every=b.rebalance_every,
-                            execution=b.execution, commission=b.commission,
-                            min_commission=b.min_commission, slippage=b.slippage)
-
-
-def benchmarks(config: Config, paths: Paths, member_bars: pd.DataFrame) -> dict[str, pd.Series]:
-    """The equal-weight universe and, when index_daily holds it, the configured index."""
-    out = {"equal_weight": equal_weight_returns(member_bars)}
+def benchmarks(config: Config, paths: Paths, bars: pd.DataFrame,
+               member_rows: pd.DataFrame) -> dict[str, pd.Series]:
+    """The equal-weight universe (each day's members of the day before) and, when
+    index_daily holds it, the configured index."""
+    out = {"equal_weight": equal_weight_returns(bars, member_rows)}
     store = RawStore(paths.raw_dir)
     code = config.cross_section.backtest.benchmark_index
     if store.has("index_daily"):
@@ -67,6 +54,17 @@ def benchmarks(config: Config, paths: Paths, member_bars: pd.DataFrame) -> dict[
         if not index.empty:
             out[code.replace(".", "_")] = index_returns(index, code)
     return out
+
+
+def reference_tables(paths: Paths) -> dict[str, pd.DataFrame | None]:
+    """The stored tables the backtest's rules read when they are there: namechange (ST
+    days) and stock_basic (delist dates)."""
+    store = RawStore(paths.raw_dir)
+    return {name: _optional(store, name) for name in ("namechange", "stock_basic")}
+
+
+def _cap(settings) -> str:
+    return "no share" if settings.participation is None else f"{settings.participation:.0%}"
 
 
 @dataclass
@@ -140,14 +138,14 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     with compute_client(config) if on_dask else nullcontext():
         scores = {m: walk_forward_panel(model, panel, protocol, progress)
                   for m, model in prototypes.items()}
-    settings = backtest_settings(config)
-    member_bars = bars.merge(member_rows, on=["trade_date", "ts_code"])
-    marks = benchmarks(config, paths, member_bars)
+    settings = config.cross_section.backtest
+    marks = benchmarks(config, paths, bars, member_rows)
+    listings = reference_tables(paths)
     signal_rows, backtests, dailies, monthly, quintiles = [], [], [], [], []
     test_keys = panel.keys[in_test]
     for model, frame in scores.items():
         signal_rows += score_rows(model, frame, panel, bars, settings.execution)
-        row, daily = backtest_row(model, frame, bars, settings, marks)
+        row, daily = backtest_row(model, frame, bars, settings, marks, **listings)
         backtests.append(row)
         dailies.append(daily)
         labelled = test_keys.assign(label=panel.returns.loc[in_test, cs.label].to_numpy()) \
@@ -168,9 +166,12 @@ def run(config: Config, paths: Paths, universe: str | None = None,
               f"the settings `stockpred tune --universe` chose on the validation days. The "
               f"backtest trades TopK "
               f"{settings.topk} / drop {settings.n_drop} at the next {settings.execution} with "
-              f"A-share rules and costs; excess is over the equal-weight universe.")
+              f"A-share rules, {settings.costs} costs, {settings.slippage_bp:g} bp of "
+              f"slippage a side, orders capped at {_cap(settings)} of the day's amount; "
+              f"excess is over the equal-weight universe of the day before's members.")
     markdown = "\n".join([header, "", "## Signal", "", *_table(signal_rows, SIGNAL_COLUMNS),
-                          "", "## Backtest", "", *_table(backtests, BACKTEST_COLUMNS)]) + "\n"
+                          "", "## Backtest", "", *_table(backtests, BACKTEST_COLUMNS),
+                          *[f"\nNote: {n}" for n in rule_notes(**listings)]]) + "\n"
     with new_run_folder(paths.evaluation_runs, quick) as run_folder:
         predictions = pd.concat([f[["trade_date", "ts_code"]].assign(model=m, score=f["score"])
                                  for m, f in scores.items()], ignore_index=True)
@@ -219,9 +220,9 @@ def rerun_backtest(config: Config, paths: Paths, run_id: str,
     record = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
     member_rows = members(config, paths, record["universe"])
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
-    marks = benchmarks(config, paths, bars.merge(member_rows, on=["trade_date", "ts_code"]))
-    settings = backtest_settings(config)
-    rows = [backtest_row(m, predictions[predictions["model"] == m], bars, settings, marks)[0]
-            for m in chosen]
+    marks = benchmarks(config, paths, bars, member_rows)
+    listings = reference_tables(paths)
+    rows = [backtest_row(m, predictions[predictions["model"] == m], bars,
+                         config.cross_section.backtest, marks, **listings)[0] for m in chosen]
     atomic_write_text(folder / "backtest.json", json.dumps(rows, indent=1) + "\n")
-    return _table(rows, BACKTEST_COLUMNS)
+    return [*_table(rows, BACKTEST_COLUMNS), *[f"note: {n}" for n in rule_notes(**listings)]]
