@@ -233,13 +233,14 @@ def compare(panel, bars, members, qlib_scores: pd.DataFrame, ours: dict[str, pd.
         common = common.merge(frame.dropna(subset=["score"])[keys], on=keys)
     log(f"[compare {split}/{kind}] same rows: {len(common):,} (qlib {len(qlib_scores):,}, "
         f"stockpred {len(next(iter(ours.values()))):,})")
-    member_bars = bars.merge(members, on=keys)
-    marks = {"equal_weight": equal_weight_returns(member_bars)}
+    marks = {"equal_weight": equal_weight_returns(bars, members)}
     index_file = ROOT.parent / "shared" / "data" / "tushare" / "index_daily" / "000300.SH.csv"
     if index_file.exists():
         index = pd.read_csv(index_file, dtype={"trade_date": str})
         marks["000300_SH"] = index_returns(index, "000300.SH")
-    settings = BacktestSettings(topk=TOPK, n_drop=N_DROP)
+    # qlib's own cost preset and fills, so the backtest is not what differs between the rows
+    settings = BacktestSettings(topk=TOPK, n_drop=N_DROP, costs="qlib", slippage_bp=0,
+                                participation=None)
     rows = []
     entries = [("qlib_lgb_alpha158", qlib_scores), *[(f"stockpred_{m}", f) for m, f in ours.items()]]
     for name, frame in entries:
