@@ -6,7 +6,7 @@ it (the bars in the raw store's year layout, the point-in-time membership of uni
 `all`, its factor panel); then, in a fresh process, the panel is built as `stockpred
 evaluate --cross-section` builds it (`universe_panel`) and LightGBM (the config's settings,
 early stopping on the last validation_days) is walked forward over the test period
-2017-2018 by `walk_forward_panel`. Per case: wall time (panel and walk-forward), peak RSS
+2017-2018 by `walk_forward`. Per case: wall time (panel and walk-forward), peak RSS
 (the sampled sum over the process and any Dask workers, floored at its own ru_maxrss; also
 apart while building the panel and while walking forward), rows of the panel, training
 rows/s (rows fit, train and validation, over the seconds in fit), prediction rows/s,
@@ -183,7 +183,8 @@ def main() -> None:
 
 def walk_forward_case(data_dir: str, overrides: dict) -> dict:
     from stockpred.config import Config, with_overrides
-    from stockpred.evaluation.cross_section import CrossSectionWalkForward, walk_forward_panel
+    from stockpred.evaluation.walkforward import WalkForward, walk_forward
+    from stockpred.models.base import CROSS_SECTION
     from stockpred.layout import resolve_paths
     from stockpred.models.registry import cross_sectional_prototype
     from stockpred.stages.cross_section import universe_panel
@@ -200,7 +201,7 @@ def walk_forward_case(data_dir: str, overrides: dict) -> dict:
     panel_peak = max(building.peak, maxrss(resource.RUSAGE_SELF))
     model = TreesCounted(cross_sectional_prototype(config, "lightgbm"), tally)
     with PeakSampler() as walking:
-        walk_forward_panel(model, panel, CrossSectionWalkForward.from_config(config),
+        walk_forward(model, panel, WalkForward.from_config(config, CROSS_SECTION),
                            progress=False)
     wall = time.perf_counter() - start
     self_peak = maxrss(resource.RUSAGE_SELF)

@@ -14,7 +14,7 @@ doc/peer.md. Steps:
    Ref($close,-2)/Ref($close,-1)-1) and LGBModel with the settings of
    workflow_config_lightgbm_Alpha158.yaml (threads cut to this machine), fit on train with
    early stopping on valid, predictions on test.
-3. stockpred (this process): factor_panel, build_factor_panel (label ret_2), walk_forward_panel
+3. stockpred (this process): factor_panel, build_factor_panel (label ret_2), walk_forward
    of lightgbm, xgboost, last_return and random; protocol ``once`` fits one model per
    learner on the same train / valid days as qlib (retrain_every longer than the test,
    train_days back to the first train day, validation_days the valid days), ``monthly`` the
@@ -129,7 +129,7 @@ def start_qlib(data: Path, universe: str, split: str, out: Path) -> subprocess.P
 # -- stockpred's side --------------------------------------------------------------------------
 
 class Timed:
-    """A cross-sectional model behind walk_forward_panel that counts rows and seconds."""
+    """A cross-sectional model behind walk_forward that counts rows and seconds."""
 
     def __init__(self, inner, tally: dict):
         self.inner, self.tally = inner, tally
@@ -158,20 +158,20 @@ class Timed:
 
 def protocol_for(panel, split: str, kind: str):
     from stockpred.config import Config
-    from stockpred.evaluation.cross_section import CrossSectionWalkForward
+    from stockpred.evaluation.walkforward import WalkForward
 
     seg = {k: (_plain(a), _plain(b)) for k, (a, b) in SPLITS[split].items()}
     calendar = np.unique(panel.dates)
     test_start, test_end = seg["test"]
     if kind == "monthly":
         cs = Config().cross_section
-        return CrossSectionWalkForward(test_start, test_end, cs.retrain_every, cs.train_days,
+        return WalkForward(test_start, test_end, cs.retrain_every, cs.train_days,
                                        cs.validation_days)
     first = int(np.searchsorted(calendar, test_start))
     train_days = first - int(np.searchsorted(calendar, seg["train"][0]))
     validation_days = first - int(np.searchsorted(calendar, seg["valid"][0]))
     test_days = int(((calendar >= test_start) & (calendar <= test_end)).sum())
-    return CrossSectionWalkForward(test_start, test_end, test_days + 1, train_days,
+    return WalkForward(test_start, test_end, test_days + 1, train_days,
                                    validation_days)
 
 
@@ -193,7 +193,7 @@ def stockpred_panel(bars: pd.DataFrame, members: pd.DataFrame):
 
 def run_stockpred(panel, split: str, kind: str, models: list[str], out: Path) -> dict:
     from stockpred.config import Config
-    from stockpred.evaluation.cross_section import walk_forward_panel
+    from stockpred.evaluation.walkforward import walk_forward
     from stockpred.models.registry import cross_sectional_prototype
 
     protocol = protocol_for(panel, split, kind)
@@ -203,7 +203,7 @@ def run_stockpred(panel, split: str, kind: str, models: list[str], out: Path) ->
     for name in ["last_return", "random", *models]:
         tally = {"fit_s": 0.0, "fit_rows": 0, "predict_s": 0.0, "predict_rows": 0, "fits": 0}
         t = time.perf_counter()
-        scores[name] = walk_forward_panel(Timed(cross_sectional_prototype(config, name), tally),
+        scores[name] = walk_forward(Timed(cross_sectional_prototype(config, name), tally),
                                           panel, protocol, progress=False)
         tally["wall_s"] = time.perf_counter() - t
         tallies[name] = tally

@@ -60,6 +60,54 @@ class StockData:
         """Rows whose target (the next traded close) is known at the close of ``day``."""
         return self.rows(self.next_dates <= day)
 
+    def tail(self, rows: int) -> "StockData":
+        keep = np.zeros(len(self), dtype=bool)
+        keep[max(0, len(self) - rows):] = True
+        return self.rows(keep)
+
+
+def split_validation(train: list[StockData], days: int) -> tuple[list, list]:
+    """The last ``days`` rows of each stock validate; the rows before them train."""
+    fit, valid = [], []
+    for stock in train:
+        cut = np.arange(len(stock)) < len(stock) - days
+        fit.append(stock.rows(cut))
+        valid.append(stock.rows(~cut))
+    return fit, valid
+
+
+class StockSet(list):
+    """The forecasters' dataset for walk-forward: stocks (a list of StockData, which is what
+    a forecaster fits on), their test days, the training rows of a refit and a block's
+    next-close forecasts. FactorPanel is the cross-sectional twin."""
+
+    PREDICTIONS = ["ts_code", "trade_date", "close", "next_close", "predicted_close",
+                   "refit_before"]
+
+    def days_between(self, first: str, last: str) -> list[str]:
+        return sorted({d for s in self for d in s.dates if first <= d <= last})
+
+    def training(self, first: str, train_days: int, validation_days: int | None):
+        """The trailing ``train_days`` rows of each stock whose target is known at ``first``'s
+        close (a suspension can push a row's next traded close past it); with
+        ``validation_days`` the last of them apart, else None."""
+        train = [s for s in (s.known_by(first).tail(train_days) for s in self) if len(s)]
+        return split_validation(train, validation_days) if validation_days else (train, None)
+
+    def predictions(self, model, first: str, last: str) -> pd.DataFrame | None:
+        """Every stock's forecasts of the days from ``first`` to ``last``, from rows up to
+        each day only."""
+        frames = []
+        for stock in self:
+            data = stock.upto(last)
+            in_block = data.dates >= first
+            if in_block.any():
+                frames.append(pd.DataFrame({
+                    "ts_code": stock.ts_code, "trade_date": data.dates[in_block],
+                    "close": data.close[in_block], "next_close": data.next_close[in_block],
+                    "predicted_close": model.predict(data)[in_block], "refit_before": first}))
+        return pd.concat(frames, ignore_index=True) if frames else None
+
 
 @dataclass(frozen=True)
 class Periods:
@@ -311,6 +359,32 @@ class FactorPanel:
                            self.y[mask], self.known_on[mask],
                            self.returns.loc[mask].reset_index(drop=True),
                            self.last_return[mask], self.features, self.label)
+
+    PREDICTIONS = ["trade_date", "ts_code", "score", "refit_before"]
+
+    def days_between(self, first: str, last: str) -> np.ndarray:
+        calendar = np.unique(self.dates)
+        return calendar[(calendar >= first) & (calendar <= last)]
+
+    def training(self, first: str, train_days: int, validation_days: int | None):
+        """What a refit before the block starting on ``first`` learns from: the rows of the
+        trailing ``train_days`` whose label is known at ``first``'s close, each day's labels
+        ranked among those known ones (``known_at``); with ``validation_days`` the last of
+        them apart, else None."""
+        dates = self.dates
+        calendar = np.unique(dates)
+        position = int(np.searchsorted(calendar, first))
+        window = (dates >= calendar[max(0, position - train_days)]) & (dates < first)
+        if not validation_days:
+            return self.known_at(first, window), None
+        held = calendar[max(0, position - validation_days)]
+        return (self.known_at(first, window & (dates < held)),
+                self.known_at(first, window & (dates >= held)))
+
+    def predictions(self, model, first: str, last: str) -> pd.DataFrame:
+        """Every row's score from ``first`` to ``last``, in one batched call."""
+        scored = self.rows((self.dates >= first) & (self.dates <= last))
+        return scored.keys.assign(score=model.predict(scored), refit_before=first)
 
     def known_at(self, day: str, mask: np.ndarray) -> "FactorPanel":
         """The rows of ``mask`` whose label is known at the close of ``day``, with ``y``

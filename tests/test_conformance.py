@@ -41,7 +41,7 @@ def test_no_look_ahead(name, stocks):
     suspension has a target (the close of 2018-08-13) after the cut, so it must not
     train the block that starts before the cut.
     """
-    protocol = WalkForward("20180601", "20181228", retrain_every=80, train_window_days=1500,
+    protocol = WalkForward("20180601", "20181228", retrain_every=80, train_days=1500,
                            validation_days=120)
     data = [stocks[0], conformance.suspended(stocks[1], "20180720", "20180810"), stocks[2]]
     conformance.check_no_look_ahead(prototype(CONFIG, name), data, protocol, "20180801")

@@ -12,8 +12,7 @@ import pytest
 from conftest import run_cli
 from stockpred.config import Config, quick_config, with_overrides
 from stockpred.dataset import build_factor_panel
-from stockpred.evaluation.cross_section import (CrossSectionWalkForward, training_rows,
-                                                walk_forward_panel)
+from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import resolve_paths
 from stockpred.models.cross_section import CrossSectionalModel
 from stockpred.models.names import CROSS_SECTIONAL
@@ -108,12 +107,10 @@ def test_a_refit_learns_nothing_of_the_bars_after_the_cut(scrambled):
     assert mine.sum() == 1 and clean.known_on[mine][0] > CUT
     # ranked among every label of its day, as if all were known, the stock moves
     assert clean.y[mine.to_numpy()] != dirty.y[mine.to_numpy()]
-    protocol = CrossSectionWalkForward(REFIT, "20181228", 40, 400, 80)
-    learned = training_rows(clean, protocol, REFIT, True)
+    learned = clean.training(REFIT, 400, 80)
     on_day = learned[0].dates == LAST_BAR
     assert on_day.sum() >= 10 and suspended not in set(learned[0].keys["ts_code"][on_day])
-    for before, after in zip(learned, training_rows(dirty, protocol, REFIT, True),
-                             strict=True):
+    for before, after in zip(learned, dirty.training(REFIT, 400, 80), strict=True):
         pd.testing.assert_frame_equal(before.keys, after.keys)
         np.testing.assert_array_equal(before.x, after.x)
         np.testing.assert_array_equal(before.y, after.y)
@@ -125,10 +122,10 @@ def test_scores_before_a_cut_ignore_the_bars_after_it(name, panel, scrambled):
     bit-identical, and changes later ones."""
     config, _, _ = panel
     clean, dirty, _ = scrambled
-    protocol = CrossSectionWalkForward("20180701", "20181228", 40, 400, 80)
+    protocol = WalkForward("20180701", "20181228", 40, 400, 80)
     model = cross_sectional_prototype(config, name)
-    before = walk_forward_panel(model, clean, protocol, progress=False)
-    moved = walk_forward_panel(model, dirty, protocol, progress=False)
+    before = walk_forward(model, clean, protocol, progress=False)
+    moved = walk_forward(model, dirty, protocol, progress=False)
     pd.testing.assert_frame_equal(before[["trade_date", "ts_code"]],
                                   moved[["trade_date", "ts_code"]])
     early = before["trade_date"] <= CUT

@@ -76,7 +76,7 @@ def test_articles_after_the_close_of_t_leave_the_forecasts_up_to_t_unchanged(dat
     extra = vectors[~later].iloc[[0]].assign(datetime=close_of_cut)
     pd.concat([vectors, extra], ignore_index=True).to_parquet(dirty_dir / "news" /
                                                               "vectors.parquet")
-    protocol = WalkForward("20180702", "20180928", retrain_every=20, train_window_days=400,
+    protocol = WalkForward("20180702", "20180928", retrain_every=20, train_days=400,
                            validation_days=20)
     clean, dirty = (walk_forward(prototype(config_for(folder, stock_articles="all"), "news"),
                                  [index], protocol, progress=False)

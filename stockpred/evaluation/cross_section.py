@@ -1,12 +1,5 @@
-"""Walk-forward for cross-sectional models, and their leaderboard rows.
-
-The test days are cut into blocks of ``retrain_every`` trading days. Before each block a
-clone of the model is fit on the rows of the trailing ``train_days`` trading days whose
-label is known at the close of the block's first day (for ret_2, the close two traded days
-after the row), each day's labels ranked among those known ones only, the last
-``validation_days`` of them held back to stop it early. It then scores every row of the
-block in one batched call. No label of the block or after it reaches fitting, not even
-through the rank of another stock's label.
+"""The leaderboard rows of cross-sectional models (their walk-forward is the one in
+stockpred.evaluation.walkforward, over a FactorPanel).
 
 A model is scored on both labels (ret_1: close T -> T+1; ret_2: close T+1 -> T+2, what
 trading at T+1's close earns), over all rows and over the tradeable rows only (rows whose
@@ -16,72 +9,13 @@ traded by the A-share TopK-Dropout backtest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from stockpred.config import Config
 from stockpred.dataset import FactorPanel
 from stockpred.evaluation import backtest, signal
 
 LABELS = ("ret_1", "ret_2")
-
-
-@dataclass(frozen=True)
-class CrossSectionWalkForward:
-    test_start: str
-    test_end: str
-    retrain_every: int
-    train_days: int
-    validation_days: int
-
-    @classmethod
-    def from_config(cls, config: Config) -> "CrossSectionWalkForward":
-        cs, ev = config.cross_section, config.evaluation
-        return cls(ev.test_start, ev.test_end, cs.retrain_every, cs.train_days,
-                   cs.validation_days)
-
-
-def walk_forward_panel(prototype, panel: FactorPanel, protocol: CrossSectionWalkForward,
-                       progress: bool = True) -> pd.DataFrame:
-    """trade_date, ts_code, score (known at the close of trade_date) and refit_before for
-    every test row of ``panel``."""
-    dates = panel.dates
-    calendar = np.unique(dates)
-    test_days = calendar[(calendar >= protocol.test_start) & (calendar <= protocol.test_end)]
-    blocks = [test_days[i:i + protocol.retrain_every]
-              for i in range(0, len(test_days), protocol.retrain_every)]
-    frames = []
-    for block in tqdm(blocks, desc=f"{prototype.name:12s}", unit="refit", leave=False,
-                      disable=None if progress else True):
-        first, last = block[0], block[-1]
-        model = prototype.clone().fit(*training_rows(panel, protocol, first,
-                                                     prototype.uses_validation))
-        in_block = (dates >= first) & (dates <= last)
-        scored = panel.rows(in_block)
-        frames.append(scored.keys.assign(score=model.predict(scored), refit_before=first))
-    if not frames:
-        return pd.DataFrame(columns=["trade_date", "ts_code", "score", "refit_before"])
-    return pd.concat(frames, ignore_index=True)
-
-
-def training_rows(panel: FactorPanel, protocol: CrossSectionWalkForward, first: str,
-                  validation: bool) -> tuple[FactorPanel, FactorPanel | None]:
-    """What a refit before the block starting on ``first`` learns from: the rows of the
-    trailing ``train_days`` whose label is known at ``first``'s close, each day's labels
-    ranked among those known ones (``FactorPanel.known_at``); with ``validation`` the last
-    ``validation_days`` of them apart (else None)."""
-    dates = panel.dates
-    calendar = np.unique(dates)
-    position = int(np.searchsorted(calendar, first))
-    window = (dates >= calendar[max(0, position - protocol.train_days)]) & (dates < first)
-    if not validation:
-        return panel.known_at(first, window), None
-    held = calendar[max(0, position - protocol.validation_days)]
-    return (panel.known_at(first, window & (dates < held)),
-            panel.known_at(first, window & (dates >= held)))
 
 
 def score_rows(model: str, scores: pd.DataFrame, panel: FactorPanel, bars: pd.DataFrame,

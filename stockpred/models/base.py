@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from stockpred.config import Config
 
 STATE_FILE = "forecaster.json"
+# the two worlds a model lives in (its ``world`` trait): one stock's next close, or one score
+# per (day, stock) of a universe
+STOCK, CROSS_SECTION = "stock", "cross_section"
 
 
 class Model(ABC):
@@ -87,6 +90,7 @@ class Forecaster(Model):
     training to TensorBoard."""
 
     writes_tensorboard: ClassVar[bool] = False
+    world: ClassVar[str] = STOCK
 
     @staticmethod
     def class_named(name: str) -> type:

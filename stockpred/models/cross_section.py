@@ -20,7 +20,7 @@ import numpy as np
 from stockpred.data.store import atomic_save
 from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
 from stockpred.errors import InputError
-from stockpred.models.base import Model
+from stockpred.models.base import CROSS_SECTION, Model
 from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 
@@ -28,6 +28,7 @@ class CrossSectionalModel(Model):
     """A model of one score per (day, stock) of a universe."""
 
     state_file = "model.json"
+    world = CROSS_SECTION
 
     @staticmethod
     def class_named(name: str) -> type:

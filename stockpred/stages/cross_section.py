@@ -23,10 +23,11 @@ from stockpred.dataset import FactorPanel, build_factor_panel
 from stockpred.errors import InputError, MissingInputError
 from stockpred.evaluation import signal
 from stockpred.evaluation.backtest import equal_weight_returns, index_returns, rule_notes
-from stockpred.evaluation.cross_section import (CrossSectionWalkForward, backtest_row,
-                                                score_rows, walk_forward_panel)
+from stockpred.evaluation.cross_section import backtest_row, score_rows
+from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import package_versions
+from stockpred.models.base import CROSS_SECTION
 from stockpred.models.registry import cross_sectional_prototype
 from stockpred.plots import cross_section as figures
 from stockpred.stages.market import _optional, compute_client, market_bars, members, model_factors
@@ -125,7 +126,7 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     cs = config.cross_section
     name = universe or cs.universe
     names = list(dict.fromkeys(BASELINES + list(models or cs.models)))
-    protocol = CrossSectionWalkForward.from_config(config)
+    protocol = WalkForward.from_config(config, CROSS_SECTION)
     panel, member_rows, bars = universe_panel(config, paths, name)
     in_test = (panel.dates >= protocol.test_start) & (panel.dates <= protocol.test_end)
     if not in_test.any():
@@ -136,7 +137,7 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     names = list(prototypes)
     on_dask = any(model.settings.get("on_dask") for model in prototypes.values())
     with compute_client(config) if on_dask else nullcontext():
-        scores = {m: walk_forward_panel(model, panel, protocol, progress)
+        scores = {m: walk_forward(model, panel, protocol, progress)
                   for m, model in prototypes.items()}
     settings = config.cross_section.backtest
     marks = benchmarks(config, paths, bars, member_rows)

@@ -16,7 +16,7 @@ import numpy as np
 from stockpred.config import Config
 from stockpred.errors import InputError
 from stockpred.evaluation import signal
-from stockpred.evaluation.cross_section import CrossSectionWalkForward, walk_forward_panel
+from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths
 from stockpred.models.registry import cross_sectional_prototype
 from stockpred.stages.cross_section import universe_panel
@@ -37,7 +37,7 @@ class CrossSectionObjective(MemoisedObjective):
         if not len(validation_days):
             raise InputError(f"no member day of {universe} from {ev.validation_start} with "
                              f"a label known before {ev.test_start}: nothing to tune on")
-        self.protocol = CrossSectionWalkForward(
+        self.protocol = WalkForward(
             str(validation_days[0]), str(validation_days[-1]), len(validation_days),
             cs.train_days, cs.validation_days)
         self.label = cs.label
@@ -45,7 +45,7 @@ class CrossSectionObjective(MemoisedObjective):
     def skill(self, params: dict) -> float:
         base = self.prototype
         model = type(base)({**base.settings, **params}, base.seed)
-        scores = walk_forward_panel(model, self.panel, self.protocol, progress=False)
+        scores = walk_forward(model, self.panel, self.protocol, progress=False)
         labels = self.panel.keys.assign(label=self.panel.returns[self.label].to_numpy())
         frame = labels.merge(scores[["trade_date", "ts_code", "score"]],
                              on=["trade_date", "ts_code"])

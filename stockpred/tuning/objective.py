@@ -23,9 +23,8 @@ import pandas as pd
 
 from stockpred.config import Config
 from stockpred.data.store import atomic_write_parquet
-from stockpred.dataset import Periods, load_stock, model_features
+from stockpred.dataset import Periods, load_stock, model_features, split_validation
 from stockpred.evaluation import metrics
-from stockpred.evaluation.walkforward import split_validation
 from stockpred.layout import Paths
 from stockpred.models.registry import prototype
 
