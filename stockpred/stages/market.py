@@ -313,24 +313,25 @@ def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) 
                          "incremental" if plan.since else "full", written)
 
 
-def read_parquet_files(files: list) -> pd.DataFrame:
-    """The files' rows as one frame, each column converted on its own and its Arrow buffer
-    freed as it goes: a market-scale panel is never held twice (pd.concat of per-file
-    frames holds the parts and the whole at once)."""
+def read_parquet_files(files: list, start: str | None = None) -> pd.DataFrame:
+    """The files' rows (dated from ``start``) as one frame, each column converted on its
+    own and its Arrow buffer freed as it goes: a market-scale panel is never held twice
+    (pd.concat of per-file frames holds the parts and the whole at once)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    table = pa.concat_tables([pq.read_table(f) for f in files])
+    dated = [("trade_date", ">=", start)] if start else None
+    table = pa.concat_tables([pq.read_table(f, filters=dated) for f in files])
     return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def model_factors(config: Config, paths: Paths, name: str | None = None,
                   ts_codes: list[str] | None = None,
-                  member_days_only: bool = True) -> pd.DataFrame:
+                  member_days_only: bool = True, start: str | None = None) -> pd.DataFrame:
     """trade_date, ts_code and every factor exactly as the models receive them, before the
     cross-sectional step: a universe's stored panel on its member days (every stored day of
     its stocks with ``member_days_only=False``, for a caller that keeps the member days by
-    itself), or the factors of ``ts_codes`` computed from their stored bars."""
+    itself; only the days from ``start``, whose earlier year files are not read), or the
+    factors of ``ts_codes`` computed from their stored bars."""
     if ts_codes:
         _, bars = market_bars(paths, ts_codes)
         found = set(bars["ts_code"])
@@ -345,7 +346,7 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
         raise MissingInputError(f"no factors of universe {name!r} under "
                                 f"{paths.factors_dir(name)}: run `stockpred features "
                                 f"--universe {name}` first")
-    panel = read_parquet_files(files)
+    panel = read_parquet_files([f for f in files if not start or f.stem >= start[:4]], start)
     if not member_days_only:  # the caller keeps the member days by their keys
         return panel
     return panel.merge(members(config, paths, name), on=["trade_date", "ts_code"], how="inner")
