@@ -81,6 +81,35 @@ class Paths:
     def factors_manifest(self, name: str) -> Path:
         return self.factors_dir(name) / "factors.json"
 
+    # -- the nightly signal: tomorrow's scores and portfolio --------------------------------
+    @property
+    def signals_dir(self) -> Path:
+        return self.data_dir / "signals"
+
+    def signal_table(self, day: str) -> Path:
+        """trade_date, ts_code, score, rank, model: every member scored on day's close."""
+        return self.signals_dir / f"{day}.parquet"
+
+    def portfolio_file(self, day: str) -> Path:
+        """The TopK-Dropout target built on day's close, to trade on the next day."""
+        return self.signals_dir / f"{day}.portfolio.json"
+
+    def portfolio_days(self) -> list[str]:
+        """The days with a portfolio file, oldest first."""
+        folder = self.signals_dir
+        found = folder.glob("*.portfolio.json") if folder.is_dir() else []
+        return sorted(p.name.removesuffix(".portfolio.json") for p in found)
+
+    @property
+    def signal_models_dir(self) -> Path:
+        """One folder per model the signal fitted, named by its run id."""
+        return self.signals_dir / "models"
+
+    @property
+    def signal_manifest(self) -> Path:
+        """The last signal written: its day, files and model run."""
+        return self.signals_dir / "signal.json"
+
     # -- latent codes of the VAE: features of their own, beside (not inside) the panel ---------
     @property
     def latent_dir(self) -> Path:

@@ -162,8 +162,22 @@ def test_dask_equals_in_process(sample_panel):
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         distributed = factor_panel(bars, client=client, partitions=3)
+        later = factor_panel(bars, client=client, partitions=3, since="20180615")
     pd.testing.assert_frame_equal(distributed, factors, check_exact=True)
     pd.testing.assert_frame_equal(factor_panel(bars), factors, check_exact=True)
+    pd.testing.assert_frame_equal(
+        later, factors[factors["trade_date"] > "20180615"].reset_index(drop=True),
+        check_exact=True)
+
+
+@pytest.mark.parametrize("since", ["20160104", "20180615", "20181228"])
+def test_the_rows_after_a_day_are_those_of_the_whole_history(panel, since):
+    """What incremental factors rest on: the windows read a bounded past, the recursive
+    indicators the whole of it, and neither depends on where the computation starts."""
+    bars, factors = panel
+    pd.testing.assert_frame_equal(
+        compute_factors(bars, since),
+        factors[factors["trade_date"] > since].reset_index(drop=True), check_exact=True)
 
 
 # -- against hand computations ---------------------------------------------------------------

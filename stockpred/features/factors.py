@@ -131,18 +131,20 @@ FACTOR_NAMES = [spec.name for spec in FACTORS]
 
 # -- the panel ------------------------------------------------------------------------------
 
-def compute_factors(bars: pd.DataFrame) -> pd.DataFrame:
+def compute_factors(bars: pd.DataFrame, since: str | None = None) -> pd.DataFrame:
     """All FACTORS of a long panel of daily bars, in process.
 
     Returns ``trade_date, ts_code`` and one float32 column per factor, rows in
-    (ts_code, trade_date) order.
+    (ts_code, trade_date) order. With ``since`` (YYYYMMDD), only the rows dated after it,
+    bit-identical to those rows of the whole result: ``bars`` must then hold each stock's
+    whole history, because the recursive indicators (SMA, EMA) read all of it.
     """
     bars = _sorted(bars)
-    return _frame(bars, _factor_block(bars))
+    return _frame(bars, _factor_block(bars, since), since)
 
 
 def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
-                 progress: bool = False) -> pd.DataFrame:
+                 progress: bool = False, since: str | None = None) -> pd.DataFrame:
     """``compute_factors`` split by stock over a ``distributed.Client``'s workers.
 
     Each partition is a run of whole stocks; the result is bit-for-bit the in-process one.
@@ -150,7 +152,7 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
     ``progress`` shows a bar of finished partitions (in a terminal).
     """
     if client is None:
-        return compute_factors(bars)
+        return compute_factors(bars, since)
     import dask
     from distributed import as_completed
     from distributed.client import FutureCancelledError
@@ -158,7 +160,9 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
 
     bars = _sorted(bars)
     parts = partitions or 2 * sum(client.nthreads().values())
-    block = np.empty((len(FACTORS), len(bars)), dtype=np.float32)
+    # a partition starting at bar i fills the result from the number of wanted bars before i
+    offsets = np.concatenate([[0], np.cumsum(_after(bars, since))])
+    block = np.empty((len(FACTORS), offsets[-1]), dtype=np.float32)
     futures = {}
     # Each partition rides inside its task, not scattered: the scheduler keeps a task's
     # inputs, so when a worker dies it runs the task again on another one (scattered data
@@ -166,7 +170,8 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
     # distributed's large-graph warning is about, hence its threshold is lifted here.
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1PB"}):
         for start, stop in _balanced_parts(bars["ts_code"], parts):
-            futures[client.submit(_factor_block, bars.iloc[start:stop], pure=False)] = start
+            futures[client.submit(_factor_block, bars.iloc[start:stop], since,
+                                  pure=False)] = offsets[start]
     done = as_completed(futures, with_results=True)
     try:
         for future, part_block in tqdm(done, total=len(futures), desc="factors", unit="part",
@@ -183,7 +188,7 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
     except FutureCancelledError as exc:
         raise ComputeError(f"factors: the Dask cluster cancelled a partition: "
                            f"{exc.reason}") from None
-    return _frame(bars, block)
+    return _frame(bars, block, since)
 
 
 def _sorted(bars: pd.DataFrame) -> pd.DataFrame:
@@ -196,7 +201,16 @@ def _sorted(bars: pd.DataFrame) -> pd.DataFrame:
     return bars.reset_index(drop=True)
 
 
-def _frame(bars: pd.DataFrame, block: np.ndarray) -> pd.DataFrame:
+def _after(bars: pd.DataFrame, since: str | None) -> np.ndarray:
+    """Which bars get factors: those dated after ``since`` (all without it)."""
+    if since is None:
+        return np.ones(len(bars), dtype=bool)
+    return (bars["trade_date"] > since).to_numpy(dtype=bool)
+
+
+def _frame(bars: pd.DataFrame, block: np.ndarray, since: str | None = None) -> pd.DataFrame:
+    if since is not None:
+        bars = bars[_after(bars, since)].reset_index(drop=True)
     frame = pd.DataFrame(block.T, columns=FACTOR_NAMES, copy=False)
     frame.insert(0, "ts_code", bars["ts_code"])
     frame.insert(0, "trade_date", bars["trade_date"])
@@ -230,27 +244,49 @@ def _bounded_runs(codes, max_rows: int) -> list[tuple[int, int]]:
     return runs
 
 
-def _factor_block(bars: pd.DataFrame) -> np.ndarray:
-    """Factors of sorted bars of whole stocks, (factor, row) float32, block by block."""
-    block = np.empty((len(FACTORS), len(bars)), dtype=np.float32)
+def _factor_block(bars: pd.DataFrame, since: str | None = None) -> np.ndarray:
+    """Factors of sorted bars of whole stocks, (factor, row) float32, block by block: of
+    every row, or of the rows dated after ``since``."""
+    wanted = _after(bars, since)
+    block = np.empty((len(FACTORS), int(wanted.sum())), dtype=np.float32)
+    done = 0
     for start, stop in _bounded_runs(bars["ts_code"], CHUNK_ROWS):
-        part = bars.iloc[start:stop]
-        values = _chunk_factors(part)
+        rows = int(wanted[start:stop].sum())
+        if not rows:
+            continue
+        values = _chunk_factors(bars.iloc[start:stop], wanted[start:stop])
         for k, name in enumerate(FACTOR_NAMES):
-            block[k, start:stop] = values.pop(name)
+            block[k, done:done + rows] = values.pop(name)
+        done += rows
     return block
 
 
-def _chunk_factors(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+def _chunk_factors(bars: pd.DataFrame, wanted: np.ndarray) -> dict[str, np.ndarray]:
+    """The factors of the ``wanted`` rows, a suffix of each stock's rows (or none).
+
+    A trailing window reaches back VOLUME_NORM_WINDOW - 1 rows, so the windowed factors
+    (most of the work) read only that far before a stock's first wanted row; the recursive
+    indicators start at the stock's first row, on which their value depends."""
     starts = _stock_starts(bars["ts_code"])
     sizes = np.diff(np.append(starts, len(bars)))
-    pos = np.arange(len(bars)) - np.repeat(starts, sizes)
+    stock = np.repeat(np.arange(len(starts)), sizes)
+    pos = np.arange(len(bars)) - starts[stock]
+    first_wanted = np.full(len(starts), len(bars))
+    np.minimum.at(first_wanted, stock[wanted], pos[wanted])
+    skipped = np.maximum(first_wanted - (VOLUME_NORM_WINDOW - 1), 0)
+    # without a cut (every row wanted) the arrays go in as they are, not copied
+    near = slice(None) if not skipped.any() else pos >= skipped[stock]
+    live = slice(None) if wanted.all() else (first_wanted < len(bars))[stock]
     o, h, low, c, v = (bars[k].to_numpy(dtype=np.float64)
                        for k in ("open", "high", "low", "close", "vol"))
-    out = _kbar_factors(o, h, low, c)
-    out.update(_rolling_factors(pos, h, low, c, v))
-    out.update(_indicator_factors(pos, h, low, c, v))
-    return out
+    windowed = _kbar_factors(o[near], h[near], low[near], c[near])
+    windowed.update(_rolling_factors((pos - skipped[stock])[near], h[near], low[near],
+                                     c[near], v[near]))
+    indicators = _indicator_factors(pos[live], h[live], low[live], c[live], v[live])
+    if wanted.all():
+        return {**windowed, **indicators}
+    return {**{name: x[wanted[near]] for name, x in windowed.items()},
+            **{name: x[wanted[live]] for name, x in indicators.items()}}
 
 
 # -- one-day shapes -------------------------------------------------------------------------

@@ -4,26 +4,38 @@ and `stockpred export factors`.
 A universe is a built-in name (`all`, `topN`) or one named in config.json's `universes`;
 its daily membership is computed point in time from the stored bars. The factor panel of a
 universe covers every stock that is ever a member, each stock's factors computed from its
-own bars only, on a Dask cluster (compute section) or in this process.
+own bars only, on a Dask cluster (compute section) or in this process. A nightly run
+computes only what the stored bars added since the last one (``run_factors``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from stockpred.config import Config
 from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.data.universe import membership, universe_from_name
 from stockpred.errors import ComputeError, InputError, MissingInputError
-from stockpred.features.factors import FACTORS, factor_panel
+from stockpred.features.factors import (
+    FACTORS,
+    REQUIRED_COLUMNS,
+    compute_factors,
+    factor_panel,
+)
 from stockpred.features.panel import PRICE_BASES
 from stockpred.layout import Paths
 from stockpred.manifest import package_versions, read_manifest, write_manifest
@@ -165,55 +177,161 @@ class FactorsReport:
     rows: int
     stocks: int
     years: list[str]
+    mode: str  # "full" or "incremental"
+    written: list[str]  # the year files this run rewrote
 
     def summary(self) -> list[str]:
+        span = f"years {self.years[0]}..{self.years[-1]}" if self.years else "no years"
         return [f"factors of {self.name}: {self.rows} rows, {self.stocks} stocks, "
-                f"{len(FACTORS)} factors, years {self.years[0]}..{self.years[-1]}"]
+                f"{len(FACTORS)} factors, {span}; {self.mode}, rewrote "
+                f"{', '.join(self.written) or 'no year file'}"]
+
+
+def _factor_definition() -> str:
+    """A digest of what the factor values depend on besides the bars: the factor list and
+    the code that computes them (a fix that keeps every name changes it too)."""
+    from stockpred.features import factors, indicators
+
+    text = json.dumps([vars(spec) for spec in FACTORS]) + inspect.getsource(factors) \
+        + inspect.getsource(indicators)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _bar_digests(bars: pd.DataFrame, through: str) -> dict[str, str]:
+    """Per stock, ``rows:sum`` of its bars dated up to ``through``: the row count and the
+    sum of the rows' hashes (of the columns the factors read), which changes when any of
+    those bars is added, removed or revised (a forward adjustment re-basing the stock)."""
+    upto = bars[(bars["trade_date"] <= through).to_numpy(dtype=bool)]
+    hashed = pd.util.hash_pandas_object(upto[list(REQUIRED_COLUMNS)], index=False).to_numpy()
+    which, codes = pd.factorize(upto["ts_code"])
+    sums = np.zeros(len(codes), dtype=np.uint64)
+    np.add.at(sums, which, hashed)  # wraps modulo 2**64, as a digest should
+    counts = np.bincount(which, minlength=len(codes))
+    return {str(c): f"{n}:{h:016x}" for c, n, h in zip(codes, counts, sums)}
+
+
+@dataclass
+class _FactorPlan:
+    """What one run computes: ``whole``, the stocks whose factors are computed from their
+    first bar; every other stock's rows after ``since`` (None: no other stock); ``years``,
+    the year files that may change."""
+
+    since: str | None
+    whole: list[str]
+    years: set[str]
+
+
+def _plan(record: dict | None, basis: str, bars: pd.DataFrame, codes: list[str],
+          folder: Path) -> _FactorPlan:
+    """Incremental when factors.json records the same definition, price basis and package
+    versions, every stock it recorded is still a member and every bar it was computed from
+    is stored unchanged; else the full recompute. A stock whose earlier bars changed, or
+    that is new, is computed from its first bar."""
+    bar_years = set(bars["trade_date"].str[:4].unique())
+    full = _FactorPlan(None, codes, bar_years | {p.stem for p in folder.glob("*.parquet")}
+                       if folder.is_dir() else bar_years)
+    if (record is None or "computed_through" not in record
+            or record.get("definition") != _factor_definition()
+            or record.get("price_basis") != basis
+            or record.get("versions") != package_versions()
+            or not set(record["bars"]) <= set(codes)
+            or any(not (folder / f"{year}.parquet").exists() for year in record["years"])):
+        return full
+    since = record["computed_through"]
+    now = _bar_digests(bars, since)
+    whole = [c for c in codes if record["bars"].get(c) != now.get(c)]
+    # rows after ``since`` (this run's, or a stopped run's) go wherever they lie
+    years = {y for y in bar_years | set(record["years"]) if y >= since[:4]}
+    if any(c in record["bars"] for c in whole):  # revised bars: its rows may be in any year
+        years |= set(record["years"])
+    years |= set(bars.loc[bars["ts_code"].isin(whole).to_numpy(), "trade_date"].str[:4])
+    return _FactorPlan(since, whole, years)
 
 
 def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) -> FactorsReport:
-    """The factor panel of every stock that is ever a member of ``name``, one file a year."""
+    """The factor panel of every stock that is ever a member of ``name``, one file a year.
+
+    Incremental when it can be (``_plan``): only the rows after the last computed day (and
+    the stocks new to the panel or whose stored bars changed) are computed, bit-identical to
+    a full recompute, and only the year files whose rows change are rewritten. The year
+    files are written before factors.json, which records what they hold: a run stopped
+    part way is taken up again from the previous factors.json."""
     codes = sorted(members(config, paths, name)["ts_code"].unique())
     basis, bars = market_bars(paths, codes)
-    with compute_client(config) as client:
-        panel = factor_panel(bars, client, progress=progress)
-    years = sorted(panel["trade_date"].str[:4].unique())
     folder = paths.factors_dir(name)
-    for stale in folder.glob("*.parquet") if folder.is_dir() else []:
-        if stale.stem not in years:
-            stale.unlink()
-    for year in years:
-        rows = panel[panel["trade_date"].str[:4] == year]
-        atomic_write_parquet(rows.sort_values(["ts_code", "trade_date"], kind="stable"),
-                             paths.factors_table(name, year))
+    plan = _plan(read_manifest(paths.factors_manifest(name)), basis, bars, codes, folder)
+    whole = bars["ts_code"].isin(plan.whole).to_numpy()
+    # the other stocks with bars after ``since``, each with its whole history
+    later = ~whole & bars["ts_code"].isin(
+        bars.loc[(bars["trade_date"] > plan.since).to_numpy(), "ts_code"].unique()
+    ).to_numpy() if plan.since else np.zeros(len(bars), dtype=bool)
+    parts = []
+    if whole.any() or later.any():
+        with compute_client(config) as client:
+            if whole.any():
+                parts.append(factor_panel(bars[whole], client, progress=progress))
+            if later.any():
+                parts.append(factor_panel(bars[later], client, progress=progress,
+                                          since=plan.since))
+    # no copy of a full recompute's panel; nothing to compute still leaves the columns
+    fresh = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True) if parts \
+        else compute_factors(bars.iloc[:0])
+    del parts
+    fresh_year = fresh["trade_date"].str[:4]
+    written = []
+    for year in sorted(plan.years):
+        path = paths.factors_table(name, year)
+        rows = fresh[(fresh_year == year).to_numpy()]
+        old = pd.read_parquet(path) if plan.since and path.exists() else None
+        if old is not None:
+            kept = old[~(old["ts_code"].isin(plan.whole) | (old["trade_date"] > plan.since))
+                       .to_numpy()]
+            rows = pd.concat([kept, rows], ignore_index=True)
+        rows = rows.sort_values(["ts_code", "trade_date"], kind="stable").reset_index(drop=True)
+        if old is not None and old.equals(rows):
+            continue
+        if rows.empty:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write_parquet(rows, path)
+        written.append(year)
+    years = sorted(p.stem for p in folder.glob("*.parquet"))
+    total = sum(pq.ParquetFile(folder / f"{year}.parquet").metadata.num_rows for year in years)
+    through = bars["trade_date"].max() if len(bars) else None
     write_manifest(paths.factors_manifest(name), {
         "stage": "features --universe", "name": name, "price_basis": basis,
         "membership": read_manifest(paths.universe_manifest(name)),
-        "rows": len(panel), "stocks": len(codes), "years": years,
-        "factors": [vars(spec) for spec in FACTORS],
+        "rows": total, "stocks": len(codes), "years": years,
+        "factors": [vars(spec) for spec in FACTORS], "definition": _factor_definition(),
+        "computed_through": through, "bars": _bar_digests(bars, through) if through else {},
+        # volatile for staleness: how a run got there does not change what the files hold
+        "last_run": {"mode": "incremental" if plan.since else "full", "since": plan.since,
+                     "from_first_bar": len(plan.whole), "written": written},
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions()})
-    return FactorsReport(name, len(panel), len(codes), years)
+    return FactorsReport(name, total, len(codes), years,
+                         "incremental" if plan.since else "full", written)
 
 
-def read_parquet_files(files: list) -> pd.DataFrame:
-    """The files' rows as one frame, each column converted on its own and its Arrow buffer
-    freed as it goes: a market-scale panel is never held twice (pd.concat of per-file
-    frames holds the parts and the whole at once)."""
+def read_parquet_files(files: list, start: str | None = None) -> pd.DataFrame:
+    """The files' rows (dated from ``start``) as one frame, each column converted on its
+    own and its Arrow buffer freed as it goes: a market-scale panel is never held twice
+    (pd.concat of per-file frames holds the parts and the whole at once)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    table = pa.concat_tables([pq.read_table(f) for f in files])
+    dated = [("trade_date", ">=", start)] if start else None
+    table = pa.concat_tables([pq.read_table(f, filters=dated) for f in files])
     return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def model_factors(config: Config, paths: Paths, name: str | None = None,
                   ts_codes: list[str] | None = None,
-                  member_days_only: bool = True) -> pd.DataFrame:
+                  member_days_only: bool = True, start: str | None = None) -> pd.DataFrame:
     """trade_date, ts_code and every factor exactly as the models receive them, before the
     cross-sectional step: a universe's stored panel on its member days (every stored day of
     its stocks with ``member_days_only=False``, for a caller that keeps the member days by
-    itself), or the factors of ``ts_codes`` computed from their stored bars."""
+    itself; only the days from ``start``, whose earlier year files are not read), or the
+    factors of ``ts_codes`` computed from their stored bars."""
     if ts_codes:
         _, bars = market_bars(paths, ts_codes)
         found = set(bars["ts_code"])
@@ -228,7 +346,7 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
         raise MissingInputError(f"no factors of universe {name!r} under "
                                 f"{paths.factors_dir(name)}: run `stockpred features "
                                 f"--universe {name}` first")
-    panel = read_parquet_files(files)
+    panel = read_parquet_files([f for f in files if not start or f.stem >= start[:4]], start)
     if not member_days_only:  # the caller keeps the member days by their keys
         return panel
     return panel.merge(members(config, paths, name), on=["trade_date", "ts_code"], how="inner")
