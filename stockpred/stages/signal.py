@@ -38,13 +38,11 @@ from stockpred.data.store import (
 from stockpred.dataset import FactorPanel, build_factor_panel
 from stockpred.errors import MissingInputError
 from stockpred.evaluation.backtest import topk_dropout_orders
-from stockpred.evaluation.cross_section import CrossSectionWalkForward, walk_forward_panel
 from stockpred.evaluation.signal import trading_status
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest, write_manifest
 from stockpred.models.cross_section import CrossSectionalModel
 from stockpred.models.registry import cross_sectional_prototype
-from stockpred.stages.cross_section import backtest_settings
 from stockpred.stages.market import compute_client, market_bars, members, model_factors
 
 FIT_FILE = "fit.json"
@@ -57,22 +55,6 @@ class _Fit:
     run_id: str
     folder: Path
     day: str
-
-
-class _Keeping:
-    """A prototype for walk_forward_panel that keeps the model it fits, so the signal's
-    fit takes the walk-forward's rows, window and validation split as they are."""
-
-    def __init__(self, prototype: CrossSectionalModel):
-        self.prototype, self.fitted = prototype, None
-        self.name, self.uses_validation = prototype.name, prototype.uses_validation
-
-    def clone(self) -> _Keeping:
-        return self
-
-    def fit(self, train: FactorPanel, valid: FactorPanel | None) -> CrossSectionalModel:
-        self.fitted = self.prototype.clone().fit(train, valid)
-        return self.fitted
 
 
 def _fit_key(config: Config, prototype: CrossSectionalModel, factors: dict) -> str:
@@ -106,19 +88,18 @@ def _stored_fit(paths: Paths, model: str, key: str, calendar: np.ndarray, day: s
 
 
 def _refit(config: Config, paths: Paths, prototype: CrossSectionalModel, panel: FactorPanel,
-           key: str, day: str, progress: bool) -> _Fit:
+           key: str, day: str) -> _Fit:
     """Fit on ``day``'s close as the walk-forward refits before a block starting on
     ``day``, and store the model under its run id (a folder renamed into place whole)."""
     cs = config.cross_section
-    protocol = CrossSectionWalkForward(day, day, 1, cs.train_days, cs.validation_days)
-    keeping = _Keeping(prototype)
+    validation = cs.validation_days if prototype.uses_validation else None
     with compute_client(config) if prototype.settings.get("on_dask") else nullcontext():
-        walk_forward_panel(keeping, panel, protocol, progress)
+        fitted = prototype.clone().fit(*panel.training(day, cs.train_days, validation))
     run_id = f"{prototype.name}-{day}-{key}"
     final = paths.signal_models_dir / run_id
     staging = final.with_name(f"{run_id}{TMP_MARK}{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    keeping.fitted.save(staging)
+    fitted.save(staging)
     # written last: a folder with it holds a whole model
     atomic_write_text(staging / FIT_FILE, json.dumps({
         "run_id": run_id, "day": day, "model": prototype.name, "key": key,
@@ -169,7 +150,7 @@ def run(config: Config, paths: Paths, progress: bool = False) -> list[str]:
         member_rows[(member_rows["trade_date"] >= start).to_numpy()], bars, cs.label,
         cs.normalise, cs.mad_k)
     if fit is None:
-        fit = _refit(config, paths, prototype, panel, key, day, progress)
+        fit = _refit(config, paths, prototype, panel, key, day)
     today = panel.rows(panel.dates == day)
     scores = CrossSectionalModel.load(fit.folder).predict(today)
     signal = today.keys.assign(score=scores)
@@ -177,7 +158,7 @@ def run(config: Config, paths: Paths, progress: bool = False) -> list[str]:
     signal["rank"] = np.argsort(np.argsort(-scores, kind="stable"), kind="stable") + 1
     signal["model"] = fit.run_id
 
-    settings = backtest_settings(config)
+    settings = config.cross_section.backtest
     previous_day, held = _previous_target(paths, day)
     book = sorted(set(signal["ts_code"]) | set(held))
     score = signal.set_index("ts_code")["score"].reindex(book).to_numpy(float)

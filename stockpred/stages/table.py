@@ -67,6 +67,7 @@ ARTEFACTS: dict[str, Callable[[Paths, Config], Path]] = {
     "universe": lambda p, c: p.universe_manifest(c.cross_section.universe),
     "factors": lambda p, c: p.factors_manifest(c.cross_section.universe),
     "cross_section_tuning": lambda p, c: p.stage_record("tune-cross-section"),
+    "signal": lambda p, c: p.signal_manifest,
     "cross_section_leaderboard": lambda p, c: p.cross_section_leaderboard_json,
     "backtest": lambda p, c: p.stage_record("backtest"),
     "figures": lambda p, c: p.stage_record("plot"),
@@ -284,6 +285,12 @@ def _evaluate(job: Job) -> list[str]:
 
     return evaluate.run(job.config, job.paths, None, job.arg("models"), job.arg("quick", False),
                         progress=job.progress).summary()
+
+
+def _signal(job: Job) -> list[str]:
+    from stockpred.stages import signal
+
+    return signal.run(job.config, job.paths, progress=job.progress)
 
 
 def _evaluate_cross_section(job: Job) -> list[str]:
@@ -552,6 +559,18 @@ STAGES: tuple[Stage, ...] = (
           _factors, reads=("raw",), writes=("universe", "factors"),
           settings=("universes", "compute"), flags=(F.UNIVERSE, F.SCHEDULER),
           when=("universe", True), pipeline=True),
+    Stage("signal", "signal",
+          """Tomorrow's scores and TopK-Dropout portfolio of cross_section.universe.
+
+    Scores every member on the last stored close with cross_section.models[0], refit every
+    cross_section.retrain_every trading days on the rows evaluate's walk-forward would use
+    (reused in between; the signal names the model run), and builds the TopK-Dropout target
+    from the previous night's, marking stocks that could not trade (suspended, one price).
+    Writes <data dir>/signals/DAY.parquet and DAY.portfolio.json; a second run on the same
+    day changes nothing.""",
+          _signal, reads=("factors",), writes=("signal",),
+          settings=(CrossSectionSettings, EvaluationSettings, "compute",
+                    _cross_sectional_sections), pipeline=True),
     Stage("evaluate-cross-section", "evaluate", "The market-wide walk-forward and backtest.",
           _evaluate_cross_section, reads=("factors", "cross_section_tuning"),
           writes=("cross_section_leaderboard",),
