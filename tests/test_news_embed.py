@@ -19,6 +19,7 @@ from stockpred.errors import InputError, MissingInputError
 from stockpred.layout import Paths
 from stockpred.news import embed
 from stockpred.plots import news as news_plots
+from stockpred.stages import embed_news
 
 FIT_END = "20180701"
 
@@ -34,7 +35,7 @@ def sample(tmp_path_factory):
     code, _, err = run_cli("fetch", "--source", "sample", "--only", "news", "--data-dir",
                            str(folder / "data"))
     assert code == 0, err
-    report = embed.run(Config(), paths_of(folder))
+    report = embed_news.run(Config(), paths_of(folder))
     return folder, report
 
 
@@ -95,7 +96,7 @@ def test_no_vector_depends_on_an_article_published_on_or_after_fit_end(sample, t
     changed = pd.concat([changed, extra], ignore_index=True)
     other = tmp_path / "other"
     RawStore(other / "data" / "raw").upsert(CATALOGUE["news"], changed)
-    embed.run(Config(), paths_of(other))
+    embed_news.run(Config(), paths_of(other))
     again = vectors_of(other)
     cols = embed.vector_columns(full)
     key = ["datetime", "title"]
@@ -103,7 +104,7 @@ def test_no_vector_depends_on_an_article_published_on_or_after_fit_end(sample, t
     assert len(both) >= int((~late).sum()) + 20
     assert np.array_equal(both[cols].to_numpy(), both[[c + "_b" for c in cols]].to_numpy())
     # a later fit_end lets July's articles into the fit, and then early vectors do move
-    embed.run(Config(news={"fit_end": "20180901"}), paths_of(other))
+    embed_news.run(Config(news={"fit_end": "20180901"}), paths_of(other))
     later = vectors_of(other).merge(full, on=key, suffixes=("", "_a"))
     assert not np.allclose(later[cols].to_numpy(), later[[c + "_a" for c in cols]].to_numpy())
 
@@ -116,7 +117,7 @@ def test_bert_service_encoder_returns_the_servers_vectors(sample, tmp_path):
         config = Config(news={"bert": {"host": "127.0.0.1", "port": server.port,
                                        "port_out": server.port_out, "timeout_ms": 5000,
                                        "batch_size": 300}})
-        report = embed.run(config, paths, encoder="bert-service")
+        report = embed_news.run(config, paths, encoder="bert-service")
         assert server.requests[0] == b"SHOW_CONFIG"
         assert len(server.requests) == 1 + 3  # 767 articles in batches of 300
     table = vectors_of(tmp_path)
@@ -140,18 +141,18 @@ def test_a_dead_bert_server_is_a_one_line_input_error():
 
 def test_missing_news_refuses_naming_fetch(tmp_path):
     with pytest.raises(MissingInputError, match="stockpred fetch"):
-        embed.run(Config(), paths_of(tmp_path))
+        embed_news.run(Config(), paths_of(tmp_path))
     with pytest.raises(MissingInputError, match="stockpred embed-news"):
         news_plots.run(Config(), paths_of(tmp_path))
     with pytest.raises(InputError, match="unknown news encoder"):
-        embed.run(Config(), paths_of(tmp_path), encoder="word2vec")
+        embed_news.run(Config(), paths_of(tmp_path), encoder="word2vec")
 
 
 def test_too_few_articles_before_fit_end_is_a_clear_error(sample, tmp_path):
     folder, _ = sample
     shutil.copytree(folder / "data" / "raw", tmp_path / "data" / "raw")
     with pytest.raises(InputError, match="news.fit_end"):
-        embed.run(Config(news={"fit_end": "20180313"}), paths_of(tmp_path))
+        embed_news.run(Config(news={"fit_end": "20180313"}), paths_of(tmp_path))
 
 
 def test_news_vectors_figure(sample):

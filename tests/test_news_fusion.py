@@ -20,6 +20,7 @@ from stockpred.models.base import Forecaster
 from stockpred.models.registry import prototype
 from stockpred.news import embed
 from stockpred.news.forecaster import close_rows
+from stockpred.stages import embed_news
 
 INDEX = "000001.SH"
 
@@ -36,7 +37,7 @@ def data_dir(tmp_path_factory):
                            "--only", "news,stock_basic,index_daily,daily",
                            "--start", "20170101", "--data-dir", str(folder))
     assert code == 0, err
-    embed.run(Config(), resolve_paths(Config(), folder), quick=True)
+    embed_news.run(Config(), resolve_paths(Config(), folder), quick=True)
     return folder
 
 

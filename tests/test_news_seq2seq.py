@@ -13,8 +13,9 @@ from conftest import run_cli
 from stockpred.config import Config
 from stockpred.errors import InputError, MissingInputError
 from stockpred.layout import Paths
-from stockpred.news import embed, seq2seq
 from stockpred.news import samples as news_samples
+from stockpred.news import seq2seq
+from stockpred.stages import embed_news
 from stockpred.stages import seq2seq as seq2seq_stage
 
 MINUTE = pd.Timedelta(minutes=1)
@@ -31,7 +32,7 @@ def built(tmp_path_factory):
     code, _, err = run_cli("fetch", "--source", "sample", "--only", "news,index_daily,stk_mins",
                            "--start", "20180101", "--data-dir", str(folder / "data"))
     assert code == 0, err
-    embed.run(Config(), paths_of(folder), quick=True)
+    embed_news.run(Config(), paths_of(folder), quick=True)
     report = seq2seq_stage.run(Config(), paths_of(folder), quick=True)
     return folder, report
 

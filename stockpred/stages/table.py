@@ -230,9 +230,9 @@ def _importance(job: Job) -> list[str]:
 
 
 def _embed_news(job: Job) -> list[str]:
-    from stockpred.news import embed
+    from stockpred.stages import embed_news
 
-    return embed.run(job.config, job.paths, quick=job.arg("quick", False)).summary()
+    return embed_news.run(job.config, job.paths, quick=job.arg("quick", False)).summary()
 
 
 # `train NAME` for a name that is not a registered forecaster: a stage of its own
