@@ -28,9 +28,8 @@ def stocks(tmp_path_factory):
 def test_fit_predict_save_load(name, stocks, tmp_path):
     train = [s.rows(s.dates < "20170101") for s in stocks]
     valid = [s.rows((s.dates >= "20170101") & (s.dates < "20180101")) for s in stocks]
-    model = conformance.check_fit_and_clone(prototype(CONFIG, name), train, valid)
-    conformance.check_predictions(model, stocks[0], "20180101")
-    conformance.check_save_load(model, stocks[0], tmp_path / name)
+    conformance.check_model(prototype(CONFIG, name), train, valid, stocks[0], "20180101",
+                            tmp_path / name)
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
@@ -44,4 +43,6 @@ def test_no_look_ahead(name, stocks):
     protocol = WalkForward("20180601", "20181228", retrain_every=80, train_days=1500,
                            validation_days=120)
     data = [stocks[0], conformance.suspended(stocks[1], "20180720", "20180810"), stocks[2]]
-    conformance.check_no_look_ahead(prototype(CONFIG, name), data, protocol, "20180801")
+    conformance.check_no_look_ahead(prototype(CONFIG, name), data,
+                                    [conformance.scrambled_after(s, "20180801") for s in data],
+                                    protocol, "20180801")

@@ -12,11 +12,11 @@ import pytest
 from conftest import run_cli
 from stockpred.config import Config, quick_config, with_overrides
 from stockpred.dataset import build_factor_panel
-from stockpred.evaluation.walkforward import WalkForward, walk_forward
+from stockpred.evaluation.walkforward import WalkForward
 from stockpred.layout import resolve_paths
-from stockpred.models.cross_section import CrossSectionalModel
 from stockpred.models.names import CROSS_SECTIONAL
 from stockpred.models.registry import cross_sectional_prototype
+from stockpred.testing import conformance
 from stockpred.stages.market import market_bars, members, model_factors
 
 SETTINGS = {"compute": {"workers": 0},
@@ -122,33 +122,22 @@ def test_scores_before_a_cut_ignore_the_bars_after_it(name, panel, scrambled):
     bit-identical, and changes later ones."""
     config, _, _ = panel
     clean, dirty, _ = scrambled
-    protocol = WalkForward("20180701", "20181228", 40, 400, 80)
-    model = cross_sectional_prototype(config, name)
-    before = walk_forward(model, clean, protocol, progress=False)
-    moved = walk_forward(model, dirty, protocol, progress=False)
-    pd.testing.assert_frame_equal(before[["trade_date", "ts_code"]],
-                                  moved[["trade_date", "ts_code"]])
-    early = before["trade_date"] <= CUT
-    assert early.sum() > 100
-    np.testing.assert_array_equal(before.loc[early, "score"], moved.loc[early, "score"])
-    assert not np.array_equal(before.loc[~early, "score"], moved.loc[~early, "score"])
+    assert ((clean.dates >= "20180701") & (clean.dates <= CUT)).sum() > 100
+    later = clean.days_between(CUT, "99999999")
+    # the first day whose bars differ is the one after the cut
+    conformance.check_no_look_ahead(cross_sectional_prototype(config, name), clean, dirty,
+                                    WalkForward("20180701", "20181228", 40, 400, 80),
+                                    later[later > CUT][0])
 
 
 @pytest.mark.parametrize("name", list(CROSS_SECTIONAL))
 def test_every_cross_sectional_model_keeps_the_contract(name, panel, tmp_path):
     config, data, _ = panel
-    prototype = cross_sectional_prototype(config, name)
     train, test = data.rows(data.dates < "20180101"), data.rows(data.dates >= "20180101")
-    valid = train.rows(train.dates >= "20170701")
-    copy = prototype.clone()
-    assert copy is not prototype and copy.settings == prototype.settings
-    fitted = copy.fit(train.rows(train.dates < "20170701"), valid)
-    assert fitted is copy
-    scores = fitted.predict(test)
-    assert scores.shape == (len(test),) and np.isfinite(scores).all()
-    fitted.save(tmp_path / name)
-    again = CrossSectionalModel.load(tmp_path / name)
-    np.testing.assert_allclose(again.predict(test), scores, rtol=1e-6)
+    conformance.check_model(cross_sectional_prototype(config, name),
+                            train.rows(train.dates < "20170701"),
+                            train.rows(train.dates >= "20170701"), test, "20180101",
+                            tmp_path / name)
 
 
 def test_evaluate_cross_section_and_backtest_rerun(market):

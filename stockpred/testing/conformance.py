@@ -1,13 +1,16 @@
-"""The contract every registered forecaster must keep, in the manner of scikit-learn's
-``check_estimator``: run ``check_forecaster`` on a model prototype and real stocks.
+"""The contract every registered model of either world must keep, in the manner of
+scikit-learn's ``check_estimator``: run ``check_model`` on a model prototype and real data
+(stocks for a forecaster, a FactorPanel for a cross-sectional model), and
+``check_no_look_ahead`` on a dataset and its twin scrambled from a cut day on.
 
 - ``fit`` returns the model itself; ``clone`` gives an unfitted copy with equal settings;
-- ``predict`` gives one value per row, NaN only in the warm-up at the start (the rows
-  before a window is complete), finite and near the close after it;
+- ``predict`` gives one value per row: a forecaster's NaN only in the warm-up at the start
+  (the rows before a window is complete), finite and near the close after it; a
+  cross-sectional model's finite everywhere;
 - ``save`` then ``load`` gives a model that predicts the same values;
-- no look-ahead: scrambling every row from a cut day on leaves every forecast made
-  before the cut unchanged in walk-forward, also when a suspension pushes a row's
-  target past the cut.
+- no look-ahead: walk-forward on the scrambled twin leaves every prediction made before
+  the cut unchanged (also when a suspension pushes a row's target past the cut) and
+  changes later ones.
 """
 
 from __future__ import annotations
@@ -17,17 +20,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stockpred.dataset import StockData
+from stockpred.dataset import FactorPanel, StockData
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
-from stockpred.models.base import Forecaster
+from stockpred.models.base import CROSS_SECTION, Model
 
 
-def _fitted_state(model: Forecaster) -> list[str]:
+def _fitted_state(model: Model) -> list[str]:
     return [k for k in vars(model) if k.endswith("_") and not k.startswith("_")]
 
 
-def check_fit_and_clone(prototype: Forecaster, train: list[StockData],
-                        valid: list[StockData]) -> Forecaster:
+def check_fit_and_clone(prototype: Model, train, valid) -> Model:
     copy = prototype.clone()
     assert copy is not prototype and copy.settings == prototype.settings
     assert copy.seed == prototype.seed and not _fitted_state(copy), "clone must be unfitted"
@@ -37,9 +39,14 @@ def check_fit_and_clone(prototype: Forecaster, train: list[StockData],
     return fitted
 
 
-def check_predictions(model: Forecaster, stock: StockData, scored_from: str) -> np.ndarray:
-    predicted = model.predict(stock)
-    assert predicted.shape == (len(stock),), "one forecast per row"
+def check_predictions(model: Model, data: StockData | FactorPanel,
+                      scored_from: str) -> np.ndarray:
+    predicted = model.predict(data)
+    assert predicted.shape == (len(data),), "one prediction per row"
+    if model.world == CROSS_SECTION:
+        assert np.isfinite(predicted).all(), "a score for every row"
+        return predicted
+    stock = data
     missing = np.flatnonzero(np.isnan(predicted))
     assert np.array_equal(missing, np.arange(len(missing))), "NaN only in the warm-up"
     late = stock.dates >= scored_from
@@ -49,12 +56,22 @@ def check_predictions(model: Forecaster, stock: StockData, scored_from: str) -> 
     return predicted
 
 
-def check_save_load(model: Forecaster, stock: StockData, folder: Path) -> None:
-    predicted = model.predict(stock)
+def check_save_load(model: Model, data: StockData | FactorPanel, folder: Path) -> None:
+    predicted = model.predict(data)
     model.save(folder)
-    again = Forecaster.load(folder)
+    again = type(model).load(folder)
     assert type(again) is type(model) and again.settings == model.settings
-    np.testing.assert_allclose(again.predict(stock), predicted, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(again.predict(data), predicted, rtol=1e-6, equal_nan=True)
+
+
+def check_model(prototype: Model, train, valid, data: StockData | FactorPanel,
+                scored_from: str, folder: Path) -> Model:
+    """The whole contract but look-ahead: fit and clone, predictions on ``data`` (finite
+    from ``scored_from`` on), and the save/load round trip into ``folder``."""
+    model = check_fit_and_clone(prototype, train, valid)
+    check_predictions(model, data, scored_from)
+    check_save_load(model, data, folder)
+    return model
 
 
 def suspended(stock: StockData, first: str, last: str) -> StockData:
@@ -74,15 +91,19 @@ def scrambled_after(stock: StockData, cut: str) -> StockData:
     return StockData(stock.ts_code, stock.dates, close, features, np.append(close[1:], np.nan))
 
 
-def check_no_look_ahead(prototype: Forecaster, stocks: list[StockData], protocol: WalkForward,
+def check_no_look_ahead(prototype: Model, clean, scrambled, protocol: WalkForward,
                         cut: str) -> None:
-    clean = walk_forward(prototype, stocks, protocol, progress=False)
-    dirty = walk_forward(prototype, [scrambled_after(s, cut) for s in stocks], protocol,
-                         progress=False)
-    before = clean["trade_date"] < cut
-    assert before.sum() > 20, "the check needs forecasts before the cut"
-    pd.testing.assert_series_equal(clean.loc[before, "predicted_close"],
-                                   dirty.loc[before, "predicted_close"])
-    # the check can fail: forecasts after the cut do see the scrambled rows
-    assert not clean.loc[~before, "predicted_close"].equals(
-        dirty.loc[~before, "predicted_close"])
+    """Walk-forward on ``scrambled`` (``clean`` with every row, or every bar, from ``cut`` on
+    changed) predicts every day before ``cut`` as on ``clean``, and later days otherwise.
+    A cross-sectional score must be bit-identical; a forecast equal to float rounding."""
+    column = "score" if prototype.world == CROSS_SECTION else "predicted_close"
+    before_cut = walk_forward(prototype, clean, protocol, progress=False)
+    after_cut = walk_forward(prototype, scrambled, protocol, progress=False)
+    pd.testing.assert_frame_equal(before_cut[["trade_date", "ts_code"]],
+                                  after_cut[["trade_date", "ts_code"]])
+    before = before_cut["trade_date"] < cut
+    assert before.sum() > 20, "the check needs predictions before the cut"
+    pd.testing.assert_series_equal(before_cut.loc[before, column], after_cut.loc[before, column],
+                                   check_exact=prototype.world == CROSS_SECTION)
+    # the check can fail: predictions after the cut do see the scrambled rows
+    assert not before_cut.loc[~before, column].equals(after_cut.loc[~before, column])
