@@ -180,3 +180,28 @@ def test_a_run_killed_part_way_reruns_to_the_same_signal(at, left, stored, first
             json.loads(path.read_text())
     _signal(folder)
     assert _files(folder) == _files(first)
+
+
+def test_refresh_of_a_universe_runs_its_market_path_and_only_that(tmp_path, workdir):
+    """`refresh --universe top20` fetches, then builds the universe's factors and tomorrow's
+    signal, none of the per-stock stages; a second refresh finds both up to date."""
+    import json
+
+    from conftest import run_cli
+
+    (workdir / "config.json").write_text(json.dumps({
+        "compute": {"workers": 0},
+        "fetch": {"source": "sample", "start_date": "20170101"},
+        "cross_section": {"train_days": 200, "validation_days": 40, "models": ["lightgbm"],
+                          "backtest": {"topk": 5, "n_drop": 1}}}))
+    data = str(tmp_path / "data")
+    code, out, err = run_cli("refresh", "--universe", "top20", "--data-dir", data)
+    assert code == 0, err
+    assert "features: up to date" not in out and not any(
+        line.startswith(("importance", "evaluate")) for line in out.splitlines())
+    assert any(line.startswith("factors of top20") for line in out.splitlines()), out
+    assert list((tmp_path / "data" / "signals").glob("*.portfolio.json"))
+    code, out, err = run_cli("refresh", "--universe", "top20", "--data-dir", data)
+    assert code == 0, err
+    assert "factors: up to date, inputs unchanged" in out
+    assert "signal: up to date, inputs unchanged" in out

@@ -34,6 +34,7 @@ from stockpred.config import (
     RefreshSettings,
     TushareSettings,
     quick_config,
+    with_overrides,
 )
 from stockpred.errors import InputError, MissingInputError
 from stockpred.generative.settings import (
@@ -355,7 +356,7 @@ def _readme(job: Job) -> list[str]:
 
 
 def _refresh(job: Job) -> list[str]:
-    return refresh(job.config, job.paths, progress=job.progress)
+    return refresh(job.config, job.paths, progress=job.progress, universe=job.arg("universe"))
 
 
 def markdown(config: Config) -> str:
@@ -648,10 +649,14 @@ STAGES: tuple[Stage, ...] = (
     Stage("refresh", "refresh",
           """The nightly job: incremental fetch, then the stages whose inputs changed.
 
-    Each later stage in refresh.stages reruns only when what it reads changed. Refuses at
+    Each later stage in refresh.stages reruns only when what it reads changed. With
+    --universe NAME: the whole market's new days by day, then that universe's membership
+    and factors (the new days only) and tomorrow's signal (`stockpred signal`). Refuses at
     once (exit 4) while another stockpred run holds the data directory. Logs to
     <data dir>/logs/refresh-YYYYMMDD.log. For cron, see the README.""", _refresh,
-          writes=("raw",), records=_never),
+          writes=("raw",), records=_never,
+          flags=(F.Flag(("--universe",), F.UNIVERSE_HELP + " Refresh this universe's market "
+                        "path instead of the per-stock stages.", options=dict(metavar="NAME")),)),
     Stage("stages", "stages", "Print this table: each stage's command, whether it is stale, "
           "what it reads and writes, and the config sections it depends on.", _stages,
           session=False, records=_never,
@@ -740,12 +745,21 @@ def run_stage(entry: Stage, job: Job) -> list[str]:
     return lines
 
 
-def refresh(config: Config, paths: Paths, progress: bool = False) -> list[str]:
+# what `refresh --universe NAME` runs after fetching the universe's new days
+MARKET_NIGHT = ("factors", "signal")
+
+
+def refresh(config: Config, paths: Paths, progress: bool = False,
+            universe: str | None = None) -> list[str]:
     """Incremental fetch of the configured universe, then each stage of refresh.stages
-    that is stale, in the table's order."""
-    lines = run_stage(stage("fetch"), Job(config, paths, progress))
+    that is stale, in the table's order; with ``universe``, the market's new days, then
+    that universe's factors and tomorrow's signal."""
+    if universe is not None:
+        config = with_overrides(config, {"cross_section": {"universe": universe}})
+    lines = run_stage(stage("fetch"), Job(config, paths, progress, {"universe": universe}))
+    chosen = MARKET_NIGHT if universe is not None else config.refresh.stages
     for entry in STAGES:
-        if not entry.pipeline or entry.name not in config.refresh.stages:
+        if not entry.pipeline or entry.name not in chosen:
             continue
         if not is_stale(entry, config, paths):
             lines.append(f"{entry.name}: up to date, inputs unchanged")
