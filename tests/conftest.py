@@ -7,6 +7,12 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +21,7 @@ import pytest
 from stockpred.cli import main
 from stockpred.data.replay import ReplayServer, market_replay_tables, replay_tables
 from stockpred.data.sample import read_market_tree, read_sample_tables, read_tushare_csv_tree
+from stockpred.data.store import TMP_MARK
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "f3c1a9e07b5d4e2fa8c6b0d9e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6"  # a made-up test token
@@ -120,3 +127,48 @@ def tree_digest(folder: Path) -> dict[str, str]:
     """Content hashes of every parquet file under ``folder``."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(Path(folder).rglob("*.parquet"))}
+
+
+# -- real processes killed at a chosen point (test_kill_resume*.py) --------------------------
+
+def kill_when(args: list[str], ready: Callable[[], bool], limit_s: float = 120) -> bool:
+    """Start `stockpred ARGS`, SIGKILL it once ``ready()`` holds; True if it was still
+    running then (False: it finished first, which leaves nothing to check)."""
+    proc = subprocess.Popen([sys.executable, "-m", "stockpred", *args], env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + limit_s
+    while proc.poll() is None and not ready() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait() == -signal.SIGKILL
+
+
+def rerun(*args: str) -> str:
+    """Run `stockpred ARGS` to the end in a process of its own; returns what it printed."""
+    done = subprocess.run([sys.executable, "-m", "stockpred", *args], capture_output=True,
+                          text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def files(folder: Path, pattern: str) -> int:
+    return len(list(folder.glob(pattern)))
+
+
+def after(seconds: float) -> Callable[[], bool]:
+    start = time.monotonic()
+    return lambda: time.monotonic() - start > seconds
+
+
+def copy_inputs(built: Path, to: Path, *outputs: str) -> Path:
+    """A copy of the data folder ``built`` without the stage outputs named."""
+    shutil.copytree(built, to, ignore=lambda folder, names: [
+        n for n in names if Path(folder) == built and n in outputs])
+    return to
+
+
+def last_run(runs: Path) -> Path:
+    """The newest run folder under ``runs``; a killed run's half-written twin is gone."""
+    folders = sorted(runs.iterdir())
+    assert not [f for f in folders if TMP_MARK in f.name], folders
+    return folders[-1]

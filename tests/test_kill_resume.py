@@ -5,19 +5,13 @@ walk-forward's predictions. Only run ids and timestamps may differ."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import TOKEN, run_cli, sample_features, write_config
+from conftest import (TOKEN, after, copy_inputs, files, kill_when, last_run, rerun, run_cli,
+                      sample_features, write_config)
 from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.replay import ReplayServer
 from stockpred.data.store import TMP_MARK, RawStore
@@ -25,47 +19,6 @@ from stockpred.data.store import TMP_MARK, RawStore
 STOCKS = "600036.SH,600519.SH"
 # a short test half-year keeps the walk-forward and the LSTM's test forecast small
 EVALUATE = ["--quick", "--models", "xgboost", "--test-start", "20180701"]
-
-
-def kill_when(args: list[str], ready: Callable[[], bool], limit_s: float = 120) -> bool:
-    """Start `stockpred ARGS`, SIGKILL it once ``ready()`` holds; True if it was still
-    running then (False: it finished first, which leaves nothing to check)."""
-    proc = subprocess.Popen([sys.executable, "-m", "stockpred", *args], env=dict(os.environ),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + limit_s
-    while proc.poll() is None and not ready() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    return proc.wait() == -signal.SIGKILL
-
-
-def rerun(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "stockpred", *args], capture_output=True,
-                          text=True, check=False, timeout=300)
-    assert done.returncode == 0, done.stderr
-
-
-def files(folder: Path, pattern: str) -> int:
-    return len(list(folder.glob(pattern)))
-
-
-def after(seconds: float) -> Callable[[], bool]:
-    start = time.monotonic()
-    return lambda: time.monotonic() - start > seconds
-
-
-def copy_inputs(built: Path, to: Path, *outputs: str) -> Path:
-    """A copy of the data folder ``built`` without the stage outputs named."""
-    shutil.copytree(built, to, ignore=lambda folder, names: [
-        n for n in names if Path(folder) == built and n in outputs])
-    return to
-
-
-def last_run(runs: Path) -> Path:
-    """The newest run folder under ``runs``; a killed run's half-written twin is gone."""
-    folders = sorted(runs.iterdir())
-    assert not [f for f in folders if TMP_MARK in f.name], folders
-    return folders[-1]
 
 
 def test_fetch_killed_anywhere_stores_what_an_uninterrupted_fetch_stores(

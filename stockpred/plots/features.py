@@ -19,6 +19,7 @@ from stockpred.data.store import RawStore
 from stockpred.errors import MissingInputError
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest, upstream, write_manifest
+from stockpred.plots import save_figure
 
 MANIFEST = "figures.json"
 
@@ -56,10 +57,7 @@ def _finish(fig, axes, path: Path) -> Path:
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     axes[-1].set_xlabel("trading day")
     fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
