@@ -181,10 +181,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     axs.set_title(f"{who}: spectrum of the last {window} closes up to "
                   f"{history['trade_date'].iloc[-1]}")
     axs.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "fourier_spectrum.png", dpi=110)
-    plt.close(fig)
-    made.append(out / "fourier_spectrum.png")
+    made.append(save_figure(fig, out / "fourier_spectrum.png"))
 
     full_close = history.loc[history["suspended"] == 0, "close"]
     returns = full_close.pct_change().dropna()
@@ -201,10 +198,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
         a.set_xlabel("lag (trading days)")
         a.grid(alpha=0.3)
     fig.suptitle(f"{who}: a price level remembers, its returns barely do")
-    fig.tight_layout()
-    fig.savefig(out / "autocorrelation.png", dpi=110)
-    plt.close(fig)
-    made.append(out / "autocorrelation.png")
+    made.append(save_figure(fig, out / "autocorrelation.png"))
 
     forecast = col("arima_next").shift(1)  # made at t-1 for day t
     fig, ax = _panels(2, f"{who}: ARIMA{tuple(config.features.arima.order)} one-step "
@@ -234,10 +228,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
                       f"{chosen['validation_days'][0]}-{chosen['validation_days'][1]})")
         axs.legend()
         axs.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out / "training_validation.png", dpi=110)
-        plt.close(fig)
-        made.append(out / "training_validation.png")
+        made.append(save_figure(fig, out / "training_validation.png"))
 
         top = chosen["selected"][::-1]
         fig, axs = plt.subplots(1, 1, figsize=(9, 0.28 * len(top) + 1.5))
@@ -246,10 +237,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
         axs.set_title(f"XGBoost feature importance, top {len(top)} "
                       f"(near-copies of price set aside: {len(chosen['excluded_near_price'])})")
         axs.grid(alpha=0.3, axis="x")
-        fig.tight_layout()
-        fig.savefig(out / "feature_importance.png", dpi=110)
-        plt.close(fig)
-        made.append(out / "feature_importance.png")
+        made.append(save_figure(fig, out / "feature_importance.png"))
     write_manifest(out / MANIFEST, {
         "stage": "plot features",
         "ts_code": code,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from stockpred.config import Config
+from stockpred.data.store import atomic_save
 from stockpred.errors import MissingInputError
 from stockpred.dataset import Periods, StockData, load_stocks
 from stockpred.generative.wgan import FAN_FILE, WALK_HIGH, WALK_LOW
@@ -60,7 +61,7 @@ def vae_latent(stocks: list[StockData], codes: dict[str, pd.DataFrame], config: 
         fig.colorbar(scatter, ax=axes, shrink=0.85, label="next-day return, % (clipped at ±3)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
     plt.close(fig)
     return path
 

@@ -20,6 +20,7 @@ from stockpred.dataset import stocks_to_use
 from stockpred.errors import MissingInputError
 from stockpred.evaluation.metrics import rmse
 from stockpred.layout import Paths
+from stockpred.plots import save_figure
 
 
 def _figure(exp: pd.DataFrame, who: str, path: Path) -> Path:
@@ -47,10 +48,7 @@ def _figure(exp: pd.DataFrame, who: str, path: Path) -> Path:
     ax[1].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     ax[1].set_xlabel("trading day")
     fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _splits_figure(splits: pd.DataFrame, who: str, path: Path) -> Path:
@@ -73,10 +71,7 @@ def _splits_figure(splits: pd.DataFrame, who: str, path: Path) -> Path:
                  f"of the pre-test rows", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib import font_manager
 
 from stockpred.config import Config
+from stockpred.data.store import atomic_save
 from stockpred.layout import Paths
 from stockpred.news.embed import read_vectors, vector_columns
 from stockpred.plots.features import _CJK_FONTS
@@ -91,6 +92,6 @@ def run(config: Config, paths: Paths) -> list[Path]:
     out = paths.figures_dir("news")
     out.mkdir(parents=True, exist_ok=True)
     path = out / FIGURE
-    fig.savefig(path, dpi=110)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
     return [path]

@@ -11,6 +11,7 @@ from stockpred.errors import MissingInputError
 from stockpred.layout import Paths
 from stockpred.tuning.search import trial_curves
 from stockpred.tuning.spaces import SPACES
+from stockpred.plots import save_figure
 
 
 def run(config: Config, paths: Paths, model: str | None = None) -> list[Path]:
@@ -33,9 +34,5 @@ def run(config: Config, paths: Paths, model: str | None = None) -> list[Path]:
                      f"(validation {config.evaluation.validation_start[:4]})")
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        path = out / f"{name}_best_so_far.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        made.append(path)
+        made.append(save_figure(fig, out / f"{name}_best_so_far.png"))
     return made
