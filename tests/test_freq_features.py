@@ -77,7 +77,8 @@ def moneyflow(bars: pd.DataFrame) -> pd.DataFrame:
     split = {"sm": (0.30 - lean, 0.30 + lean), "md": (0.25 + lean / 2, 0.25 - lean / 2),
              "lg": (0.25 + lean, 0.25 - lean), "elg": (0.20 + lean, 0.20 - lean)}
     rows = {"ts_code": BANK, "trade_date": bars["trade_date"].to_numpy()}
-    for kind, total in (("vol", bars["vol"].to_numpy()), ("amount", bars["amount"].to_numpy() / 10)):
+    for kind, total in (("vol", bars["vol"].to_numpy()),
+                        ("amount", bars["amount"].to_numpy() / 10)):
         for size, (buy, sell) in split.items():
             rows[f"buy_{size}_{kind}"] = total * buy
             rows[f"sell_{size}_{kind}"] = total * sell
