@@ -40,6 +40,15 @@ def test_selection_ranks_features_without_near_copies_of_price(built, workdir):
     assert len(chosen["curves"]["train"]) == len(chosen["curves"]["validation"]) > 1
     shares = [f["gain_share"] for f in chosen["selected"]]
     assert shares == sorted(shares, reverse=True)
+    # the original design's cuts rank the same candidates, validating ever later
+    cuts = chosen["splits"]
+    assert [c["train_fraction"] for c in cuts] == [0.9, 0.98]
+    assert chosen["validation_days"][0] < cuts[0]["validation_days"][0] \
+        < cuts[1]["validation_days"][0] <= cuts[1]["validation_days"][1] <= "20161231"
+    for cut in cuts:
+        assert cut["train_days"][1] < cut["validation_days"][0]
+        assert len(cut["ranking"]) == 10
+        assert {f["name"] for f in cut["ranking"]} <= {f["name"] for f in chosen["ranking"]}
 
 
 def test_selection_never_reads_rows_after_train_end(built, tmp_path, workdir):
@@ -76,7 +85,8 @@ def test_feature_figures_regenerate(built, tmp_path, workdir):
     assert made == sorted(["price_amount.png", "macd.png", "bollinger_kdj.png", "open_rsi.png",
                            "wr_cr.png", "cci_tr_vr.png", "dmi.png", "fourier.png",
                            "fourier_spectrum.png", "autocorrelation.png", "arima.png",
-                           "training_validation.png", "feature_importance.png"])
+                           "training_validation.png", "feature_importance.png",
+                           "importance_splits.png"])
     assert all((results / "feature_engineering" / m).stat().st_size > 20_000 for m in made)
     code, _, err = run_cli("plot", "features", "--data-dir", str(built), "--results-dir",
                            str(results), "--ts-code", "601988.SH")

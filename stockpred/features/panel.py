@@ -33,10 +33,10 @@ from stockpred.config import FeatureSettings
 from stockpred.data.store import RawStore
 from stockpred.errors import MissingInputError
 from stockpred.features.events import as_days, in_force, stock_events
-from stockpred.features.indicators import (Feature, order_flow, scale_free, technical,
+from stockpred.features.indicators import (Feature, order_flow, ratio, scale_free, technical,
                                            with_scale_free_twin)
 from stockpred.features.spectral import (ar_differences_forecast, fourier_amplitudes,
-                                         fourier_reconstruction)
+                                         fourier_reconstruction, trailing_spectrum)
 from stockpred.market_rules import price_limit
 
 PRICE_BASES = ("hfq_daily", "qfq_daily", "daily")
@@ -222,6 +222,11 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
     put(Feature("arima_next", "arima", "close", {"order": list(settings.arima.order),
                                                  "window": settings.arima.window}),
         ar_differences_forecast(close, p, settings.arima.window), "level")
+    # log volume: a unit-free series for trailing_spectrum (a day without volume has no log)
+    made, meta = spectral_features(np.log(traded["vol"].where(traded["vol"] > 0)), "vol",
+                                   "vol", settings)
+    spectral.update(made.items())
+    features += meta
 
     limit = price_limit(code, traded["trade_date"])
     pct = traded["pct_chg"].to_numpy() / 100
@@ -259,6 +264,11 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
                        if pd.api.types.is_float_dtype(basic[c]) and c != "close"]
             parts.append(basic[numeric].add_prefix("basic_").reindex(days).ffill())
             features += [Feature(f"basic_{c}", "daily_basic", "daily_basic", {}) for c in numeric]
+            if "turnover_rate" in basic.columns:  # % of the float: a share already
+                made, meta = spectral_features(basic["turnover_rate"].sort_index(), "turn",
+                                               "daily_basic", settings)
+                parts.append(made.reindex(days).ffill())
+                features += meta
     if store.has("moneyflow"):
         flow = store.read("moneyflow", subjects=[code])
         if not flow.empty:
@@ -266,6 +276,14 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
             flow_features, meta = order_flow(flow, panel["amount"].where(~suspended))
             parts.append(flow_features)
             features += meta
+            shares, meta = order_size_shares(flow)
+            parts.append(shares)
+            features += meta
+            for name in ("mf_large_share", "mf_large_net_share"):
+                if name in shares.columns:  # with the amounts (see order_size_shares)
+                    made, meta = spectral_features(shares[name], name, "moneyflow", settings)
+                    parts.append(made.ffill())
+                    features += meta
     context = market.context.reindex(days)
     parts.append(context)
     features += market.features
@@ -301,6 +319,47 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
     features = list({f.name: f for f in features}.values())
     ordered = ["trade_date", *[f.name for f in features]]
     return StockPanel(frame[ordered], features, basis, dropped, filled, expired)
+
+
+def spectral_features(values: pd.Series, prefix: str, source: str, settings: FeatureSettings,
+                      ) -> tuple[pd.DataFrame, list[Feature]]:
+    """trailing_spectrum of a unit-free series with the close's window, reconstructions and
+    harmonics, and the records of its columns."""
+    fourier = settings.fourier
+    made = trailing_spectrum(values, fourier.window, fourier.components, fourier.harmonics,
+                             prefix)
+    meta = [Feature(f"{prefix}_fft{k}", "fourier", source,
+                    {"window": fourier.window, "components": k}) for k in fourier.components]
+    meta += [Feature(f"{prefix}_fft_amp{k}", "fourier", source, {"window": fourier.window})
+             for k in range(1, fourier.harmonics + 1)]
+    return made, meta
+
+
+def order_size_shares(flow: pd.DataFrame) -> tuple[pd.DataFrame, list[Feature]]:
+    """Every moneyflow column as a share of the day's flow, of its own kind (lots or 10k
+    CNY) and from moneyflow's own rows: ``mf_<column>_share`` = column / S, S the sum of
+    the 8 buy and sell columns of that kind, so the 8 shares of a kind sum to 1; and the
+    large and extra-large orders' share of the amounts (``mf_large_share``) and their net
+    buying (``mf_large_net_share``), both over S. Shares, not levels: a stock's size and
+    the price's unit and re-basing cancel. A kind whose 8 columns are not all stored is
+    left out; a day without a moneyflow row stays empty."""
+    sizes = [f"{side}_{size}" for side in ("buy", "sell") for size in ("sm", "md", "lg", "elg")]
+    out = {}
+    for kind in ("vol", "amount"):
+        parts = [f"{c}_{kind}" for c in sizes]
+        if not set(parts) <= set(flow.columns):
+            continue
+        total = flow[parts].sum(axis=1, min_count=len(parts))
+        for column in (*parts, f"net_mf_{kind}"):
+            if column in flow.columns:
+                out[f"mf_{column}_share"] = ratio(flow[column], total)
+        if kind == "amount":
+            large = {side: flow[f"{side}_lg_amount"] + flow[f"{side}_elg_amount"]
+                     for side in ("buy", "sell")}
+            out["mf_large_share"] = ratio(large["buy"] + large["sell"], total)
+            out["mf_large_net_share"] = ratio(large["buy"] - large["sell"], total)
+    return (pd.DataFrame(out, index=flow.index),
+            [Feature(name, "order_flow", "moneyflow", {}) for name in out])
 
 
 def model_inputs(manifest: dict) -> list[str]:

@@ -9,6 +9,12 @@ is a causal FIR filter: x_hat[t] = sum_j w_j x[t-N+1+j] with
 w_j = (1 + 2 sum_{k=1..K} cos(2 pi k (N-1-j) / N)) / N. The spectrum amplitudes |X_k|/N
 are sliding dot products with cosines and sines in the same way.
 
+Volume, turnover and the order-size shares get the same two transforms through
+``trailing_spectrum``, on a series that is unit-free already (log volume, shares): the
+weights sum to 1, so the reconstruction less the day's value, and every amplitude k >= 1,
+ignore a constant added to the window. Log volume's unit (lots or shares) is such a
+constant; the close's re-basing does not reach volume at all.
+
 ARIMA(5,1,0): an AR(5) without constant on the daily differences, fitted by
 conditional least squares on each trailing window (statsmodels' AutoReg with
 trend='n' gives the same coefficients); the feature at t is the forecast of t+1's
@@ -53,6 +59,19 @@ def fourier_amplitudes(close: pd.Series, window: int, harmonics: int) -> pd.Data
         im = _sliding_dot(values, np.sin(2 * np.pi * k * j / window))
         out[f"fft_amp{k}"] = np.hypot(re, im) / window
     return pd.DataFrame(out, index=close.index)
+
+
+def trailing_spectrum(values: pd.Series, window: int, components: list[int], harmonics: int,
+                      prefix: str) -> pd.DataFrame:
+    """``<prefix>_fft<K>``: the reconstruction with harmonics 0..K less the day's value;
+    ``<prefix>_fft_amp<k>``: the spectrum; each over the last ``window`` known values (a
+    missing one would otherwise blank the ``window`` days after it). NaN where ``values`` is."""
+    known = values.dropna().astype(float)
+    out = {f"{prefix}_fft{k}": fourier_reconstruction(known, window, k) - known
+           for k in components}
+    amplitudes = fourier_amplitudes(known, window, harmonics)
+    out.update({f"{prefix}_{name}": amplitudes[name] for name in amplitudes.columns})
+    return pd.DataFrame(out, index=known.index).reindex(values.index)
 
 
 def ar_differences_forecast(close: pd.Series, lags: int, window: int) -> pd.Series:

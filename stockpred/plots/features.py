@@ -60,6 +60,30 @@ def _finish(fig, axes, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def importance_splits(chosen: dict, path: Path) -> Path:
+    """The top features of the selection beside those under each of the original design's
+    train/validation cuts, each titled with its validation error and the naive one's: a
+    feature that ranks high under one cut only owes its place to where validation starts."""
+    cuts = [{**chosen, "split": "the selection (importance.validation_fraction)",
+             "ranking": chosen["selected"]}, *chosen["splits"]]
+    depth = max(len(cut["ranking"]) for cut in cuts)
+    fig, axes = plt.subplots(1, len(cuts), figsize=(4.6 * len(cuts), 0.28 * depth + 1.8))
+    everywhere = set.intersection(*({f["name"] for f in cut["ranking"]} for cut in cuts))
+    for ax, cut in zip(np.atleast_1d(axes), cuts):
+        top = cut["ranking"][::-1]
+        ax.barh([f["name"] for f in top], [f["gain_share"] for f in top],
+                color=["tab:blue" if f["name"] in everywhere else "tab:orange" for f in top])
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xlabel("share of total gain")
+        ax.set_title(f"{cut['split']}\nvalidation from {cut['validation_days'][0]}: "
+                     f"{chosen['metric']} {cut['validation_error']:.4g} "
+                     f"(naive {cut['naive_validation_error']:.4g})", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(f"XGBoost importance on {chosen['target']} under each train/validation cut "
+                 f"(blue: in every top {depth})", fontsize=11)
+    return save_figure(fig, path)
+
+
 def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     code = ts_code or config.plot.ts_code
     table = paths.features_table(code)
@@ -238,6 +262,8 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
                       f"(near-copies of price set aside: {len(chosen['excluded_near_price'])})")
         axs.grid(alpha=0.3, axis="x")
         made.append(save_figure(fig, out / "feature_importance.png"))
+        if chosen.get("splits"):
+            made.append(importance_splits(chosen, out / "importance_splits.png"))
     write_manifest(out / MANIFEST, {
         "stage": "plot features",
         "ts_code": code,

@@ -2,7 +2,10 @@
 
 Only rows up to ``importance.train_end`` are used, so the selection never sees the
 period that later stages test on; within them the last ``validation_fraction`` of days
-is the validation set, one day apart from the training rows so no target overlaps.
+is the validation set, one day apart from the training rows so no target overlaps. The
+ranking is repeated under each of the original design's cuts (experiments.train_fractions,
+0.9 / 0.1 and 0.98 / 0.02, the cuts the LSTM is compared on) into selected.json's
+``splits``, to show how much the ranking owes to where validation starts.
 The candidates are the model inputs (no column in the stock's price unit); of them,
 near-copies of the price (median |rho| with close across stocks above
 ``max_abs_corr_with_close``) are set aside first, so price does not swamp the ranking. Writes <data dir>/features/selected.json.
@@ -74,30 +77,16 @@ def near_price(rows: pd.DataFrame, candidates: list[str], limit: float) -> list[
     return sorted(median.index[median > limit])
 
 
-def run(config: Config, paths: Paths, ts_codes: list[str] | None = None) -> ImportanceReport:
+def _cut(rows: pd.DataFrame, days: np.ndarray, split: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training rows before day ``split`` and validation rows from it on; the last training
+    day's target is the first validation day's close, so that day is left out."""
+    return rows[rows["trade_date"] < days[split - 1]], rows[rows["trade_date"] >= days[split]]
+
+
+def _rank(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], settings) -> dict:
+    """XGBoost fit on ``train``, stopped early on ``valid``: the features by share of total
+    gain, the curves, and the validation error beside the naive forecast's."""
     import xgboost
-
-    settings = config.importance
-    built = read_manifest(paths.features_manifest)
-    if built is None:
-        raise MissingInputError(f"no features manifest at {paths.features_manifest}: run "
-                                f"`stockpred features` first")
-    stocks = ts_codes or sorted(built["stocks"])
-    rows = load_rows(paths, stocks, config)
-    days = np.sort(rows["trade_date"].unique())
-    if len(days) < 60:
-        raise InputError(f"only {len(days)} trading days up to importance.train_end "
-                         f"{settings.train_end}: move train_end later or fetch more history")
-    split = int(len(days) * (1 - settings.validation_fraction))
-    # the last training day's target is the first validation day's close: leave it out
-    train = rows[rows["trade_date"] < days[split - 1]]
-    valid = rows[rows["trade_date"] >= days[split]]
-
-    inputs = set(model_inputs(built))
-    candidates = [c for c in rows.columns if c in inputs
-                  and pd.api.types.is_numeric_dtype(rows[c])]
-    excluded = near_price(train, candidates, settings.max_abs_corr_with_close)
-    features = [c for c in candidates if c not in excluded]
 
     xgb = settings.xgboost
     common = dict(n_estimators=xgb.n_estimators, max_depth=xgb.max_depth,
@@ -115,13 +104,10 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None) -> Impo
     metric = "logloss" if classify else "rmse"
     train_curve, valid_curve = curves["validation_0"][metric], curves["validation_1"][metric]
     best = int(model.best_iteration)
-
     gain = model.get_booster().get_score(importance_type="gain")
     total = sum(gain.values()) or 1.0
     ranking = sorted(((name, gain.get(name, 0.0) / total) for name in features),
                      key=lambda item: -item[1])
-    selected = [name for name, _ in ranking[:settings.top_k]]
-
     if classify:
         p = np.clip(train["target"].mean(), 1e-6, 1 - 1e-6)
         naive = float(-np.mean(valid["target"] * np.log(p) + (1 - valid["target"]) * np.log(1 - p)))
@@ -129,7 +115,53 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None) -> Impo
         naive = float(np.sqrt(np.mean((valid["target"] - valid["close"]) ** 2)))
     else:
         naive = float(np.sqrt(np.mean(valid["target"] ** 2)))
-    report = ImportanceReport(selected, float(valid_curve[best]), naive, metric,
+    return {"metric": metric, "best_iteration": best, "ranking": ranking,
+            "curves": {"train": [float(x) for x in train_curve],
+                       "validation": [float(x) for x in valid_curve]},
+            "validation_error": float(valid_curve[best]), "naive_validation_error": naive}
+
+
+def run(config: Config, paths: Paths, ts_codes: list[str] | None = None) -> ImportanceReport:
+    settings = config.importance
+    built = read_manifest(paths.features_manifest)
+    if built is None:
+        raise MissingInputError(f"no features manifest at {paths.features_manifest}: run "
+                                f"`stockpred features` first")
+    stocks = ts_codes or sorted(built["stocks"])
+    rows = load_rows(paths, stocks, config)
+    days = np.sort(rows["trade_date"].unique())
+    if len(days) < 60:
+        raise InputError(f"only {len(days)} trading days up to importance.train_end "
+                         f"{settings.train_end}: move train_end later or fetch more history")
+    split = int(len(days) * (1 - settings.validation_fraction))
+    train, valid = _cut(rows, days, split)
+    inputs = set(model_inputs(built))
+    candidates = [c for c in rows.columns if c in inputs
+                  and pd.api.types.is_numeric_dtype(rows[c])]
+    excluded = near_price(train, candidates, settings.max_abs_corr_with_close)
+    features = [c for c in candidates if c not in excluded]
+    fit = _rank(train, valid, features, settings)
+    ranking, metric, naive = fit["ranking"], fit["metric"], fit["naive_validation_error"]
+    # the original design's train/validation cuts (experiments.train_fractions, which the
+    # LSTM compares too), each ranking the same candidates
+    splits = []
+    for share in config.experiments.train_fractions:
+        cut = int(len(days) * share)
+        if not 1 < cut < len(days):
+            raise InputError(f"experiments.train_fractions: {share} of {len(days)} days "
+                             f"leaves no training or validation day")
+        at_cut = _rank(*_cut(rows, days, cut), features, settings)
+        splits.append({"split": f"{share:g} / {1 - share:g}", "train_fraction": share,
+                       "train_days": [str(days[0]), str(days[cut - 2])],
+                       "validation_days": [str(days[cut]), str(days[-1])],
+                       "validation_error": at_cut["validation_error"],
+                       "naive_validation_error": at_cut["naive_validation_error"],
+                       "best_iteration": at_cut["best_iteration"],
+                       "ranking": [{"name": n, "gain_share": g}
+                                   for n, g in at_cut["ranking"][:settings.top_k]]})
+    selected = [name for name, _ in ranking[:settings.top_k]]
+
+    report = ImportanceReport(selected, fit["validation_error"], naive, metric,
                               {"train": len(train), "validation": len(valid)})
     write_manifest(paths.selected_features, {
         "stage": "importance",
@@ -143,15 +175,15 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None) -> Impo
         "stocks": sorted(rows["ts_code"].unique()),
         "excluded_near_price": excluded,
         "metric": metric,
-        "best_iteration": best,
+        "best_iteration": fit["best_iteration"],
         "validation_error": report.validation_error,
         "naive_validation_error": naive,
         "naive": {"next_return": "predict a zero return", "next_close": "tomorrow = today",
                   "next_direction": "the training share of up days"}[settings.target],
-        "curves": {"train": [float(x) for x in train_curve],
-                   "validation": [float(x) for x in valid_curve]},
+        "curves": fit["curves"],
         "selected": [{"name": n, "gain_share": g, "rank": i + 1}
                      for i, (n, g) in enumerate(ranking[:settings.top_k])],
         "ranking": [{"name": n, "gain_share": g} for n, g in ranking],
+        "splits": splits,
     })
     return report

@@ -460,7 +460,8 @@ STAGES: tuple[Stage, ...] = (
     importance.max_abs_corr_with_close) are set aside before ranking. Prints the
     validation error next to a naive forecast's.""",
           _importance, reads=("features",), writes=("selection",),
-          settings=(ImportanceSettings,), flags=F.IMPORTANCE, pipeline=True),
+          settings=(ImportanceSettings, "experiments.train_fractions"), flags=F.IMPORTANCE,
+          pipeline=True),
     Stage("train", "train", """Fit MODEL on the training period and forecast the test period.
 
     Uses the features in selected.json when present, else all. Training ends at
