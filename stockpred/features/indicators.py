@@ -188,7 +188,8 @@ def trix(c, n: int):
 @dataclass(frozen=True)
 class Feature:
     """What a feature column is, for the features manifest. ``model_input`` is False for
-    a column in the stock's price unit: its scale-free twin, if any, is the model input."""
+    a column in the stock's price unit (its scale-free twin, if any, is the model input)
+    and for the flow features no model has yet been shown to gain from (see panel.py)."""
 
     name: str
     group: str

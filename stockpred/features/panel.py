@@ -321,6 +321,14 @@ def build_panel(store: RawStore, code: str, market: Market, settings: FeatureSet
     return StockPanel(frame[ordered], features, basis, dropped, filled, expired)
 
 
+# The spectra of volume, turnover and the big orders' shares, and the moneyflow shares, are
+# stored and exported but not offered to the models: with them among the importance
+# candidates, svr, xgboost and the lstm on 600036.SH went from tied with persistence to
+# significantly worse (`stockpred run` on the sample, 2026-12-07: svr DM p 4.5e-05, xgboost
+# p 1.4e-04, lstm p 0.041). They become inputs when a validation shows they help.
+FLOW_INPUTS = False
+
+
 def spectral_features(values: pd.Series, prefix: str, source: str, settings: FeatureSettings,
                       ) -> tuple[pd.DataFrame, list[Feature]]:
     """trailing_spectrum of a unit-free series with the close's window, reconstructions and
@@ -329,9 +337,10 @@ def spectral_features(values: pd.Series, prefix: str, source: str, settings: Fea
     made = trailing_spectrum(values, fourier.window, fourier.components, fourier.harmonics,
                              prefix)
     meta = [Feature(f"{prefix}_fft{k}", "fourier", source,
-                    {"window": fourier.window, "components": k}) for k in fourier.components]
-    meta += [Feature(f"{prefix}_fft_amp{k}", "fourier", source, {"window": fourier.window})
-             for k in range(1, fourier.harmonics + 1)]
+                    {"window": fourier.window, "components": k}, model_input=FLOW_INPUTS)
+            for k in fourier.components]
+    meta += [Feature(f"{prefix}_fft_amp{k}", "fourier", source, {"window": fourier.window},
+                     model_input=FLOW_INPUTS) for k in range(1, fourier.harmonics + 1)]
     return made, meta
 
 
@@ -359,7 +368,8 @@ def order_size_shares(flow: pd.DataFrame) -> tuple[pd.DataFrame, list[Feature]]:
             out["mf_large_share"] = ratio(large["buy"] + large["sell"], total)
             out["mf_large_net_share"] = ratio(large["buy"] - large["sell"], total)
     return (pd.DataFrame(out, index=flow.index),
-            [Feature(name, "order_flow", "moneyflow", {}) for name in out])
+            [Feature(name, "order_flow", "moneyflow", {}, model_input=FLOW_INPUTS)
+             for name in out])
 
 
 def model_inputs(manifest: dict) -> list[str]:
