@@ -105,5 +105,8 @@ def test_workers_that_keep_dying_end_in_one_line_naming_the_last(data, cluster, 
     assert code == 1, err
     _one_line(err)
     assert "every worker that ran a partition died (4 tries)" in err
-    assert f"the last {killer.killed[-1]};" in err
+    # the line names a worker the plugin killed: which of the partitions' workers
+    # distributed reports last depends on the order their deaths reach the scheduler
+    named = err.split("the last ")[1].split(";")[0]
+    assert named in killer.killed, (named, killer.killed)
     assert not (data / "factors").exists()
