@@ -11,7 +11,7 @@ import signal
 import time
 
 import pytest
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from conftest import run_cli, tree_digest
@@ -77,6 +77,10 @@ def cluster():
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
                       dashboard_address=None, processes=True) as cluster:
         yield cluster
+        # closing while a nanny restarts a killed worker fails inside distributed ("can
+        # only join a started process"): let the restarts finish first
+        with Client(cluster) as client:
+            client.wait_for_workers(2, timeout=60)
 
 
 def test_a_worker_killed_mid_run_costs_a_rerun_not_the_panel(data, cluster, tmp_path, workdir):
