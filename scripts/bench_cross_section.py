@@ -186,7 +186,7 @@ def walk_forward_case(data_dir: str, overrides: dict) -> dict:
     from stockpred.evaluation.walkforward import WalkForward, walk_forward
     from stockpred.models.base import CROSS_SECTION
     from stockpred.layout import resolve_paths
-    from stockpred.models.registry import cross_sectional_prototype
+    from stockpred.models.registry import prototype
     from stockpred.stages.cross_section import universe_panel
 
     config = with_overrides(Config(), overrides)
@@ -199,7 +199,7 @@ def walk_forward_case(data_dir: str, overrides: dict) -> dict:
     # sampling can miss a short peak of this process: its own ru_maxrss is a floor (of the
     # panel's peak only, as nothing else has run yet)
     panel_peak = max(building.peak, maxrss(resource.RUSAGE_SELF))
-    model = TreesCounted(cross_sectional_prototype(config, "lightgbm"), tally)
+    model = TreesCounted(prototype(config, "lightgbm"), tally)
     with PeakSampler() as walking:
         walk_forward(model, panel, WalkForward.from_config(config, CROSS_SECTION),
                            progress=False)

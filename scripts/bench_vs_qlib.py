@@ -1,7 +1,7 @@
 """stockpred against qlib's LightGBM/Alpha158 benchmark, side by side on the same bars.
 
     .venv-peer/bin/python scripts/bench_vs_qlib.py [--universe top800] [--split a|b|both]
-        [--protocol once|monthly|both] [--models lightgbm,xgboost] [--reuse] [--concurrent]
+        [--protocol once|monthly|both] [--models lightgbm,xgboost_cs] [--reuse] [--concurrent]
 
 Runs in the peer venv (``pip install -e '.[peer]'``: pyqlib 0.9.7, pandas < 3); see
 doc/peer.md. Steps:
@@ -15,7 +15,7 @@ doc/peer.md. Steps:
    workflow_config_lightgbm_Alpha158.yaml (threads cut to this machine), fit on train with
    early stopping on valid, predictions on test.
 3. stockpred (this process): factor_panel, build_factor_panel (label ret_2), walk_forward
-   of lightgbm, xgboost, last_return and random; protocol ``once`` fits one model per
+   of lightgbm, xgboost_cs, last_return and random; protocol ``once`` fits one model per
    learner on the same train / valid days as qlib (retrain_every longer than the test,
    train_days back to the first train day, validation_days the valid days), ``monthly`` the
    config's default refit (every 21 days on the trailing 1250, the last 250 stopping early).
@@ -194,7 +194,7 @@ def stockpred_panel(bars: pd.DataFrame, members: pd.DataFrame):
 def run_stockpred(panel, split: str, kind: str, models: list[str], out: Path) -> dict:
     from stockpred.config import Config
     from stockpred.evaluation.walkforward import walk_forward
-    from stockpred.models.registry import cross_sectional_prototype
+    from stockpred.models.registry import prototype
 
     protocol = protocol_for(panel, split, kind)
     log(f"[stockpred] protocol {kind}: {protocol}")
@@ -203,7 +203,7 @@ def run_stockpred(panel, split: str, kind: str, models: list[str], out: Path) ->
     for name in ["last_return", "random", *models]:
         tally = {"fit_s": 0.0, "fit_rows": 0, "predict_s": 0.0, "predict_rows": 0, "fits": 0}
         t = time.perf_counter()
-        scores[name] = walk_forward(Timed(cross_sectional_prototype(config, name), tally),
+        scores[name] = walk_forward(Timed(prototype(config, name), tally),
                                           panel, protocol, progress=False)
         tally["wall_s"] = time.perf_counter() - t
         tallies[name] = tally
@@ -318,7 +318,7 @@ def main(argv=None) -> int:
     p.add_argument("--universe", default="top800")
     p.add_argument("--split", choices=["a", "b", "both"], default="a")
     p.add_argument("--protocol", choices=["once", "monthly", "both"], default="once")
-    p.add_argument("--models", default="lightgbm,xgboost")
+    p.add_argument("--models", default="lightgbm,xgboost_cs")
     p.add_argument("--data", type=Path, default=qlib_data.DEFAULT_OUT)
     p.add_argument("--reuse", action="store_true", help="reuse stored qlib predictions")
     p.add_argument("--reuse-stockpred", action="store_true",

@@ -22,7 +22,8 @@ from stockpred.data.universe import Universe as UniverseSpec
 from stockpred.errors import InputError
 from stockpred.evaluation.backtest import BacktestSettings
 from stockpred.generative.settings import GenerativeSettings
-from stockpred.models.names import CROSS_SECTIONAL, REGISTRY, is_model_name, model_names_hint
+from stockpred.models.names import (CROSS_SECTION, STOCK, WORLD_NAMES, is_model_name,
+                                    model_names_hint)
 from stockpred.news.settings import NewsSettings
 from stockpred.settings_base import Section, parse_day
 
@@ -48,6 +49,13 @@ def _all_known(names: list[str], known, what: str, hint: str) -> list[str]:
     for name in names:
         if name not in known:
             raise ValueError(f"unknown {what} {name!r}; {hint}")
+    return names
+
+
+def _models_of(world: str, names: list[str]) -> list[str]:
+    for name in names:
+        if not is_model_name(name, world):
+            raise ValueError(f"unknown {WORLD_NAMES[world]} {name!r}; {model_names_hint(world)}")
     return names
 
 
@@ -338,10 +346,7 @@ class EvaluationSettings(Section):
     @field_validator("models")
     @classmethod
     def _models(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if not is_model_name(name):
-                raise ValueError(f"unknown model {name!r}; {model_names_hint()}")
-        return names
+        return _models_of(STOCK, names)
 
     @model_validator(mode="after")
     def _ordered(self) -> "EvaluationSettings":
@@ -401,7 +406,7 @@ class CrossSectionSettings(Section):
 
     section: ClassVar[str] = "cross_section"
     universe: str = "top800"
-    models: list[str] = Field(default_factory=lambda: ["lightgbm", "xgboost", "mlp"])
+    models: list[str] = Field(default_factory=lambda: ["lightgbm", "xgboost_cs", "mlp"])
     label: Literal["ret_1", "ret_2"] = "ret_2"
     normalise: Literal["zscore", "rank"] = "zscore"
     mad_k: float = Field(3.0, gt=0)
@@ -416,8 +421,7 @@ class CrossSectionSettings(Section):
     @field_validator("models")
     @classmethod
     def _models(cls, names: list[str]) -> list[str]:
-        return _all_known(names, CROSS_SECTIONAL, "cross-sectional model",
-                          f"models are {', '.join(CROSS_SECTIONAL)}")
+        return _models_of(CROSS_SECTION, names)
 
     @model_validator(mode="after")
     def _window(self) -> "CrossSectionSettings":
@@ -494,7 +498,7 @@ class RefreshSettings(Section):
     @field_validator("train_model")
     @classmethod
     def _model(cls, name: str) -> str:
-        return _all_known([name], REGISTRY, "model", f"models are {', '.join(REGISTRY)}")[0]
+        return _models_of(STOCK, [name])[0]
 
 
 class Config(Section):

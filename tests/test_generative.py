@@ -12,13 +12,15 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from stockpred.config import Config
+from stockpred.config import Config, quick_config
 from stockpred.dataset import StockData, load_stock, model_features
 from stockpred.errors import MissingInputError
 from stockpred.generative import vae, wgan
 from stockpred.layout import resolve_paths
+from stockpred.models.registry import prototype
 from stockpred.plots import generative as plots
 from stockpred.stages.generative import run_vae, run_wgan
+from stockpred.testing import conformance
 
 STOCK = "600036.SH"
 CUT = "20180801"  # rows from here on are scrambled in the look-ahead tests
@@ -58,6 +60,12 @@ def scrambled(stock: StockData, cut: str = CUT) -> StockData:
 
 
 # -- VAE -----------------------------------------------------------------------------------------
+def test_the_vae_keeps_the_model_contract(stock, tmp_path):
+    train, valid = stock.rows(stock.dates < "20160101"), stock.rows(stock.dates < "20170101")
+    conformance.check_model(prototype(quick_config(Config()), "vae"), [train], [valid], valid,
+                            "20160101", tmp_path)
+
+
 def test_vae_trains_saves_and_writes_latent_features(vae_run, paths, stock):
     model, run_dir = vae_run.model, vae_run.run_dir
     for name in ("encoder.keras", "decoder.keras", "vae.json", "metrics.json", "config.json"):

@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from stockpred.config import Config
+from stockpred.config import Config, quick_config
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.generative.minutes import SLOTS, MinuteDayEncoder, day_grids
 from stockpred.layout import resolve_paths
+from stockpred.models.registry import prototype
 from stockpred.plots import generative as plots
 from stockpred.stages.generative import run_minutes
+from stockpred.testing import conformance
 
 STOCK, INDEX = "600036.SH", "000001.SH"
 TEST_START = Config().evaluation.test_start
@@ -86,6 +88,13 @@ def test_the_encoder_writes_a_code_for_every_day_and_says_what_it_saw(minutes_ru
     assert any("fewer than 240 bars" in line for line in report.summary())
     plots.run(Config(), paths)
     assert (paths.figures_dir("generative") / "minute_codes.png").exists()
+
+
+def test_the_minute_encoder_keeps_the_model_contract(bars, tmp_path):
+    days, _, grids = day_grids(bars)
+    train, valid = grids[days < "20160101"], grids[(days >= "20160101") & (days < TEST_START)]
+    conformance.check_model(prototype(quick_config(Config()), "minute_encoder"), train, valid,
+                            grids, TEST_START, tmp_path)
 
 
 def test_the_saved_encoder_gives_the_same_codes_and_errors(minutes_run, bars):

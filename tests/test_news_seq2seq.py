@@ -17,6 +17,7 @@ from stockpred.news import samples as news_samples
 from stockpred.news import seq2seq
 from stockpred.stages import embed_news
 from stockpred.stages import seq2seq as seq2seq_stage
+from stockpred.testing import conformance
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -163,6 +164,15 @@ def test_same_seed_same_forecasts(samples):
     runs = [seq2seq.NewsSeq2Seq(seq2seq.model_settings(s, "mask"), 7).fit(train)
             .predict(sets["offhours"].split("test")) for _ in range(2)]
     assert np.array_equal(runs[0], runs[1])
+
+
+def test_the_network_keeps_the_model_contract(samples, tmp_path):
+    sets = samples[0]
+    s = seq2seq_stage.effective_settings(Config().news.seq2seq, quick=True)
+    train = {kind: sets[kind].split("train").subset(np.arange(40)) for kind in news_samples.KINDS}
+    valid = {kind: sets[kind].split("valid") for kind in news_samples.KINDS}
+    conformance.check_model(seq2seq.NewsSeq2Seq(seq2seq.model_settings(s, "mask"), 7), train,
+                            valid, sets["insession"].split("test"), "", tmp_path)
 
 
 def test_missing_inputs_refuse_naming_the_stage(built, tmp_path):

@@ -18,7 +18,7 @@ from conftest import sample_features
 from stockpred.config import Config, load_config, with_overrides
 from stockpred.errors import InputError
 from stockpred.layout import Paths, resolve_paths
-from stockpred.models.names import CROSS_SECTIONAL, REGISTRY, _import
+from stockpred.models.names import CROSS_SECTION, MODELS, STOCK, model_class, names_in
 from stockpred.stages import table
 
 # keys no recorded stage may depend on, and why
@@ -124,8 +124,8 @@ def _reads(section: str, key: str) -> bool:
 @pytest.fixture(scope="module")
 def every_model() -> Config:
     """The defaults with every model evaluated, so that every model's sections count."""
-    return with_overrides(Config(), {"evaluation": {"models": list(REGISTRY)},
-                                     "cross_section": {"models": list(CROSS_SECTIONAL)}})
+    return with_overrides(Config(), {"evaluation": {"models": names_in(STOCK)},
+                                     "cross_section": {"models": names_in(CROSS_SECTION)}})
 
 
 RECORDED = [s for s in table.STAGES if s.records is not table._never]
@@ -150,10 +150,10 @@ def test_editing_any_key_makes_exactly_the_stages_that_read_it_stale(every_model
     assert unread == [], f"keys no stage declares it reads: {unread}"
 
 
-@pytest.mark.parametrize("name", [*REGISTRY, *(f"cross:{n}" for n in CROSS_SECTIONAL)])
+@pytest.mark.parametrize("name", list(MODELS))
 def test_a_model_names_every_key_its_settings_come_from(name, every_model):
-    cls = _import((CROSS_SECTIONAL if name.startswith("cross:") else REGISTRY)
-                  [name.removeprefix("cross:")])
+    cls = model_class(name)
+    assert (cls.name, cls.world) == (name, MODELS[name][0]), "the registry line disagrees"
     before = json.dumps(cls.settings_from(every_model), sort_keys=True, default=str)
     for key, edited in _every_edit(every_model):
         if key in ("data_dir", "results_dir"):  # the news model reads its vectors itself

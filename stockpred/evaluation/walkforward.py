@@ -21,7 +21,8 @@ import pandas as pd
 from stockpred import runtime
 from stockpred.config import Config
 from stockpred.dataset import FactorPanel, Periods, StockData, StockSet
-from stockpred.models.base import CROSS_SECTION, Forecaster
+from stockpred.models.base import Forecaster
+from stockpred.models.names import CROSS_SECTION
 
 
 @dataclass(frozen=True)

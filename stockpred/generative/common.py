@@ -1,5 +1,5 @@
 """What the generative models share: the training-rows check, daily log returns, and the
-autoencoders' save/load."""
+encoders' save/load."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from stockpred.data.store import atomic_save
 from stockpred.dataset import Standardizer, StockData
 from stockpred.errors import InputError
 from stockpred.models.base import Model
+from stockpred.models.names import ENCODER
 from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 
@@ -29,24 +30,19 @@ def log_returns(close: np.ndarray) -> np.ndarray:
     return out
 
 
-class Autoencoder(Model):
-    """The VAE's and the minute encoder's save/load: the input scaler (``scaler_``) and the
-    ``learned`` attributes (each named without its trailing _) in the JSON state, and each
-    Keras network of ``networks`` (attribute: file) in its own file beside it."""
+class KerasModel(Model):
+    """An encoder's save/load: the ``learned`` attributes (each named without its trailing _)
+    in the JSON state, and each Keras network of ``networks`` (attribute: file) in its own
+    file beside it, written atomically."""
 
+    world = ENCODER
     learned: ClassVar[tuple[str, ...]] = ()
     networks: ClassVar[dict[str, str]]
 
-    @classmethod
-    def class_named(cls, name: str) -> type:
-        return cls  # the caller names the class (WindowVAE.load): no registry maps names here
-
     def _state(self) -> dict:
-        return {"scaler": self.scaler_.to_json(),
-                **{name: getattr(self, f"{name}_") for name in self.learned}}
+        return {name: getattr(self, f"{name}_") for name in self.learned}
 
     def _restore(self, state: dict, folder: Path) -> None:
-        self.scaler_ = Standardizer.from_json(state["scaler"])
         for name in self.learned:
             setattr(self, f"{name}_", state[name])
         keras = keras_seeded(self.seed)
@@ -58,3 +54,18 @@ class Autoencoder(Model):
         super().save(folder)
         for attribute, file in self.networks.items():
             atomic_save(Path(folder) / file, getattr(self, attribute).save)
+
+
+class Autoencoder(KerasModel):
+    """The VAE and the minute encoder: a KerasModel with its input scaler (``scaler_``),
+    whose prediction is its code."""
+
+    def predict(self, data) -> np.ndarray:
+        return self.encode(data)
+
+    def _state(self) -> dict:
+        return {"scaler": self.scaler_.to_json(), **super()._state()}
+
+    def _restore(self, state: dict, folder: Path) -> None:
+        self.scaler_ = Standardizer.from_json(state["scaler"])
+        super()._restore(state, folder)

@@ -94,12 +94,18 @@ class MinuteDayEncoder(Autoencoder):
     keeps learned state in attributes ending in ``_``; ``encode`` gives each day's code."""
 
     name = "minute_encoder"
+    sections = ("generative.minutes",)
+    uses_validation = True
     state_file = "minute_encoder.json"
     learned = ("history", "best_epoch", "train_days", "seconds_per_epoch")
     networks = {"model_": "autoencoder.keras"}
 
     def __init__(self, settings: dict | None = None, seed: int = 42):
         super().__init__({**MinuteEncoderSettings().model_dump(), **(settings or {})}, seed)
+
+    @classmethod
+    def settings_from(cls, config):
+        return config.generative.minutes.model_dump()
 
     def _standardised(self, grids: np.ndarray) -> np.ndarray:
         flat = self.scaler_.transform(grids.reshape(-1, grids.shape[-1]))

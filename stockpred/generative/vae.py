@@ -45,12 +45,18 @@ class WindowVAE(Autoencoder):
     keeps learned state in attributes ending in ``_``; ``encode`` gives the latent means."""
 
     name = "vae"
+    sections = ("generative.vae",)
+    uses_validation = True
     state_file = "vae.json"
     learned = ("features", "history", "best_epoch", "train_windows")
     networks = {"encoder_": "encoder.keras", "decoder_": "decoder.keras"}
 
     def __init__(self, settings: dict | None = None, seed: int = 42):
         super().__init__({**VAESettings().model_dump(), **(settings or {})}, seed)
+
+    @classmethod
+    def settings_from(cls, config):
+        return config.generative.vae.model_dump()
 
     @property
     def window(self) -> int:

@@ -18,14 +18,12 @@ import numpy as np
 
 from stockpred.data.store import atomic_write_text
 from stockpred.dataset import StockData
+from stockpred.models.names import STOCK, model_class
 
 if TYPE_CHECKING:
     from stockpred.config import Config
 
 STATE_FILE = "forecaster.json"
-# the two worlds a model lives in (its ``world`` trait): one stock's next close, or one score
-# per (day, stock) of a universe
-STOCK, CROSS_SECTION = "stock", "cross_section"
 
 
 class Model(ABC):
@@ -58,11 +56,6 @@ class Model(ABC):
         """An unfitted copy with the same settings and seed (walk-forward refits clones)."""
         return type(self)(self.settings, self.seed)
 
-    @staticmethod
-    @abstractmethod
-    def class_named(name: str) -> type:
-        """The registered class of a saved model's ``name`` (what ``load`` builds)."""
-
     def _state(self) -> dict:
         return {}
 
@@ -80,7 +73,7 @@ class Model(ABC):
     @classmethod
     def load(cls, folder: Path):
         payload = json.loads((Path(folder) / cls.state_file).read_text(encoding="utf-8"))
-        model = cls.class_named(payload["name"])(payload["settings"], payload["seed"])
+        model = model_class(payload["name"])(payload["settings"], payload["seed"])
         model._restore(payload["state"], Path(folder))
         return model
 
@@ -91,12 +84,6 @@ class Forecaster(Model):
 
     writes_tensorboard: ClassVar[bool] = False
     world: ClassVar[str] = STOCK
-
-    @staticmethod
-    def class_named(name: str) -> type:
-        from stockpred.models.names import forecaster_class
-
-        return forecaster_class(name)
 
     @abstractmethod
     def fit(self, train: list[StockData], valid: list[StockData] | None = None,

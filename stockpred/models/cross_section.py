@@ -20,7 +20,8 @@ import numpy as np
 from stockpred.data.store import atomic_save
 from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
 from stockpred.errors import InputError
-from stockpred.models.base import CROSS_SECTION, Model
+from stockpred.models.base import Model
+from stockpred.models.names import CROSS_SECTION
 from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 
@@ -29,12 +30,6 @@ class CrossSectionalModel(Model):
 
     state_file = "model.json"
     world = CROSS_SECTION
-
-    @staticmethod
-    def class_named(name: str) -> type:
-        from stockpred.models.names import cross_sectional_class
-
-        return cross_sectional_class(name)
 
     @abstractmethod
     def fit(self, train: FactorPanel, valid: FactorPanel | None = None
@@ -158,7 +153,7 @@ class XGBoostModel(CrossSectionalModel):
     """XGBoost (hist) on the factors, regression on the ranked label, or ``rank:pairwise``
     with each day a query group."""
 
-    name = "xgboost"
+    name = "xgboost_cs"
     sections = ("cross_section.xgboost",)
     uses_validation = True
     MODEL_FILE = "model.xgb.json"

@@ -21,7 +21,7 @@ import numpy as np
 from stockpred.dataset import StockData
 from stockpred.errors import InputError
 from stockpred.models.base import Forecaster
-from stockpred.models.names import forecaster_class
+from stockpred.models.names import STOCK, model_class
 
 ALPHAS = np.linspace(0.0, 1.0, 21)
 
@@ -35,18 +35,18 @@ class FusionForecaster(Forecaster):
     @classmethod
     def settings_from(cls, config):
         return {"components": list(cls.default_components), "alpha": None,
-                **{part: forecaster_class(part).settings_from(config)
+                **{part: model_class(part, STOCK).settings_from(config)
                    for part in cls.default_components}}
 
     @classmethod
     def config_sections(cls) -> tuple[str, ...]:
         return tuple(s for part in cls.default_components
-                     for s in forecaster_class(part).config_sections())
+                     for s in model_class(part, STOCK).config_sections())
 
     @property
     def parts(self) -> list[str]:
         parts = list(self.settings["components"])
-        if len(set(parts)) != 2 or any(issubclass(forecaster_class(p), FusionForecaster)
+        if len(set(parts)) != 2 or any(issubclass(model_class(p, STOCK), FusionForecaster)
                                        for p in parts):
             raise InputError(f"{self.name}: components must be two models that are not "
                              f"fusions (price model first), got {parts}")
@@ -54,7 +54,7 @@ class FusionForecaster(Forecaster):
 
     def fit(self, train, valid=None, log_dir=None, verbose=0):
         self.components_ = [
-            forecaster_class(name)(self.settings.get(name, {}), self.seed).fit(train, valid)
+            model_class(name, STOCK)(self.settings.get(name, {}), self.seed).fit(train, valid)
             for name in self.parts]
         alpha = self.settings.get("alpha")
         self.alpha_ = float(self._best_alpha(valid or []) if alpha is None else alpha)

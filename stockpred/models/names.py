@@ -14,36 +14,47 @@ import importlib
 
 from stockpred.errors import InputError
 
-REGISTRY = {
-    "persistence": "stockpred.models.baselines:Persistence",
-    "drift": "stockpred.models.baselines:Drift",
-    "arima": "stockpred.models.baselines:Arima",
-    "svr": "stockpred.models.learned:SupportVectorForecaster",
-    "xgboost": "stockpred.models.learned:XGBoostForecaster",
-    "lstm": "stockpred.models.neural:LSTMForecaster",
-    "gru": "stockpred.models.neural:GRUForecaster",
-    "tcn": "stockpred.models.neural:TCNForecaster",
-    "wgan": "stockpred.generative.wgan:WGANForecaster",
-    "fusion": "stockpred.models.fusion:FusionForecaster",
-    "news": "stockpred.news.forecaster:NewsForecaster",
-    "fusion+news": "stockpred.models.fusion:NewsFusionForecaster",
+# the worlds a model lives in (each class's ``world`` trait): one stock's next close, one
+# score per (day, stock) of a universe, or an encoder whose codes other models read
+STOCK, CROSS_SECTION, ENCODER = "stock", "cross_section", "encoder"
+
+# name -> (world, class). The world repeats the class's trait so that config.py checks a name
+# without importing its model (tests/test_stages.py holds the two equal); names are unique
+# across worlds, so a saved model's name alone says what to load.
+MODELS = {
+    "persistence": (STOCK, "stockpred.models.baselines:Persistence"),
+    "drift": (STOCK, "stockpred.models.baselines:Drift"),
+    "arima": (STOCK, "stockpred.models.baselines:Arima"),
+    "svr": (STOCK, "stockpred.models.learned:SupportVectorForecaster"),
+    "xgboost": (STOCK, "stockpred.models.learned:XGBoostForecaster"),
+    "lstm": (STOCK, "stockpred.models.neural:LSTMForecaster"),
+    "gru": (STOCK, "stockpred.models.neural:GRUForecaster"),
+    "tcn": (STOCK, "stockpred.models.neural:TCNForecaster"),
+    "wgan": (STOCK, "stockpred.generative.wgan:WGANForecaster"),
+    "fusion": (STOCK, "stockpred.models.fusion:FusionForecaster"),
+    "news": (STOCK, "stockpred.news.forecaster:NewsForecaster"),
+    "fusion+news": (STOCK, "stockpred.models.fusion:NewsFusionForecaster"),
+    "last_return": (CROSS_SECTION, "stockpred.models.cross_section:LastReturn"),
+    "random": (CROSS_SECTION, "stockpred.models.cross_section:RandomScore"),
+    "lightgbm": (CROSS_SECTION, "stockpred.models.cross_section:LightGBMModel"),
+    "xgboost_cs": (CROSS_SECTION, "stockpred.models.cross_section:XGBoostModel"),
+    "mlp": (CROSS_SECTION, "stockpred.models.cross_section:MLPModel"),
+    "vae": (ENCODER, "stockpred.generative.vae:WindowVAE"),
+    "minute_encoder": (ENCODER, "stockpred.generative.minutes:MinuteDayEncoder"),
+    "news_seq2seq": (ENCODER, "stockpred.news.seq2seq:NewsSeq2Seq"),
 }
+WORLD_NAMES = {STOCK: "single-stock model", CROSS_SECTION: "cross-sectional model",
+               ENCODER: "encoder"}
 
 
-# extra input families a model can read beside its features: `xgboost+vae` is xgboost with
-# the VAE's latent codes, `lstm+minutes` the LSTM with the minute-bar day codes, and
-# `lstm+vae+minutes` both (stockpred.dataset.CODE_FAMILIES says where each comes from)
+def names_in(world: str) -> list[str]:
+    return [name for name, (in_world, _) in MODELS.items() if in_world == world]
+
+
+# extra input families a single-stock model can read beside its features: `xgboost+vae` is
+# xgboost with the VAE's latent codes, `lstm+minutes` the LSTM with the minute-bar day codes,
+# and `lstm+vae+minutes` both (stockpred.dataset.CODE_FAMILIES says where each comes from)
 INPUT_FAMILIES = ("vae", "minutes")
-
-
-# the market-wide models: one score per (day, stock) of a universe
-CROSS_SECTIONAL = {
-    "last_return": "stockpred.models.cross_section:LastReturn",
-    "random": "stockpred.models.cross_section:RandomScore",
-    "lightgbm": "stockpred.models.cross_section:LightGBMModel",
-    "xgboost": "stockpred.models.cross_section:XGBoostModel",
-    "mlp": "stockpred.models.cross_section:MLPModel",
-}
 
 
 def unknown_model(name: str, known, what: str = "model") -> InputError:
@@ -56,33 +67,34 @@ def unknown_model(name: str, known, what: str = "model") -> InputError:
 def split_model_name(name: str) -> tuple[str, tuple[str, ...]]:
     """(registered model, extra input families) of a name such as ``xgboost+vae``. A name
     in the registry is a model of its own, whatever it is spelled with."""
-    if name in REGISTRY:
+    if name in MODELS:
         return name, ()
     base, *families = name.split("+")
-    if base in REGISTRY and families and all(f in INPUT_FAMILIES for f in families) \
+    if base in names_in(STOCK) and families and all(f in INPUT_FAMILIES for f in families) \
             and len(set(families)) == len(families):
         return base, tuple(families)
-    raise unknown_model(name, REGISTRY)
+    raise unknown_model(name, MODELS)
 
 
-def is_model_name(name: str) -> bool:
+def is_model_name(name: str, world: str = STOCK) -> bool:
     try:
-        split_model_name(name)
+        return MODELS[split_model_name(name)[0]][0] == world
     except InputError:
         return False
-    return True
 
 
-def model_names_hint() -> str:
-    return (f"models are {', '.join(REGISTRY)}, each optionally with "
-            f"{' / '.join('+' + f for f in INPUT_FAMILIES)}")
+def model_names_hint(world: str = STOCK) -> str:
+    hint = f"{WORLD_NAMES[world]}s are {', '.join(names_in(world))}"
+    if world == STOCK:
+        hint += f", each optionally with {' / '.join('+' + f for f in INPUT_FAMILIES)}"
+    return hint
 
 
-def check_models(names: list[str]) -> list[str]:
-    unknown = [n for n in names if not is_model_name(n)]
+def check_models(names: list[str], world: str = STOCK) -> list[str]:
+    unknown = [n for n in names if not is_model_name(n, world)]
     if unknown or not names:
-        raise InputError(f"unknown model {', '.join(unknown) or '(none given)'}; "
-                         f"{model_names_hint()}")
+        raise InputError(f"unknown {WORLD_NAMES[world]} {', '.join(unknown) or '(none given)'}"
+                         f"; {model_names_hint(world)}")
     return names
 
 
@@ -91,13 +103,9 @@ def _import(path: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def cross_sectional_class(name: str):
-    if name not in CROSS_SECTIONAL:
-        raise unknown_model(name, CROSS_SECTIONAL, "cross-sectional model")
-    return _import(CROSS_SECTIONAL[name])
-
-
-def forecaster_class(name: str) -> type:
-    if name not in REGISTRY:
-        raise unknown_model(name, REGISTRY)
-    return _import(REGISTRY[name])
+def model_class(name: str, world: str | None = None) -> type:
+    """The class of model ``name``; with ``world``, only a model of that world."""
+    known = MODELS if world is None else names_in(world)
+    if name not in known:
+        raise unknown_model(name, known, WORLD_NAMES.get(world, "model"))
+    return _import(MODELS[name][1])

@@ -14,15 +14,12 @@ state; each kind keeps its own mapping from that state to its own target.
 
 from __future__ import annotations
 
-import json
 import math
-import warnings
-from pathlib import Path
 
 import numpy as np
 
-from stockpred.data.store import atomic_write_text
 from stockpred.errors import InputError
+from stockpred.generative.common import KerasModel
 from stockpred.evaluation.metrics import (
     directional_accuracy,
     mae,
@@ -54,18 +51,29 @@ def alternating_batches(sizes: dict[str, int], batch_size: int,
     return [(kind, batches[kind][r]) for r in range(rounds) for kind in sizes]
 
 
-class NewsSeq2Seq:
+class NewsSeq2Seq(KerasModel):
     """Both kinds in one network: a shared encoder LSTM reads either kind's news steps, and
     its final state starts that kind's own decoder LSTM and output layer, which emit the
     kind's horizon. Trained on alternating batches of the two kinds with one optimizer,
     each kind's targets standardised on its training samples; early stopping watches the
-    mean of the two kinds' standardised validation errors. ``with_news=False`` is the
-    control: every step is noise."""
+    mean of the two kinds' standardised validation errors. The setting ``with_news`` False
+    is the control: every step is noise."""
 
-    def __init__(self, settings: dict, seed: int = 42, with_news: bool = True):
-        self.settings = dict(settings)
-        self.seed = seed
-        self.with_news = with_news
+    name = "news_seq2seq"
+    sections = ("news.seq2seq",)
+    uses_validation = True
+    state_file = STATE_FILE
+    learned = ("noise_std", "target_mean", "target_std")
+    networks = {"network_": MODEL_FILE}
+
+    @classmethod
+    def settings_from(cls, config):
+        s = config.news.seq2seq
+        return model_settings(s, s.fill)
+
+    @property
+    def with_news(self) -> bool:
+        return self.settings.get("with_news", True)
 
     @property
     def masked(self) -> bool:
@@ -189,33 +197,11 @@ class NewsSeq2Seq:
             z = self._heads()[kind].predict(self._tensor(samples), verbose=0, batch_size=1024)
         return z.astype(float) * self.target_std_[kind] + self.target_mean_[kind]
 
-    def save(self, folder: Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {"settings": self.settings, "seed": self.seed, "with_news": self.with_news,
-                 "noise_std": self.noise_std_, "target_mean": self.target_mean_,
-                 "target_std": self.target_std_}
-        atomic_write_text(folder / STATE_FILE, json.dumps(state, indent=1) + "\n")
-        with warnings.catch_warnings():  # Keras' own np.array(Variable) under numpy 2
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module="keras")
-            self.network_.save(folder / MODEL_FILE)
 
-    @classmethod
-    def load(cls, folder: Path) -> "NewsSeq2Seq":
-        folder = Path(folder)
-        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-        model = cls(state["settings"], state["seed"], state["with_news"])
-        model.noise_std_ = state["noise_std"]
-        model.target_mean_, model.target_std_ = state["target_mean"], state["target_std"]
-        keras = keras_seeded(model.seed)
-        with native_stderr_to_log():
-            model.network_ = keras.models.load_model(folder / MODEL_FILE)
-        return model
-
-
-def model_settings(s: NewsSeq2SeqSettings, fill: str) -> dict:
-    return {"fill": fill, "noise_scale": s.noise_scale, "units": s.units, "dropout": s.dropout,
-            "epochs": s.epochs, "batch_size": s.batch_size, "learning_rate": s.learning_rate,
+def model_settings(s: NewsSeq2SeqSettings, fill: str, with_news: bool = True) -> dict:
+    return {"fill": fill, "with_news": with_news, "noise_scale": s.noise_scale,
+            "units": s.units, "dropout": s.dropout, "epochs": s.epochs,
+            "batch_size": s.batch_size, "learning_rate": s.learning_rate,
             "patience": s.patience}
 
 

@@ -93,7 +93,7 @@ def run(config: Config, paths: Paths, quick: bool = False, progress: bool = Fals
         log.info("news seq2seq: fill %s", fill)
         networks[fill] = NewsSeq2Seq(model_settings(s, fill), s.seed).fit(train, valid, verbose)
     chosen = networks[s.fill]
-    control = NewsSeq2Seq(model_settings(s, s.fill), s.seed, with_news=False).fit(
+    control = NewsSeq2Seq(model_settings(s, s.fill, with_news=False), s.seed).fit(
         train, valid, verbose)
     with new_run_folder(paths.model_runs("seq2seq"), quick) as run_folder:
         run_dir = run_folder.writing

@@ -42,7 +42,7 @@ from stockpred.evaluation.signal import trading_status
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest, write_manifest
 from stockpred.models.cross_section import CrossSectionalModel
-from stockpred.models.registry import cross_sectional_prototype
+from stockpred.models.registry import prototype
 from stockpred.stages.market import compute_client, market_bars, members, model_factors
 
 FIT_FILE = "fit.json"
@@ -137,7 +137,7 @@ def run(config: Config, paths: Paths, progress: bool = False) -> list[str]:
         raise MissingInputError(f"the factors of {name} end before {day}, the last member "
                                 f"day: run `stockpred features --universe {name}` first")
     calendar = np.sort(member_rows["trade_date"].unique().astype(str))
-    prototype = cross_sectional_prototype(config, cs.models[0])
+    prototype = prototype(config, cs.models[0])
     key = _fit_key(config, prototype, factors)
     fit = _stored_fit(paths, prototype.name, key, calendar, day, cs.retrain_every)
     # a refit reads the trailing train_days, scoring alone the day itself

@@ -1,12 +1,13 @@
-"""The contract every registered model of either world must keep, in the manner of
+"""The contract every registered model of every world must keep, in the manner of
 scikit-learn's ``check_estimator``: run ``check_model`` on a model prototype and real data
-(stocks for a forecaster, a FactorPanel for a cross-sectional model), and
-``check_no_look_ahead`` on a dataset and its twin scrambled from a cut day on.
+(stocks for a forecaster, a FactorPanel for a cross-sectional model, an encoder's own
+samples for an encoder), and ``check_no_look_ahead`` on a dataset and its twin scrambled
+from a cut day on.
 
 - ``fit`` returns the model itself; ``clone`` gives an unfitted copy with equal settings;
 - ``predict`` gives one value per row: a forecaster's NaN only in the warm-up at the start
   (the rows before a window is complete), finite and near the close after it; a
-  cross-sectional model's finite everywhere;
+  cross-sectional model's finite everywhere; an encoder's, one code per sample;
 - ``save`` then ``load`` gives a model that predicts the same values;
 - no look-ahead: walk-forward on the scrambled twin leaves every prediction made before
   the cut unchanged (also when a suspension pushes a row's target past the cut) and
@@ -22,7 +23,8 @@ import pandas as pd
 
 from stockpred.dataset import FactorPanel, StockData
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
-from stockpred.models.base import CROSS_SECTION, Model
+from stockpred.models.base import Model
+from stockpred.models.names import CROSS_SECTION, ENCODER
 
 
 def _fitted_state(model: Model) -> list[str]:
@@ -42,6 +44,10 @@ def check_fit_and_clone(prototype: Model, train, valid) -> Model:
 def check_predictions(model: Model, data: StockData | FactorPanel,
                       scored_from: str) -> np.ndarray:
     predicted = model.predict(data)
+    if model.world == ENCODER:
+        assert len(predicted) == len(data), "one code per sample"
+        assert np.isfinite(predicted).any()
+        return predicted
     assert predicted.shape == (len(data),), "one prediction per row"
     if model.world == CROSS_SECTION:
         assert np.isfinite(predicted).all(), "a score for every row"

@@ -18,7 +18,7 @@ from stockpred.errors import InputError
 from stockpred.evaluation import signal
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths
-from stockpred.models.registry import cross_sectional_prototype
+from stockpred.models.registry import prototype
 from stockpred.stages.cross_section import universe_panel
 from stockpred.tuning.objective import MemoisedObjective, TrialLog
 
@@ -28,7 +28,7 @@ class CrossSectionObjective(MemoisedObjective):
                  log: TrialLog):
         super().__init__(agent, log)
         ev, cs = config.evaluation, config.cross_section
-        self.prototype = cross_sectional_prototype(config, model)
+        self.prototype = prototype(config, model)
         panel, _, _ = universe_panel(config, paths, universe)
         # only rows whose label is known before the test period: what tuning may read
         self.panel = panel.rows(panel.known_on < ev.test_start)

@@ -17,7 +17,7 @@ import pandas as pd
 from stockpred.config import Config
 from stockpred.dataset import model_features
 from stockpred.layout import Paths
-from stockpred.models.registry import model_settings
+from stockpred.models.registry import prototype
 from stockpred.tuning.objective import Objective, TrialLog
 
 AGENTS = ("dqn", "optuna", "random")
@@ -76,7 +76,7 @@ def trial_log(config: Config, paths: Paths, model: str, agent: str,
     ev = config.evaluation
     context = {"stocks": stocks, "features": model_features(paths),
                "periods": [ev.validation_start, ev.test_start, ev.validation_days, ev.seed],
-               "settings": model_settings(config, model)}
+               "settings": prototype(config, model).settings}
     tag = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()
     return TrialLog(paths.tune_dir(model) / f"{agent}-{tag[:12]}.parquet")
 

@@ -24,18 +24,15 @@ SPACES: dict[str, dict[str, list]] = {
              "generator_learning_rate": [3e-5, 1e-4, 3e-4, 1e-3],
              "critic_learning_rate": [3e-5, 1e-4, 3e-4, 1e-3]},
     "fusion": {"alpha": [0.0, 0.25, 0.5, 0.75, 1.0]},
-}
-
-# the cross-sectional models (`tune --universe`): their names can clash with a forecaster's
-CROSS_SECTION_SPACES: dict[str, dict[str, list]] = {
+    # the cross-sectional models (`tune --universe`), scored by validation Rank IC
     "lightgbm": {"learning_rate": [0.02, 0.05, 0.1, 0.2],
                  "num_leaves": [31, 63, 127, 210],
                  "min_child_samples": [20, 100, 500],
                  "colsample_bytree": [0.5, 0.8879]},
-    "xgboost": {"learning_rate": [0.03, 0.1, 0.3],
-                "max_depth": [4, 6, 8],
-                "subsample": [0.6, 0.9],
-                "colsample_bytree": [0.5, 0.8]},
+    "xgboost_cs": {"learning_rate": [0.03, 0.1, 0.3],
+                   "max_depth": [4, 6, 8],
+                   "subsample": [0.6, 0.9],
+                   "colsample_bytree": [0.5, 0.8]},
     "mlp": {"learning_rate": [3e-4, 1e-3, 3e-3],
             "units": [[64], [128, 64], [256, 128]],
             "dropout": [0.0, 0.1, 0.3]},
@@ -45,3 +42,9 @@ CROSS_SECTION_SPACES: dict[str, dict[str, list]] = {
 def configurations(space: dict[str, list]) -> int:
     """How many distinct configurations ``space`` holds."""
     return math.prod(len(values) for values in space.values())
+
+
+def tunable(world: str) -> list[str]:
+    from stockpred.models.names import MODELS
+
+    return [name for name in SPACES if MODELS[name][0] == world]
