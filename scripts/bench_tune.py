@@ -2,10 +2,10 @@
 
 Runs `stockpred tune` with DQN, Optuna's TPE and random search, each with the same budget
 of distinct configurations of one model (default: the LSTM, 20 trials), in a fresh data
-folder built from the shipped sample, and prints a table: trials, wall time, best
-validation skill (2016; 1 - RMSE / persistence RMSE of the next-day return) and the test
-skill of the chosen configuration (walk-forward over 2017-2018, the period tuning never
-read).
+folder built from the shipped sample, then `stockpred evaluate`, which walks each agent's
+choice forward over 2017-2018 (the period tuning never read), and prints a table: trials,
+wall time, best validation skill (2016; 1 - RMSE / persistence RMSE of the next-day return)
+and the test skill of the chosen configuration.
 
 Usage: python scripts/bench_tune.py [--model lstm] [--budget 20] [--quick]
 """
@@ -36,22 +36,30 @@ def main() -> None:
             f"{' (quick sizes)' if args.quick else ''}; skill = 1 - RMSE / persistence RMSE")
         say(f"{'agent':8s} {'trials':>6s} {'wall s':>7s} {'best valid':>11s} {'test':>8s}  "
             f"chosen")
+        walls, bests = {}, {}
         for agent in ("dqn", "optuna", "random"):
             start = time.perf_counter()
             stockpred("tune", "--agent", agent, "--model", args.model, "--budget",
                       str(args.budget), *extra, cwd=folder)
-            wall = time.perf_counter() - start
-            best = json.loads((folder / "data" / "runs" / "tune" / args.model /
-                               f"{agent}.best.json").read_text())
-            say(f"{agent:8s} {args.budget:6d} {wall:7.0f} {best['validation_skill']:+11.4f} "
-                f"{best['test_skill']:+8.4f}  {json.dumps(best['best'])}")
-            test = best["test"]
-            results.add(f"{agent}: wall time of {args.budget} trials and the test", wall, "s",
+            walls[agent] = time.perf_counter() - start
+            bests[agent] = json.loads((folder / "data" / "runs" / "tune" / args.model /
+                                       f"{agent}.best.json").read_text())
+        # evaluate walks every agent's choice forward over the test period, beside persistence
+        stockpred("evaluate", "--models", args.model, *extra, cwd=folder)
+        rows = {r["model"]: r for r in json.loads(
+            (folder / "results" / "leaderboard.json").read_text())["rows"]}
+        naive = rows["persistence"]["rmse_return"]
+        for agent, best in bests.items():
+            test = rows[f"{args.model} (tuned by {agent}){' [quick]' if args.quick else ''}"]
+            skill = 1 - test["rmse_return"] / naive
+            say(f"{agent:8s} {args.budget:6d} {walls[agent]:7.0f} "
+                f"{best['validation_score']:+11.4f} {skill:+8.4f}  {json.dumps(best['best'])}")
+            results.add(f"{agent}: wall time of {args.budget} trials", walls[agent], "s",
                         digits=0)
-            results.add(f"{agent}: best validation skill (2016)", best["validation_skill"],
+            results.add(f"{agent}: best validation skill (2016)", best["validation_score"],
                         digits=4)
             results.add(f"{agent}: test skill of its choice {json.dumps(best['best'])}",
-                        best["test_skill"], digits=4)
+                        skill, digits=4)
             results.add(f"{agent}: its DM against persistence on the test period (p "
                         f"{test['dm_pvalue_vs_persistence']:.3g})",
                         test["dm_stat_vs_persistence"], digits=2)

@@ -14,8 +14,8 @@ from stockpred.config import Config, quick_config, with_overrides
 from stockpred.dataset import build_factor_panel
 from stockpred.evaluation.walkforward import WalkForward
 from stockpred.layout import resolve_paths
-from stockpred.models.names import CROSS_SECTIONAL
-from stockpred.models.registry import cross_sectional_prototype
+from stockpred.models.names import CROSS_SECTION, names_in
+from stockpred.models.registry import prototype
 from stockpred.testing import conformance
 from stockpred.stages.market import market_bars, members, model_factors
 
@@ -116,7 +116,7 @@ def test_a_refit_learns_nothing_of_the_bars_after_the_cut(scrambled):
         np.testing.assert_array_equal(before.y, after.y)
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "mlp"])
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost_cs", "mlp"])
 def test_scores_before_a_cut_ignore_the_bars_after_it(name, panel, scrambled):
     """Scrambling every close after 2018-08-15 in the bars leaves every earlier score
     bit-identical, and changes later ones."""
@@ -125,16 +125,16 @@ def test_scores_before_a_cut_ignore_the_bars_after_it(name, panel, scrambled):
     assert ((clean.dates >= "20180701") & (clean.dates <= CUT)).sum() > 100
     later = clean.days_between(CUT, "99999999")
     # the first day whose bars differ is the one after the cut
-    conformance.check_no_look_ahead(cross_sectional_prototype(config, name), clean, dirty,
+    conformance.check_no_look_ahead(prototype(config, name), clean, dirty,
                                     WalkForward("20180701", "20181228", 40, 400, 80),
                                     later[later > CUT][0])
 
 
-@pytest.mark.parametrize("name", list(CROSS_SECTIONAL))
+@pytest.mark.parametrize("name", names_in(CROSS_SECTION))
 def test_every_cross_sectional_model_keeps_the_contract(name, panel, tmp_path):
     config, data, _ = panel
     train, test = data.rows(data.dates < "20180101"), data.rows(data.dates >= "20180101")
-    conformance.check_model(cross_sectional_prototype(config, name),
+    conformance.check_model(prototype(config, name),
                             train.rows(train.dates < "20170701"),
                             train.rows(train.dates >= "20170701"), test, "20180101",
                             tmp_path / name)
@@ -144,12 +144,12 @@ def test_evaluate_cross_section_and_backtest_rerun(market):
     folder, common = market
     results = folder / "results"
     code, out, err = run_cli("evaluate", "--cross-section", "--quick", "--models",
-                             "lightgbm,xgboost", "--results-dir", str(results), *common)
+                             "lightgbm,xgboost_cs", "--results-dir", str(results), *common)
     assert code == 0, err
     board = json.loads((results / "cross_section" / "leaderboard.json").read_text())
-    models = ["last_return", "random", "lightgbm", "xgboost"]
+    models = ["last_return", "random", "lightgbm", "xgboost_cs"]
     assert board["models"] == models
-    signal = pd.DataFrame(board["signal"])
+    signal = pd.DataFrame(board["rows"])
     assert len(signal) == len(models) * 2 * 2  # labels ret_1, ret_2; all and tradeable rows
     assert signal[["ic", "rank_ic", "icir", "rank_icir", "coverage"]].notna().all().all()
     assert [r["model"] for r in board["backtest"]] == models
@@ -178,7 +178,7 @@ def test_tune_on_a_universe_reads_nothing_of_the_test_period(market, tmp_path):
     test period on leaves every trial's score as it was; evaluate picks the best up."""
     import shutil
 
-    from stockpred.stages.cross_section import tuned_prototypes
+    from stockpred.evaluation.leaderboard import tuned_models
 
     folder, common = market
     tune = ["tune", "--universe", "top20", "--model", "lightgbm", "--agent", "random",
@@ -188,7 +188,7 @@ def test_tune_on_a_universe_reads_nothing_of_the_test_period(market, tmp_path):
     assert "2 trials" in out and "best validation Rank IC" in out
     tuned = folder / "data" / "runs" / "tune" / "cross_section" / "top20" / "lightgbm"
     best = json.loads((tuned / "random.best.json").read_text())
-    assert best["periods"] == ["20160101", "20180701"]
+    assert best["scope"] == {"universe": "top20", "periods": ["20160101", "20180701"]}
     trials = pd.concat([pd.read_parquet(p) for p in tuned.glob("random-*.parquet")])
 
     scrambled = tmp_path / "data"
@@ -216,10 +216,13 @@ def test_tune_on_a_universe_reads_nothing_of_the_test_period(market, tmp_path):
     np.testing.assert_array_equal(again["skill"].to_numpy(float), trials["skill"].to_numpy(float))
 
     run_config = quick_config(with_overrides(Config(), SETTINGS))
-    found = tuned_prototypes(run_config, resolve_paths(run_config, folder / "data"), "top20",
-                             ["lightgbm", "xgboost"])
-    assert list(found) == ["lightgbm (tuned by random)"]
-    assert found["lightgbm (tuned by random)"].settings.items() >= best["best"].items()
+    paths = resolve_paths(run_config, folder / "data")
+    found = tuned_models(run_config, {m: paths.cross_section_tune_dir("top20", m)
+                                      for m in ("lightgbm", "xgboost_cs")}, best["scope"])
+    assert list(found) == ["lightgbm (tuned by random) [quick]"]
+    assert found["lightgbm (tuned by random) [quick]"].settings.items() >= best["best"].items()
+    assert tuned_models(run_config, {"lightgbm": tuned}, {**best["scope"], "universe": "all"}) \
+        == {}
 
 
 def test_xgboost_on_dask_fits_the_same_trees_on_one_worker(panel):
@@ -233,7 +236,7 @@ def test_xgboost_on_dask_fits_the_same_trees_on_one_worker(panel):
     train, test = data.rows(data.dates < "20180101"), data.rows(data.dates >= "20180101")
     valid = train.rows(train.dates >= "20170701")
     train = train.rows(train.dates < "20170701")
-    in_process = cross_sectional_prototype(config, "xgboost")
+    in_process = prototype(config, "xgboost_cs")
     on_dask = type(in_process)({**in_process.settings, "on_dask": True}, in_process.seed)
     with pytest.raises(InputError, match="needs a Dask cluster"):
         on_dask.clone().fit(train, valid)

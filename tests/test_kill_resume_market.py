@@ -110,7 +110,7 @@ def same_evaluation(data: Path, results: Path, built: Built) -> None:
     boards = [json.loads((r / "cross_section" / "leaderboard.json").read_text())
               for r in (results, built.results)]
     assert boards[0]["run_id"] == got.name
-    for key in ("models", "signal", "backtest"):
+    for key in ("models", "rows", "backtest"):
         assert boards[0][key] == boards[1][key], key
     assert ((results / "cross_section" / "leaderboard.md").read_text()
             == (built.results / "cross_section" / "leaderboard.md").read_text())
@@ -137,7 +137,7 @@ def test_evaluate_cross_section_killed_writes_what_an_uninterrupted_run_writes(b
     same_evaluation(data, results, built)
     # a killed run renamed into place is whole, as any finished run
     for run in runs.iterdir():
-        assert {"predictions.parquet", "backtest_daily.parquet", "leaderboard.json"} <= {
+        assert {"predictions.parquet", "backtest_daily.parquet", "metrics.json"} <= {
             p.name for p in run.iterdir()}, run
 
 
@@ -185,7 +185,7 @@ def test_tune_killed_after_a_trial_resumes_to_the_uninterrupted_search(built, tm
     assert list(trials[0]["params"]) == list(trials[1]["params"])
     assert list(trials[0]["skill"]) == list(trials[1]["skill"])
     bests = [json.loads((f / tuned / "random.best.json").read_text()) for f in (data, built.data)]
-    for key in ("best", "validation_rank_ic", "periods"):
+    for key in ("best", "validation_score", "scope"):
         assert bests[0][key] == bests[1][key], key
 
 

@@ -56,7 +56,7 @@ def runs(tmp_path_factory):
 
 
 def record(paths, run_id: str) -> dict:
-    return json.loads((paths.evaluation_runs / run_id / "leaderboard.json").read_text())
+    return json.loads((paths.evaluation_runs / run_id / "metrics.json").read_text())
 
 
 def test_every_run_gets_one_offline_page_and_the_index_links_them(runs):
@@ -83,7 +83,7 @@ def test_the_series_on_the_page_are_the_leaderboards(runs):
     predictions = pd.read_parquet(folder / "predictions.parquet")
     _, bars = market_bars(paths, sorted(predictions["ts_code"].unique()))
     series = signal_series(predictions, bars, board["label"])
-    for row in board["signal"]:
+    for row in board["rows"]:
         if row["label"] != board["label"] or row["rows"] != "all":
             continue
         daily = series.daily[series.daily["model"] == row["model"]]
@@ -195,11 +195,11 @@ def shown(value) -> str:
 
 
 def expected_tables(board: dict) -> dict[str, list[dict]]:
-    if board.get("kind") != "cross_section":
+    if board["world"] != "cross_section":
         return {"leaderboard": board["rows"]}
-    return {"leaderboard": [r for r in board["signal"]
+    return {"leaderboard": [r for r in board["rows"]
                             if r["label"] == board["label"] and r["rows"] == "all"],
-            "backtest": board["backtest"], "signal-rows": board["signal"]}
+            "backtest": board["backtest"], "signal-rows": board["rows"]}
 
 
 @pytest.mark.parametrize("world", ["cross_section", "single_stock"])

@@ -1,49 +1,89 @@
-"""The one writer of the leaderboard (project_results/leaderboard.md and .json).
+"""The one writer and renderer of `evaluate`'s results, for both worlds.
 
-`evaluate` owns the walk-forward rows; `tune` owns the rows of its tuned models, kept in
-its own files (<data dir>/runs/tune/<model>/<agent>.best.json). Every write renders both,
-so a refresh that reruns evaluate keeps the tuned rows, and a tuned row enters only a
-board of the same stocks and test period. A quick (smoke) board says so in its header
-and its json; a tuned row from a quick search is marked in its name. Both files say how
-many observations each test of the rows rests on (the json under "observations").
+A board is one run's payload, with the same fields in either world: run_id, world, header,
+test_period, protocol (the WalkForward), quick, models, rows (the main table), tables (every
+table the markdown shows: title, columns, rows), notes, config_sha256, versions, and the
+world's own facts (the stocks and their inputs; the universe, label, settings and
+backtest). `evaluate` writes it as metrics.json into its run folder, beside
+predictions.parquet (trade_date, ts_code, model, and the world's values), and publishes
+it as the world's leaderboard (<results dir>/leaderboard.{md,json}, or
+<results dir>/cross_section/leaderboard.{md,json}).
+
+A tuned model is a row like any other, ``<model> (tuned by <agent>)``: `evaluate` walks
+forward the settings `stockpred tune` chose when the tuning's scope (its stocks or
+universe, and its periods) is the board's; a quick search's row is marked as such.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 from stockpred.data.store import atomic_write_text
-from stockpred.evaluation.scoring import leaderboard_markdown, observations_note
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest
+from stockpred.models.registry import prototype
 
 QUICK_MARK = " [quick]"
+METRICS_FILE = "metrics.json"
 
 
-def tuned_rows(paths: Paths, stocks: list[str], period: list[str]) -> list[dict]:
-    """The test rows of every tuned model whose stocks and test period match the board's."""
-    rows = []
-    for best in sorted(paths.tune_root.glob("*/*.best.json")) if paths.tune_root.is_dir() else []:
-        record = read_manifest(best)
-        if record is None or sorted(record.get("stocks", [])) != sorted(stocks) or \
-                list(record.get("test_period", [])) != list(period):
-            continue
-        row = dict(record["test"])
-        if record.get("quick"):
-            row["model"] += QUICK_MARK
-        rows.append(row)
-    return rows
+def cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
 
 
-def write_leaderboard(paths: Paths, board: dict | None = None) -> dict | None:
-    """Write ``board`` (evaluate's payload: header, rows, stocks, test_period, ...), or
-    re-render the stored one, with the tuned rows merged in. Returns what was written."""
-    board = board if board is not None else read_manifest(paths.leaderboard_json)
-    if board is None:
-        return None
-    tuned = tuned_rows(paths, board["stocks"], board["test_period"])
-    rows = board["rows"] + tuned
-    board = {**board, "tuned_rows": tuned, "observations": observations_note(rows)}
-    atomic_write_text(paths.leaderboard_json, json.dumps(board, indent=1, default=str) + "\n")
-    atomic_write_text(paths.leaderboard, leaderboard_markdown(rows, board["header"]))
-    return board
+def table_lines(rows: list[dict], columns: list[str]) -> list[str]:
+    """A markdown table of ``rows`` over the ``columns`` some row has."""
+    columns = [c for c in columns if any(c in r for r in rows)]
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+            *["| " + " | ".join(cell(r.get(c, math.nan)) for c in columns) + " |"
+              for r in rows]]
+
+
+def table(rows: list[dict], columns: list[str], title: str | None = None) -> dict:
+    return {"title": title, "columns": columns, "rows": rows}
+
+
+def markdown(board: dict) -> str:
+    lines = [board["header"]]
+    for shown in board["tables"]:
+        lines.append("")
+        if shown["title"]:
+            lines += [f"## {shown['title']}", ""]
+        lines += table_lines(shown["rows"], shown["columns"])
+    for note in board["notes"]:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics(board: dict, run_folder: Path) -> None:
+    atomic_write_text(run_folder / METRICS_FILE, json.dumps(board, indent=1, default=str) + "\n")
+
+
+def publish(paths: Paths, board: dict) -> str:
+    """Write ``board`` as its world's leaderboard; returns the markdown."""
+    text, json_path = markdown(board), paths.leaderboard_files(board["world"])
+    atomic_write_text(json_path, json.dumps(board, indent=1, default=str) + "\n")
+    atomic_write_text(json_path.with_suffix(".md"), text)
+    return text
+
+
+def tuned_models(config, folders: dict[str, Path], scope: dict) -> dict:
+    """``<model> (tuned by <agent>)``: each model of ``folders`` (model: its tuning folder)
+    with the best settings an agent stored there, when the tuning's scope equals ``scope``
+    (a tuning whose validation reached into this test period would leak it)."""
+    found = {}
+    for model, folder in folders.items():
+        for best_file in sorted(folder.glob("*.best.json")) if folder.is_dir() else []:
+            best = read_manifest(best_file)
+            if best is None or best.get("scope") != scope:
+                continue
+            mark = QUICK_MARK if best.get("quick") else ""
+            found[f"{model} (tuned by {best['agent']}){mark}"] = prototype(config, model,
+                                                                          best["best"])
+    return found

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from stockpred.evaluation import metrics
+from stockpred.evaluation.leaderboard import markdown, table
 
 
 def score(predictions: pd.DataFrame, persistence: pd.DataFrame) -> dict:
@@ -83,14 +84,6 @@ def verdict(row: dict) -> str:
     return "does not beat, no significant difference from persistence"
 
 
-def _cell(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
-
-
 LEADERBOARD_COLUMNS = ["model", "stocks", "forecasts", "rmse_price", "rmse_price_pct",
                        "mae_price", "mape",
                        "rmse_return", "directional_accuracy", "pt_pvalue", "pt_moves",
@@ -125,9 +118,6 @@ def observations_note(rows: list[dict]) -> str:
 
 
 def leaderboard_markdown(rows: list[dict], header: str) -> str:
-    columns = [c for c in LEADERBOARD_COLUMNS if any(c in r for r in rows)]
-    lines = [header, "", "| " + " | ".join(columns) + " |",
-             "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c, math.nan)) for c in columns) + " |")
-    return "\n".join(lines + ["", observations_note(rows)]) + "\n"
+    """The single-stock leaderboard of ``rows`` under ``header``."""
+    return markdown({"header": header, "tables": [table(rows, LEADERBOARD_COLUMNS)],
+                     "notes": [observations_note(rows)]})

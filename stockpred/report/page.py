@@ -22,6 +22,7 @@ from stockpred import __version__
 from stockpred.evaluation import signal
 from stockpred.evaluation.scoring import LEADERBOARD_COLUMNS, observations_note
 from stockpred.features.cross_section import forward_labels
+from stockpred.models.names import CROSS_SECTION
 from stockpred.plots import report as figures
 
 # the two-sided 95% point of the normal, which the Newey-West t-statistics are read against
@@ -210,8 +211,8 @@ def _backtest_columns(rows: list[dict]) -> list[tuple[str, str]]:
 
 def headline(record: dict) -> str:
     """One line for the index: the best model of a run."""
-    if record.get("kind") == "cross_section":
-        rows = [r for r in record["signal"]
+    if record["world"] == CROSS_SECTION:
+        rows = [r for r in record["rows"]
                 if r["label"] == record["label"] and r["rows"] == "all"
                 and math.isfinite(r["rank_ic"])]
         if not rows:
@@ -226,7 +227,7 @@ def headline(record: dict) -> str:
 def cross_section(record: dict, predictions: pd.DataFrame, bars: pd.DataFrame,
                   daily: pd.DataFrame | None, rerun: list[dict] | None,
                   index_href: str) -> str:
-    """The page of a cross-sectional run: ``record`` its leaderboard.json, ``predictions``
+    """The page of a cross-sectional run: ``record`` its metrics.json, ``predictions``
     its scores, ``bars`` its stocks' closes, ``daily`` its backtests' daily frames (None
     when the run kept none), ``rerun`` the rows of a later `stockpred backtest` (or None)."""
     label, protocol = record["label"], record["protocol"]
@@ -235,7 +236,7 @@ def cross_section(record: dict, predictions: pd.DataFrame, bars: pd.DataFrame,
     main = [{**r, "rank_ic_interval": _interval(r["rank_ic"], r["rank_ic_t_nw"]),
              "ic_interval": _interval(r["ic"], r["ic_t_nw"]),
              "long_short_interval": _interval(r["long_short_mean"], r["long_short_t_nw"])}
-            for r in record["signal"] if r["label"] == label and r["rows"] == "all"]
+            for r in record["rows"] if r["label"] == label and r["rows"] == "all"]
     sections = [Section(
         "leaderboard", "Leaderboard",
         [f"Daily cross-sectional correlations of each model's score with {label}, over "
@@ -292,7 +293,7 @@ def cross_section(record: dict, predictions: pd.DataFrame, bars: pd.DataFrame,
     sections.append(Section("every-signal-row", "Every signal row",
                             ["Both labels (ret_1: close T -> T+1; ret_2: close T+1 -> T+2), "
                              "over all rows and over the rows tradeable the next day."],
-                            [table(record["signal"], EVERY_SIGNAL_COLUMNS, "signal-rows")]))
+                            [table(record["rows"], EVERY_SIGNAL_COLUMNS, "signal-rows")]))
     facts = [("run", record["run_id"]), ("world", "cross-section"),
              ("universe", f"{record['universe']} ({predictions['ts_code'].nunique()} stocks "
                           f"scored)"),
@@ -326,7 +327,7 @@ def losses(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def single_stock(record: dict, predictions: pd.DataFrame, index_href: str) -> str:
-    """The page of a run of next-close forecasts: ``record`` its leaderboard.json,
+    """The page of a run of next-close forecasts: ``record`` its metrics.json,
     ``predictions`` its forecasts (ts_code, trade_date, close, next_close,
     predicted_close, model)."""
     rows = record["rows"]
@@ -351,8 +352,8 @@ def single_stock(record: dict, predictions: pd.DataFrame, index_href: str) -> st
     facts = [("run", record["run_id"]), ("world", "single stock"),
              ("stocks", ", ".join(record["stocks"])),
              ("test period", " .. ".join(record["test_period"])),
-             ("walk-forward", f"refit every {record['retrain_every']} trading days on the "
-                              f"trailing {record['train_window_days']}"),
+             ("walk-forward", f"refit every {record['protocol']['retrain_every']} trading "
+                              f"days on the trailing {record['protocol']['train_days']}"),
              ("models", ", ".join(r["model"] for r in rows)),
              ("quick sizes", "yes" if record.get("quick") else "no"),
              ("stockpred", record.get("versions", {}).get("stockpred", "n/a")), _generated()]
@@ -363,11 +364,11 @@ def single_stock(record: dict, predictions: pd.DataFrame, index_href: str) -> st
 # -- the index -----------------------------------------------------------------------------
 
 def index(records: list[dict], links: dict[str, str], runs_dir: str) -> str:
-    """The list of runs (``records``: their leaderboard.json, newest first); ``links`` maps
+    """The list of runs (``records``: their metrics.json, newest first); ``links`` maps
     a run id to its report, relative to the index."""
     rows = []
     for record in records:
-        cross = record.get("kind") == "cross_section"
+        cross = record["world"] == CROSS_SECTION
         rows.append({
             "run": record["run_id"], "world": "cross-section" if cross else "single stock",
             "subject": record["universe"] if cross else ", ".join(record["stocks"]),

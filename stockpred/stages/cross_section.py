@@ -10,7 +10,6 @@ are always rows); writes <data dir>/runs/evaluate/<run id>/predictions.parquet
 from __future__ import annotations
 
 import json
-import math
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -21,14 +20,15 @@ from stockpred.config import Config, quick_config
 from stockpred.data.store import RawStore, atomic_write_parquet, atomic_write_text
 from stockpred.dataset import FactorPanel, build_factor_panel
 from stockpred.errors import InputError, MissingInputError
-from stockpred.evaluation import signal
+from stockpred.evaluation import leaderboard, signal
 from stockpred.evaluation.backtest import equal_weight_returns, index_returns, rule_notes
 from stockpred.evaluation.cross_section import backtest_row, score_rows
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
-from stockpred.manifest import package_versions
-from stockpred.models.base import CROSS_SECTION
-from stockpred.models.registry import cross_sectional_prototype
+from stockpred.manifest import config_hash, package_versions
+from stockpred.models.names import CROSS_SECTION, check_models
+from stockpred.tuning.spaces import tunable
+from stockpred.models.registry import prototype
 from stockpred.plots import cross_section as figures
 from stockpred.stages.market import _optional, compute_client, market_bars, members, model_factors
 
@@ -77,16 +77,6 @@ class CrossSectionReport:
         return self.markdown.strip().splitlines()
 
 
-def _table(rows: list[dict], columns: list[str]) -> list[str]:
-    def cell(value):
-        if isinstance(value, float):
-            return "n/a" if math.isnan(value) else f"{value:.4g}"
-        return str(value)
-
-    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
-            *["| " + " | ".join(cell(r.get(c, math.nan)) for c in columns) + " |" for r in rows]]
-
-
 def universe_panel(config: Config, paths: Paths, name: str
                    ) -> tuple[FactorPanel, pd.DataFrame, pd.DataFrame]:
     """The factor panel of universe ``name`` on its member days, its membership and the bars
@@ -100,24 +90,6 @@ def universe_panel(config: Config, paths: Paths, name: str
     return panel, member_rows, bars
 
 
-def tuned_prototypes(config: Config, paths: Paths, universe: str, models: list[str]) -> dict:
-    """``<model> (tuned by <agent>)``: each model with the best settings `stockpred tune
-    --universe` found for this universe, when it tuned on the same periods (a tuning whose
-    validation reached into today's test period would leak it)."""
-    ev = config.evaluation
-    found = {}
-    for model in models:
-        folder = paths.cross_section_tune_dir(universe, model)
-        for best_file in sorted(folder.glob("*.best.json")) if folder.is_dir() else []:
-            best = json.loads(best_file.read_text(encoding="utf-8"))
-            if best["periods"] != [ev.validation_start, ev.test_start]:
-                continue
-            base = cross_sectional_prototype(config, model)
-            found[f"{model} (tuned by {best['agent']})"] = type(base)(
-                {**base.settings, **best["best"]}, base.seed)
-    return found
-
-
 def run(config: Config, paths: Paths, universe: str | None = None,
         models: list[str] | None = None, quick: bool = False,
         progress: bool = True) -> CrossSectionReport:
@@ -125,16 +97,19 @@ def run(config: Config, paths: Paths, universe: str | None = None,
         config = quick_config(config)
     cs = config.cross_section
     name = universe or cs.universe
-    names = list(dict.fromkeys(BASELINES + list(models or cs.models)))
+    names = list(dict.fromkeys(BASELINES + check_models(list(models or cs.models),
+                                                        CROSS_SECTION)))
     protocol = WalkForward.from_config(config, CROSS_SECTION)
     panel, member_rows, bars = universe_panel(config, paths, name)
     in_test = (panel.dates >= protocol.test_start) & (panel.dates <= protocol.test_end)
     if not in_test.any():
         raise InputError(f"no member day of {name} between {protocol.test_start} and "
                          f"{protocol.test_end}")
-    prototypes = {m: cross_sectional_prototype(config, m) for m in names}
-    prototypes.update(tuned_prototypes(config, paths, name, names))
-    names = list(prototypes)
+    prototypes = {m: prototype(config, m) for m in names}
+    prototypes.update(leaderboard.tuned_models(
+        config, {m: paths.cross_section_tune_dir(name, m) for m in tunable(CROSS_SECTION)},
+        {"universe": name, "periods": [config.evaluation.validation_start,
+                                       protocol.test_start]}))
     on_dask = any(model.settings.get("on_dask") for model in prototypes.values())
     with compute_client(config) if on_dask else nullcontext():
         scores = {m: walk_forward(model, panel, protocol, progress)
@@ -170,25 +145,24 @@ def run(config: Config, paths: Paths, universe: str | None = None,
               f"A-share rules, {settings.costs} costs, {settings.slippage_bp:g} bp of "
               f"slippage a side, orders capped at {_cap(settings)} of the day's amount; "
               f"excess is over the equal-weight universe of the day before's members.")
-    markdown = "\n".join([header, "", "## Signal", "", *_table(signal_rows, SIGNAL_COLUMNS),
-                          "", "## Backtest", "", *_table(backtests, BACKTEST_COLUMNS),
-                          *[f"\nNote: {n}" for n in rule_notes(**listings)]]) + "\n"
     with new_run_folder(paths.evaluation_runs, quick) as run_folder:
         predictions = pd.concat([f[["trade_date", "ts_code"]].assign(model=m, score=f["score"])
                                  for m, f in scores.items()], ignore_index=True)
         atomic_write_parquet(predictions, run_folder.writing / "predictions.parquet")
         atomic_write_parquet(pd.concat(dailies, ignore_index=True),
                              run_folder.writing / "backtest_daily.parquet")
-        payload = {"run_id": run_folder.run_id, "kind": "cross_section", "universe": name,
-                   "test_period": [protocol.test_start, protocol.test_end],
-                   "protocol": vars(protocol), "label": cs.label, "quick": quick,
-                   "models": names, "settings": cs.model_dump(mode="json"),
-                   "signal": signal_rows, "backtest": backtests,
-                   "versions": package_versions()}
-        text = json.dumps(payload, indent=1, default=str) + "\n"
-        atomic_write_text(run_folder.writing / "leaderboard.json", text)
-    atomic_write_text(paths.cross_section_leaderboard_json, text)
-    atomic_write_text(paths.cross_section_leaderboard, markdown)
+        board = {"run_id": run_folder.run_id, "world": CROSS_SECTION, "header": header,
+                 "test_period": [protocol.test_start, protocol.test_end],
+                 "protocol": vars(protocol), "quick": quick, "models": list(prototypes),
+                 "rows": signal_rows,
+                 "tables": [leaderboard.table(signal_rows, SIGNAL_COLUMNS, "Signal"),
+                            leaderboard.table(backtests, BACKTEST_COLUMNS, "Backtest")],
+                 "notes": [f"Note: {n}" for n in rule_notes(**listings)],
+                 "config_sha256": config_hash(config), "versions": package_versions(),
+                 "universe": name, "label": cs.label,
+                 "settings": cs.model_dump(mode="json"), "backtest": backtests}
+        leaderboard.write_metrics(board, run_folder.writing)
+    markdown = leaderboard.publish(paths, board)
     out = paths.figures_dir("cross_section")
     figures.cumulative_excess(pd.concat(dailies, ignore_index=True), "equal_weight",
                               out / "cumulative_excess.png")
@@ -218,7 +192,7 @@ def rerun_backtest(config: Config, paths: Paths, run_id: str,
     if unknown:
         raise InputError(f"run {run_id} has no model {', '.join(unknown)}; it has "
                          f"{', '.join(predictions['model'].unique())}")
-    record = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
+    record = json.loads((folder / leaderboard.METRICS_FILE).read_text(encoding="utf-8"))
     member_rows = members(config, paths, record["universe"])
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
     marks = benchmarks(config, paths, bars, member_rows)
@@ -226,4 +200,5 @@ def rerun_backtest(config: Config, paths: Paths, run_id: str,
     rows = [backtest_row(m, predictions[predictions["model"] == m], bars,
                          config.cross_section.backtest, marks, **listings)[0] for m in chosen]
     atomic_write_text(folder / "backtest.json", json.dumps(rows, indent=1) + "\n")
-    return [*_table(rows, BACKTEST_COLUMNS), *[f"note: {n}" for n in rule_notes(**listings)]]
+    return [*leaderboard.table_lines(rows, BACKTEST_COLUMNS),
+            *[f"note: {n}" for n in rule_notes(**listings)]]

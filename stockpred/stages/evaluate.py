@@ -1,31 +1,31 @@
 """The evaluate stage: walk-forward forecasts of several models, and the leaderboard.
 
-Persistence (tomorrow = today) and drift are always rows. A model named with input
-families (``xgboost+vae``, ``lstm+minutes``) is the same model given the codes of those
-encoders beside its features, so each such row is read against the model's own row. Writes
-<results dir>/leaderboard.md and leaderboard.json (through the leaderboard writer, which
-keeps the tuned rows), and every forecast under
-<data dir>/runs/evaluate/<run id>/predictions.parquet.
+Persistence (tomorrow = today) and drift are always rows, and so is every model `stockpred
+tune` tuned on these stocks and periods. A model named with input families
+(``xgboost+vae``, ``lstm+minutes``) is the same model given the codes of those encoders
+beside its features, so each such row is read against the model's own row. Writes
+<data dir>/runs/evaluate/<run id>/predictions.parquet and metrics.json, and the leaderboard
+<results dir>/leaderboard.{md,json} (stockpred.evaluation.leaderboard).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pandas as pd
 
 from stockpred.config import Config, quick_config
-from stockpred.data.store import atomic_write_parquet, atomic_write_text
+from stockpred.data.store import atomic_write_parquet
 from stockpred.dataset import Periods, load_stocks, with_codes
 from stockpred.errors import InputError
-from stockpred.evaluation.leaderboard import write_leaderboard
-from stockpred.evaluation.scoring import leaderboard_markdown, score
+from stockpred.evaluation import leaderboard
+from stockpred.evaluation.scoring import LEADERBOARD_COLUMNS, observations_note, score
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import config_hash, package_versions, upstream
-from stockpred.models.names import check_models, split_model_name
+from stockpred.models.names import STOCK, check_models, split_model_name
 from stockpred.models.registry import prototype
+from stockpred.tuning.spaces import tunable
 
 ALWAYS = ["persistence", "drift"]
 
@@ -58,9 +58,14 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     if not any(Periods.from_config(config).in_test(s.dates).any() for s in stocks):
         raise InputError(f"no trading day between test start {ev.test_start} and test end "
                          f"{ev.test_end} in the stored features")
-    forecasts = {name: walk_forward(prototype(config, name), inputs[families[name]][0],
-                                    protocol, progress)
-                 for name in names}
+    models = {name: prototype(config, name) for name in names}
+    models.update(leaderboard.tuned_models(
+        config, {m: paths.tune_dir(m) for m in tunable(STOCK)},
+        {"stocks": sorted(s.ts_code for s in stocks),
+         "periods": [ev.validation_start, ev.test_start]}))
+    forecasts = {name: walk_forward(model, inputs[families.get(name, ())][0], protocol,
+                                    progress)
+                 for name, model in models.items()}
     rows = [{"model": name, **score(frame, forecasts["persistence"])}
             for name, frame in forecasts.items()]
     header = (f"# Leaderboard\n\nWalk-forward next-day forecasts of {len(stocks)} "
@@ -80,20 +85,17 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
                  f"{ev.validation_start} and stopped early on days before {ev.test_start}, "
                  "not refit per block." if any(families.values()) else ""))
     with new_run_folder(paths.evaluation_runs, quick) as run_folder:
-        payload = {"run_id": run_folder.run_id, "header": header,
-                   "test_period": [ev.test_start, ev.test_end],
-                   "stocks": [s.ts_code for s in stocks], "retrain_every": ev.retrain_every,
-                   "train_window_days": ev.train_window_days, "quick": quick,
-                   "features": features,
-                   "code_inputs": {"+".join(extra): columns
-                                   for extra, (_, columns) in inputs.items() if extra},
-                   "config_sha256": config_hash(config),
-                   "upstream": upstream(paths), "versions": package_versions(), "rows": rows}
+        board = {"run_id": run_folder.run_id, "world": STOCK, "header": header,
+                 "test_period": [ev.test_start, ev.test_end], "protocol": vars(protocol),
+                 "quick": quick, "models": list(forecasts), "rows": rows,
+                 "tables": [leaderboard.table(rows, LEADERBOARD_COLUMNS)],
+                 "notes": [observations_note(rows)], "config_sha256": config_hash(config),
+                 "versions": package_versions(), "upstream": upstream(paths),
+                 "stocks": [s.ts_code for s in stocks], "features": features,
+                 "code_inputs": {"+".join(extra): columns
+                                 for extra, (_, columns) in inputs.items() if extra}}
         atomic_write_parquet(pd.concat([f.assign(model=n) for n, f in forecasts.items()],
                                        ignore_index=True),
                              run_folder.writing / "predictions.parquet")
-        atomic_write_text(run_folder.writing / "leaderboard.json",
-                          json.dumps(payload, indent=1, default=str) + "\n")
-    board = write_leaderboard(paths, payload)
-    markdown = leaderboard_markdown(board["rows"] + board["tuned_rows"], header)
-    return EvaluationReport(rows, run_folder.run_id, markdown)
+        leaderboard.write_metrics(board, run_folder.writing)
+    return EvaluationReport(rows, run_folder.run_id, leaderboard.publish(paths, board))

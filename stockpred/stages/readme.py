@@ -70,15 +70,14 @@ def _verdict(rows: list[dict]) -> str:
 
 
 def _leaderboard(board: dict, paths: Paths) -> str:
-    # a board written before the writer kept the tuned rows apart holds them in "rows"
-    rows = board["rows"] + board.get("tuned_rows", [])
+    rows = board["rows"]
     stocks = board["stocks"]
     named = ", ".join(stocks) if len(stocks) <= 3 else f"{len(stocks)} stocks"
     first, last = board["test_period"]
     link = paths.leaderboard.relative_to(paths.readme.parent).as_posix()
     lead = (f"The leaderboard for {named}, walk-forward over {first}..{last}, refitted every "
-            f"{board['retrain_every']} trading days on the trailing "
-            f"{board['train_window_days']} days"
+            f"{board['protocol']['retrain_every']} trading days on the trailing "
+            f"{board['protocol']['train_days']} days"
             f"{' (quick sizes: a smoke run)' if board['quick'] else ''} ([{link}]({link})):")
     return leaderboard_markdown(rows, lead) + "\n" + _verdict(rows) + "\n"
 

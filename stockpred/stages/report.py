@@ -18,7 +18,9 @@ import pandas as pd
 from stockpred.config import Config
 from stockpred.data.store import TMP_MARK, atomic_write_text
 from stockpred.errors import InputError, MissingInputError
+from stockpred.evaluation.leaderboard import METRICS_FILE
 from stockpred.layout import Paths
+from stockpred.models.names import CROSS_SECTION
 from stockpred.stages.market import market_bars
 
 
@@ -28,7 +30,7 @@ def finished_runs(paths: Paths) -> list[str]:
     folder = paths.evaluation_runs
     if not folder.is_dir():
         return []
-    return sorted(p.parent.name for p in folder.glob("*/leaderboard.json")
+    return sorted(p.parent.name for p in folder.glob(f"*/{METRICS_FILE}")
                   if TMP_MARK not in p.parent.name)
 
 
@@ -46,10 +48,10 @@ def render(paths: Paths, run_id: str) -> str:
     from stockpred.report import page
 
     folder = paths.evaluation_runs / run_id
-    record = _read_json(folder / "leaderboard.json")
+    record = _read_json(folder / METRICS_FILE)
     predictions = pd.read_parquet(folder / "predictions.parquet")
     index_href = _relative(paths.report_index, paths.report_page(run_id))
-    if record.get("kind") != "cross_section":
+    if record["world"] != CROSS_SECTION:
         return page.single_stock(record, predictions, index_href)
     _, bars = market_bars(paths, sorted(predictions["ts_code"].unique()))
     daily = folder / "backtest_daily.parquet"
@@ -77,7 +79,7 @@ def run(config: Config, paths: Paths, run_id: str | None = None) -> list[str]:
     for name in chosen:
         atomic_write_text(paths.report_page(name), render(paths, name))
         lines.append(f"report of run {name}: {paths.report_page(name)}")
-    records = [_read_json(paths.evaluation_runs / r / "leaderboard.json") for r in reversed(runs)]
+    records = [_read_json(paths.evaluation_runs / r / METRICS_FILE) for r in reversed(runs)]
     links = {r: _relative(paths.report_page(r), paths.report_index) for r in runs
              if paths.report_page(r).exists()}
     atomic_write_text(paths.report_index,

@@ -44,10 +44,10 @@ from stockpred.generative.settings import (
 )
 from stockpred.layout import BENCHMARKS, Paths
 from stockpred.manifest import read_manifest, write_manifest
-from stockpred.models.names import REGISTRY as FORECASTERS
+from stockpred.models.names import CROSS_SECTION, MODELS, STOCK, names_in
 from stockpred.news.settings import NewsSeq2SeqSettings, NewsSettings
 from stockpred.stages import flags as F
-from stockpred.tuning.spaces import CROSS_SECTION_SPACES, SPACES
+from stockpred.tuning.spaces import tunable
 
 log = logging.getLogger(__name__)
 
@@ -151,18 +151,15 @@ class Stage:
         return not any(f.name in given for f in self.flags if f.config is None)
 
 
-def _forecaster_sections(names: list[str]) -> tuple[str, ...]:
-    from stockpred.models.names import forecaster_class, split_model_name
+def _model_sections(names: list[str]) -> tuple[str, ...]:
+    from stockpred.models.names import model_class, split_model_name
 
-    return tuple(s for n in names for s in forecaster_class(split_model_name(n)[0])
+    return tuple(s for n in names for s in model_class(split_model_name(n)[0])
                  .config_sections())
 
 
 def _cross_sectional_sections(config: Config) -> tuple[str, ...]:
-    from stockpred.models.names import cross_sectional_class
-
-    return tuple(s for n in config.cross_section.models
-                 for s in cross_sectional_class(n).config_sections())
+    return _model_sections(config.cross_section.models)
 
 
 # -- run functions: each turns a Job into its stage's call and summary lines ----------------
@@ -245,8 +242,8 @@ def _train(job: Job) -> list[str]:
     from stockpred.stages import train
 
     model = job.arg("model", job.config.refresh.train_model).lower()
-    if model not in FORECASTERS:
-        raise unknown_model(model, [*FORECASTERS, *TRAIN_STAGES])
+    if model not in names_in(STOCK):
+        raise unknown_model(model, [*names_in(STOCK), *TRAIN_STAGES])
     return train.run(job.config, job.paths, model, job.arg("ts_codes"), job.arg("quick", False),
                      progress=job.progress).summary()
 
@@ -312,11 +309,11 @@ def _tune(job: Job) -> list[str]:
     from stockpred.stages import tune
 
     model = job.arg("model", "lstm")
-    if model in CROSS_SECTION_SPACES and model not in SPACES:
+    if MODELS.get(model, (STOCK,))[0] == CROSS_SECTION:
         return _tune_cross_section(job)
     return tune.run(job.config, job.paths, model, job.arg("agent", "dqn"),
-                      job.arg("budget", 20), job.arg("ts_codes"), job.arg("quick", False),
-                      progress=job.progress).summary()
+                    job.arg("budget", 20), job.arg("ts_codes"), job.arg("quick", False)
+                    ).summary()
 
 
 def _tune_cross_section(job: Job) -> list[str]:
@@ -421,7 +418,7 @@ def usage(stage: Stage) -> str:
         flag.replace("_", "-")
 
 
-_MODELS_HELP = ("MODEL is one of " + ", ".join([*FORECASTERS, *TRAIN_STAGES]) + " (any case).")
+_MODELS_HELP = ("MODEL is one of " + ", ".join([*names_in(STOCK), *TRAIN_STAGES]) + " (any case).")
 _RESULTS = (F.Flag(("--check",), "Change nothing; exit 1 with one line naming each block that "
                    "differs from what its result file renders.", options=dict(is_flag=True)),)
 
@@ -474,7 +471,7 @@ STAGES: tuple[Stage, ...] = (
     runs the original LSTM experiments on one stock (for `plot lstm`).""",
           _train, reads=("features", "selection"), writes=("train",),
           settings=(EvaluationSettings, f"{RefreshSettings.section}.train_model",
-                    lambda c: _forecaster_sections([c.refresh.train_model])),
+                    lambda c: _model_sections([c.refresh.train_model])),
           flags=(F.MODEL, F.TRAIN_STOCKS, F.QUICK), pipeline=True,
           records=_trains_the_refresh_model, epilog=_MODELS_HELP),
     Stage("vae", "train", "The VAE of the evaluated stocks and their latent codes "
@@ -495,7 +492,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("experiments", "train", "The original LSTM experiments on one stock (`plot lstm`).",
           _experiments, reads=("features", "selection"), writes=("experiments",),
           settings=(ExperimentSettings, EvaluationSettings, "models.seq2seq_lambda",
-                    "models.predict_window", lambda c: _forecaster_sections(["lstm"])),
+                    "models.predict_window", lambda c: _model_sections(["lstm"])),
           flags=(F.MODEL, F.EXPERIMENT_STOCK, F.QUICK), when=("model", "experiments"),
           records=_unless_quick),
     Stage("embed-news", "embed-news",
@@ -510,20 +507,21 @@ STAGES: tuple[Stage, ...] = (
                         config="news.encoder", options=dict(type=("offline", "bert-service"))),
                  F.QUICK), pipeline=True, optional=True),
     Stage("tune", "tune",
-          f"""Tune a model's hyperparameters by validation skill, then test the best.
+          f"""Tune a model's hyperparameters by validation skill, for evaluate to test.
 
     Each trial fits on rows before evaluation.validation_start and scores on the validation
     year; no row of the test period is read. DQN moves one hyperparameter a step per action
     (reward: the change in skill); Optuna's TPE and random search get the same budget.
     Trials go to <data dir>/runs/tune/<model>/<agent>.parquet; a rerun resumes without
-    repeating finished trials. The best enters the leaderboard as "<model> (tuned by
-    <agent>)". With --universe NAME ({', '.join(CROSS_SECTION_SPACES)}): one fit per trial
-    on the trailing cross_section.train_days, scored by validation Rank IC; `evaluate
-    --cross-section` of that universe then adds the tuned row.""",
+    repeating finished trials. The best goes to <agent>.best.json, and `evaluate` of the
+    same stocks tests it as "<model> (tuned by <agent>)". With --universe NAME
+    ({', '.join(tunable(CROSS_SECTION))}): one fit per trial on the trailing
+    cross_section.train_days, scored by validation Rank IC; `evaluate --cross-section` of
+    that universe then adds the tuned row.""",
           _tune, reads=("features", "selection"), writes=("tuning",),
-          settings=(EvaluationSettings, lambda c: _forecaster_sections(list(SPACES))),
-          flags=(*F.tune_flags(f"{', '.join(SPACES)}; with --universe (or for a model only "
-                               f"the cross-section has) {', '.join(CROSS_SECTION_SPACES)}"),
+          settings=(EvaluationSettings, lambda c: _model_sections(tunable(STOCK))),
+          flags=(*F.tune_flags(f"{', '.join(tunable(STOCK))}; with --universe (or for a "
+                               f"cross-sectional model) {', '.join(tunable(CROSS_SECTION))}"),
                  F.Flag(("--ts-code", "ts_codes"), "Stocks (default evaluation.ts_codes).",
                         parse=F.ts_codes, options=dict(metavar="A,B"))),
           records=_unless_quick),
@@ -545,7 +543,7 @@ STAGES: tuple[Stage, ...] = (
           _evaluate, reads=("features", "selection", "tuning", "latent", "minute_codes",
                             "news_vectors"),
           writes=("leaderboard",),
-          settings=(EvaluationSettings, lambda c: _forecaster_sections(c.evaluation.models)),
+          settings=(EvaluationSettings, lambda c: _model_sections(c.evaluation.models)),
           flags=F.EVALUATE, pipeline=True),
     Stage("universe", "universe", """Write the daily membership of universe NAME, point in time.
 
