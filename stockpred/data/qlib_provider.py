@@ -270,7 +270,9 @@ def write_provider(out: Path, calendar: np.ndarray, bars: pd.DataFrame,
         days = stock.values.shape[1]
         if (old is not None and old[0] == stock.first and old[1] <= days and folder.is_dir()
                 and stock.digest(old[1]) == old[2]):
-            if days > old[1]:
+            # a stopped run may have left a longer tail, even of days not stored any more
+            if days > old[1] or any((folder / f"{name}.day.bin").stat().st_size
+                                    != 4 * (1 + days) for name in FIELDS):
                 _append(stock, folder, old[1])
                 report.appended += 1
             continue
