@@ -186,6 +186,17 @@ def test_bad_input_is_one_line(args, code, phrase, exported, tmp_path, workdir):
     assert got == code and phrase in err and err.count("\n") == 1, err
 
 
+def test_unadjusted_bars_are_refused(tmp_path, workdir):
+    # the sample's unadjusted bars: one stock's
+    _cli(tmp_path, "fetch", "--source", "sample", "--ts-code", "600036.SH", "--start", CUT,
+         "--only", "daily")
+    _cli(tmp_path, "universe", "top1")
+    code, _, err = run_cli("export", "qlib", "--universe", "top1", "--out",
+                           str(tmp_path / "q"), "--data-dir", str(tmp_path / "data"))
+    assert code == 5 and "no adjusted bars" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "q").exists()
+
+
 def test_qlib_reads_the_export(exported):
     qlib = pytest.importorskip("qlib", reason="qlib is not installed here: it runs in the "
                                "[peer] environment (doc/peer.md)")

@@ -355,12 +355,17 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
 
 def export_qlib(config: Config, paths: Paths, name: str, out: Path) -> list[str]:
     """The qlib provider of universe ``name`` at ``out`` (stockpred.data.qlib_provider),
-    from the stored bars and the stored membership: every stock ever a member with all its
-    bars, on the market's trading days up to the membership's last day."""
+    from the stored adjusted bars (market_bars' basis) and the stored membership: every
+    stock ever a member with all its bars, on the market's trading days up to the
+    membership's last day."""
     daily = members(config, paths, name)
     if daily.empty:
         raise InputError(f"universe {name!r} has no members: nothing to export")
     basis, bars = market_bars(paths)
+    if basis == "daily":  # qlib takes $close for an adjusted price: dividends would be gaps
+        raise MissingInputError(f"no adjusted bars (hfq_daily or qfq_daily) under "
+                                f"{paths.raw_dir}: run `stockpred fetch` with adj_factor, "
+                                f"from which it derives them")
     through = daily["trade_date"].max()
     known = (bars["trade_date"] <= through).to_numpy()
     calendar = np.sort(bars.loc[known, "trade_date"].unique().astype(str))
