@@ -219,55 +219,24 @@ def write_provider(out: Path, calendar: np.ndarray, bars: pd.DataFrame,
       every stock's positions at once) into a new folder beside ``out``, renamed in whole:
       while the old one is renamed away ``out`` is briefly absent (qlib then fails to open
       it; it cannot misread it) and a rerun after a kill there starts again.
-    Files are flushed to disk once (os.sync) before anything refers to them."""
+    Files are flushed to disk once (os.sync) before anything refers to them. One stock's
+    series is held at a time."""
     out = Path(out)
-    for leftover in out.parent.glob(f"{out.name}{TMP_MARK}*"):
-        shutil.rmtree(leftover)
-    for leftover in (out / "features").glob(f"*{TMP_MARK}*"):
+    for leftover in [*out.parent.glob(f"{out.name}{TMP_MARK}*"),
+                     *(out / "features").glob(f"*{TMP_MARK}*")]:
         shutil.rmtree(leftover)
     previous = _previous(out, calendar)
-    stocks = list(stock_bins(bars, calendar))
-    record = {s.ts_code: [s.first, s.values.shape[1], s.digest(s.values.shape[1])]
-              for s in stocks}
-    intervals = membership_intervals(members, calendar)
-    instruments = {f"{universe}.txt": _instruments_text(intervals)}
-    if universe != "all":
-        instruments["all.txt"] = "".join(
-            f"{qlib_code(s.ts_code)}\t{_dash(calendar[s.first])}\t"
-            f"{_dash(calendar[s.first + s.values.shape[1] - 1])}\n" for s in stocks)
-    through = str(calendar[-1]) if len(calendar) else None
-    report = ProviderReport(out, universe, len(calendar), through, len(stocks),
-                            "full" if previous is None else "incremental", 0, 0)
-    text = _record(universe, source, calendar, record)
-
-    if previous is None:
-        staging = out.with_name(f"{out.name}{TMP_MARK}{os.getpid()}")
-        for stock in stocks:
-            _write_stock(stock, staging / "features" / stock.folder)
-        for name, lines in instruments.items():
-            (staging / "instruments").mkdir(parents=True, exist_ok=True)
-            (staging / "instruments" / name).write_text(lines, encoding="utf-8")
-        (staging / "calendars").mkdir(parents=True)
-        (staging / "calendars" / "day.txt").write_text(_calendar_text(calendar),
-                                                       encoding="utf-8")
-        (staging / RECORD).write_text(text, encoding="utf-8")
-        os.sync()
-        if out.exists():
-            replaced = out.with_name(f"{out.name}{TMP_MARK}replaced")
-            os.rename(out, replaced)
-            os.rename(staging, out)
-            shutil.rmtree(replaced)
-        else:
-            os.rename(staging, out)
-        report.rewritten = len(stocks)
-        return report
-
-    features = out / "features"
-    swaps = []
-    for stock in stocks:
-        folder = features / stock.folder
-        old = previous["stocks"].get(stock.ts_code)
+    update = previous is not None
+    target = out if update else out.with_name(f"{out.name}{TMP_MARK}{os.getpid()}")
+    report = ProviderReport(out, universe, len(calendar),
+                            str(calendar[-1]) if len(calendar) else None, 0,
+                            "incremental" if update else "full", 0, 0)
+    record, swaps = {}, []
+    for stock in stock_bins(bars, calendar):
         days = stock.values.shape[1]
+        record[stock.ts_code] = [stock.first, days, stock.digest(days)]
+        folder = target / "features" / stock.folder
+        old = previous["stocks"].get(stock.ts_code) if update else None
         if (old is not None and old[0] == stock.first and old[1] <= days and folder.is_dir()
                 and stock.digest(old[1]) == old[2]):
             # a stopped run may have left a longer tail, even of days not stored any more
@@ -276,19 +245,35 @@ def write_provider(out: Path, calendar: np.ndarray, bars: pd.DataFrame,
                 _append(stock, folder, old[1])
                 report.appended += 1
             continue
-        fresh = features / f"{stock.folder}{TMP_MARK}{os.getpid()}"
-        _write_stock(stock, fresh)
-        swaps.append((fresh, folder))
+        if update:
+            fresh = folder.with_name(f"{folder.name}{TMP_MARK}{os.getpid()}")
+            _write_stock(stock, fresh)
+            swaps.append((fresh, folder))
+        else:
+            _write_stock(stock, folder)
+        report.rewritten += 1
+    report.stocks = len(record)
+    instruments = {f"{universe}.txt": _instruments_text(membership_intervals(members, calendar))}
+    if universe != "all":
+        instruments["all.txt"] = "".join(
+            f"{qlib_code(code)}\t{_dash(calendar[first])}\t{_dash(calendar[first + days - 1])}\n"
+            for code, (first, days, _) in record.items())
+    text = _record(universe, source, calendar, record)
+
+    if not update:
+        (target / "instruments").mkdir(parents=True)
+        for name, lines in instruments.items():
+            (target / "instruments" / name).write_text(lines, encoding="utf-8")
+        (target / "calendars").mkdir()
+        (target / "calendars" / "day.txt").write_text(_calendar_text(calendar),
+                                                      encoding="utf-8")
+        (target / RECORD).write_text(text, encoding="utf-8")
+        os.sync()
+        _swap_in(target, out)
+        return report
     os.sync()
     for fresh, folder in swaps:
-        if folder.exists():
-            replaced = folder.with_name(f"{folder.name}{TMP_MARK}replaced")
-            os.rename(folder, replaced)
-            os.rename(fresh, folder)
-            shutil.rmtree(replaced)
-        else:
-            os.rename(fresh, folder)
-    report.rewritten = len(swaps)
+        _swap_in(fresh, folder)
     for name, lines in instruments.items():
         atomic_write_text(out / "instruments" / name, lines)
     for stale in set((out / "instruments").glob("*.txt")) - {out / "instruments" / n
@@ -296,9 +281,21 @@ def write_provider(out: Path, calendar: np.ndarray, bars: pd.DataFrame,
         stale.unlink()
     atomic_write_text(out / "calendars" / "day.txt", _calendar_text(calendar))
     # stocks no instrument names any more: removed once no file refers to them
-    kept = {s.folder for s in stocks}
-    for folder in features.iterdir():
-        if folder.name not in kept:
+    exported = {qlib_code(code).lower() for code in record}
+    for folder in (out / "features").iterdir():
+        if folder.name not in exported:
             shutil.rmtree(folder)
     atomic_write_text(out / RECORD, text)
     return report
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Rename the folder ``new`` to ``path``; an old ``path`` is renamed away first (a
+    folder that is not empty cannot be renamed over) and removed after."""
+    if not path.exists():
+        os.rename(new, path)
+        return
+    replaced = path.with_name(f"{path.name}{TMP_MARK}replaced")
+    os.rename(path, replaced)
+    os.rename(new, path)
+    shutil.rmtree(replaced)
