@@ -6,8 +6,9 @@
 Runs in the peer venv (``pip install -e '.[peer]'``: pyqlib 0.9.7, pandas < 3); see
 doc/peer.md. Steps:
 
-1. ``scripts/qlib_data.py`` converts ../shared/data/market to qlib's binary format (no vwap:
-   see there) with the point-in-time universe as a qlib instruments file.
+1. ``scripts/qlib_data.py`` converts ../shared/data/market to qlib's binary format
+   (stockpred.data.qlib_provider: no vwap, see there) with the point-in-time universe as a
+   qlib instruments file.
 2. qlib (a child process, absolute paths, cwd = the work folder, PYTHONHASHSEED fixed,
    MLFLOW_ALLOW_FILE_STORE=true): Alpha158 handler with its default processors (learn:
    DropnaLabel + CSZScoreNorm on the label, no infer processors; label
@@ -47,6 +48,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import qlib_data  # noqa: E402
+
+from stockpred.data.qlib_provider import ts_code_of  # noqa: E402
 
 SPLITS = {
     "a": {"train": ("2010-01-01", "2014-12-31"), "valid": ("2015-01-01", "2016-12-31"),
@@ -109,7 +112,7 @@ def run_qlib(data: Path, universe: str, split: str, out: Path) -> None:
     frame.columns = ["datetime", "instrument", "score"]
     frame = pd.DataFrame({
         "trade_date": pd.to_datetime(frame["datetime"]).dt.strftime("%Y%m%d"),
-        "ts_code": [qlib_data.ts_code_of(c) for c in frame["instrument"]],
+        "ts_code": [ts_code_of(c) for c in frame["instrument"]],
         "score": frame["score"].to_numpy(np.float64)})
     frame.to_parquet(out / "qlib_pred.parquet", index=False)
     stats = {"wall_s": time.perf_counter() - started, "load_s": loaded - started,
@@ -336,7 +339,7 @@ def main(argv=None) -> int:
     bars = qlib_data.read_market()
     members_file = args.data / f"members_{args.universe}.parquet"
     if not (args.data / "instruments" / f"{args.universe}.txt").exists() or not members_file.exists():
-        qlib_data.convert(out=args.data, universes=(args.universe,), bars=bars)
+        qlib_data.convert(out=args.data, universe=args.universe, bars=bars)
     members = pd.read_parquet(members_file).astype({"trade_date": str, "ts_code": str})
     outs = {s: ROOT / "data" / "peer" / args.universe / s for s in splits}
     children = {}

@@ -37,7 +37,8 @@ TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 # (stockpred.stages.table; a test keeps the two equal). The market-wide ones run when
 # refresh.stages names them.
 LATER_STAGES = ("features", "importance", "train", "vae", "minutes", "embed-news", "evaluate",
-                "factors", "signal", "evaluate-cross-section", "plot", "report", "readme")
+                "factors", "signal", "evaluate-cross-section", "export-qlib", "plot", "report",
+                "readme")
 # what refresh runs by default: the per-stock pipeline
 DEFAULT_REFRESH = ("features", "importance", "train", "vae", "minutes", "embed-news", "evaluate",
                    "plot", "report", "readme")
@@ -485,6 +486,15 @@ class ComputeSettings(Section):
     memory_limit: str = "auto"  # per local worker, as Dask spells it ("4GB", "auto")
 
 
+class QlibSettings(Section):
+    """`stockpred export qlib`: with ``dir`` set, every `refresh` also brings the qlib
+    provider of cross_section.universe there up to date (relative to this config's
+    folder); unset, the default, refresh leaves qlib alone."""
+
+    section: ClassVar[str] = "qlib"
+    dir: str | None = None
+
+
 class RefreshSettings(Section):
     section: ClassVar[str] = "refresh"
     stages: list[str] = Field(default_factory=lambda: list(DEFAULT_REFRESH))
@@ -514,6 +524,7 @@ class Config(Section):
     generative: GenerativeSettings = Field(default_factory=GenerativeSettings)
     plot: PlotSettings = Field(default_factory=PlotSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    qlib: QlibSettings = Field(default_factory=QlibSettings)
     # named universes beside the built-in `all` and `topN` (stockpred.data.universe)
     universes: dict[str, UniverseSpec] = Field(default_factory=dict)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)

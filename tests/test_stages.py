@@ -49,6 +49,7 @@ EDITS = {
     "cross_section.universe": "top500",
     "cross_section.backtest.benchmark_index": "000905.SH",
     "refresh.train_model": "gru",
+    "qlib.dir": "qlib_cn",
 }
 # keys that are only valid edited together with another
 PAIRED_EDITS = {

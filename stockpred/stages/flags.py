@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from stockpred.config import check_ts_code, parse_day
@@ -69,6 +70,12 @@ def day(value: str, flag: str) -> str:
 
 def names(value: str, flag: str) -> list[str]:
     return split(value)
+
+
+def absolute_path(value: str, flag: str) -> str:
+    """A folder given on the command line is relative to the working directory, not to
+    config.json's folder as the config key it overrides would be."""
+    return str(Path(value).expanduser().absolute())
 
 
 def _fetch_stocks(value: str, flag: str) -> dict:

@@ -1,5 +1,5 @@
-"""The market-wide stages: `stockpred universe NAME`, `stockpred features --universe NAME`
-and `stockpred export factors`.
+"""The market-wide stages: `stockpred universe NAME`, `stockpred features --universe NAME`,
+`stockpred export factors` and `stockpred export qlib`.
 
 A universe is a built-in name (`all`, `topN`) or one named in config.json's `universes`;
 its daily membership is computed point in time from the stored bars. The factor panel of a
@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from stockpred.config import Config
+from stockpred.data import qlib_provider
 from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.data.universe import membership, universe_from_name
@@ -350,3 +351,29 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
     if not member_days_only:  # the caller keeps the member days by their keys
         return panel
     return panel.merge(members(config, paths, name), on=["trade_date", "ts_code"], how="inner")
+
+
+def export_qlib(config: Config, paths: Paths, name: str, out: Path) -> list[str]:
+    """The qlib provider of universe ``name`` at ``out`` (stockpred.data.qlib_provider),
+    from the stored adjusted bars (market_bars' basis) and the stored membership: every
+    stock ever a member with all its bars, on the market's trading days up to the
+    membership's last day."""
+    daily = members(config, paths, name)
+    if daily.empty:
+        raise InputError(f"universe {name!r} has no members: nothing to export")
+    basis, bars = market_bars(paths)
+    if basis == "daily":  # qlib takes $close for an adjusted price: dividends would be gaps
+        raise MissingInputError(f"no adjusted bars (hfq_daily or qfq_daily) under "
+                                f"{paths.raw_dir}: run `stockpred fetch` with adj_factor, "
+                                f"from which it derives them")
+    through = daily["trade_date"].max()
+    known = (bars["trade_date"] <= through).to_numpy()
+    calendar = np.sort(bars.loc[known, "trade_date"].unique().astype(str))
+    own = bars[known & bars["ts_code"].isin(daily["ts_code"].unique()).to_numpy()]
+    report = qlib_provider.write_provider(out, calendar, own, daily, name,
+                                          {"price_basis": basis})
+    lines = report.summary()
+    if bars["trade_date"].max() > through:
+        lines.append(f"note: the stored bars go on to {bars['trade_date'].max()}; run "
+                     f"`stockpred universe {name}` to export those days too")
+    return lines

@@ -31,6 +31,7 @@ from stockpred.config import (
     FetchSettings,
     ImportanceSettings,
     PlotSettings,
+    QlibSettings,
     RefreshSettings,
     TushareSettings,
     quick_config,
@@ -219,6 +220,16 @@ def _export_factors(job: Job) -> list[str]:
     frame = market.model_factors(job.config, job.paths, universe, codes)
     atomic_write_parquet(frame, target)
     return [f"wrote {len(frame)} rows x {frame.shape[1] - 2} factors to {target}"]
+
+
+def _export_qlib(job: Job) -> list[str]:
+    from stockpred.stages import market
+
+    if job.config.qlib.dir is None:
+        raise InputError("give --out DIR, the qlib provider folder (or set qlib.dir in "
+                         "config.json)")
+    out = (job.config.base_dir / Path(job.config.qlib.dir).expanduser()).absolute()
+    return market.export_qlib(job.config, job.paths, job.config.cross_section.universe, out)
 
 
 def _importance(job: Job) -> list[str]:
@@ -603,6 +614,22 @@ STAGES: tuple[Stage, ...] = (
                  F.Flag(("--out",), "The parquet file to write.",
                         options=dict(required=True, metavar="FILE")),
                  F.SCHEDULER), records=_never, exclusive=("universe", "ts_codes")),
+    Stage("export-qlib", "export qlib", """Write universe NAME as a qlib data provider into OUT.
+
+    Fresh A-share data for qlib: calendars/day.txt (the trading days), instruments/NAME.txt
+    (the point-in-time membership of `stockpred universe NAME`, one line per run of member
+    days) and all.txt, and features/<code>/<field>.day.bin (open, high, low, close as
+    stored, adjusted; volume in raw lots; factor 1; change; no VWAP, which raw amount over
+    adjusted prices would leak) of every stock ever a member. A rerun appends the new days
+    and rewrites only the stocks whose stored history changed (a forward adjustment
+    re-basing it): the same bytes as a new export, and qlib never reads a half-written
+    provider. With qlib.dir set, every `refresh` does this too.""",
+          _export_qlib, reads=("raw", "universe"), settings=(QlibSettings, "universes"),
+          flags=(F.UNIVERSE,
+                 F.Flag(("--out",), "The provider folder, new or written by this command "
+                        "(default qlib.dir).", config="qlib.dir", parse=F.absolute_path,
+                        options=dict(metavar="DIR"))),
+          pipeline=True, optional=True),
     Stage("plot", "plot", """Regenerate the figures the README shows (into <results dir>/).
 
     Without FAMILY, every family whose inputs exist. features: price and amount, MACD,
@@ -757,6 +784,8 @@ def refresh(config: Config, paths: Paths, progress: bool = False,
         config = with_overrides(config, {"cross_section": {"universe": universe}})
     lines = run_stage(stage("fetch"), Job(config, paths, progress, {"universe": universe}))
     chosen = MARKET_NIGHT if universe is not None else config.refresh.stages
+    if config.qlib.dir is not None:
+        chosen = (*chosen, "export-qlib")
     for entry in STAGES:
         if not entry.pipeline or entry.name not in chosen:
             continue
