@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 from stockpred.data.fetch import BEIJING
 from stockpred.errors import InputError, LockedError
@@ -130,8 +131,9 @@ def keras_seeded(seed: int):
     return keras
 
 
-# set by the SIGINT handler of interrupt_held while Ctrl-C waits to be raised
-_held_interrupt = threading.Event()
+# set by the SIGINT handler of interrupt_held while Ctrl-C waits to be raised; a plain
+# attribute, not an Event: a handler taking a lock the main thread holds would deadlock
+_held_interrupt = SimpleNamespace(pending=False)
 
 
 @contextmanager
@@ -149,20 +151,20 @@ def interrupt_held() -> Iterator[None]:
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
-    _held_interrupt.clear()
-    signal.signal(signal.SIGINT, lambda signum, frame: _held_interrupt.set())
+    _held_interrupt.pending = False
+    signal.signal(signal.SIGINT, lambda signum, frame: setattr(_held_interrupt, "pending", True))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        if _held_interrupt.is_set():
-            _held_interrupt.clear()
+        if _held_interrupt.pending:
+            _held_interrupt.pending = False
             raise KeyboardInterrupt
 
 
 def interrupt_pending() -> bool:
     """Whether a Ctrl-C is held by ``interrupt_held``, waiting for the block to end."""
-    return _held_interrupt.is_set()
+    return _held_interrupt.pending
 
 
 def progress(items: Iterable, desc: str, unit: str, shown: bool,
