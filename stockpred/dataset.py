@@ -9,6 +9,7 @@ the close of the next traded day. Scalers are fit on training rows only and say 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -196,7 +197,10 @@ class Standardizer:
     fit_rows: int = 0
 
     def fit(self, x: np.ndarray) -> "Standardizer":
-        with np.errstate(all="ignore"):
+        # a feature with no value in the rows (all-NaN) gets median 0; numpy warns of it
+        # through warnings, not its error state, onto the user's stderr
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             medians = np.nanmedian(x, axis=0)
         self.medians_ = np.where(np.isnan(medians), 0.0, medians)
         filled = np.where(np.isnan(x), self.medians_, x)

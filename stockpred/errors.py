@@ -49,3 +49,13 @@ class MissingInputError(StockpredError):
 class ComputeError(StockpredError):
     """The Dask cluster failed the work: its scheduler does not answer, or its workers died
     more often than distributed retries a task; what was stored is intact."""
+
+
+class Interrupted(StockpredError):
+    """Ctrl-C. Every file is whole all the same: artefacts are written to a temporary and
+    renamed into place, and a run folder only when its run finished."""
+
+    exit_code = 130
+
+    def __init__(self):
+        super().__init__("interrupted")

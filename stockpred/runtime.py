@@ -1,16 +1,20 @@
-"""What every command shares at run time: the data-directory lock, the log file, and a
-seeded Keras whose native chatter goes to that log."""
+"""What every command shares at run time: the data-directory lock, the log file, a
+seeded Keras whose native chatter goes to that log, and Ctrl-C held back while native code
+cannot take it."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 from stockpred.data.fetch import BEIJING
 from stockpred.errors import InputError, LockedError
@@ -125,6 +129,42 @@ def keras_seeded(seed: int):
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     return keras
+
+
+# set by the SIGINT handler of interrupt_held while Ctrl-C waits to be raised; a plain
+# attribute, not an Event: a handler taking a lock the main thread holds would deadlock
+_held_interrupt = SimpleNamespace(pending=False)
+
+
+@contextmanager
+def interrupt_held() -> Iterator[None]:
+    """Inside, Ctrl-C only sets a flag (``interrupt_pending``); on leaving, a Ctrl-C that
+    came is raised as the KeyboardInterrupt the CLI turns into exit 130.
+
+    For native code that calls back into Python: XGBoost builds its training matrix
+    through ctypes callbacks, and a KeyboardInterrupt raised inside one is swallowed by
+    ctypes and leaves XGBoost with half a matrix (a failed check, or munmap_chunk():
+    invalid pointer and a core dump). A training loop reads the flag to stop at its next
+    round, so the wait stays short. Only the outermost block of the main thread holds
+    Ctrl-C, and only where Python's own handler has it: an ignored SIGINT stays ignored."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    _held_interrupt.pending = False
+    signal.signal(signal.SIGINT, lambda signum, frame: setattr(_held_interrupt, "pending", True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if _held_interrupt.pending:
+            _held_interrupt.pending = False
+            raise KeyboardInterrupt
+
+
+def interrupt_pending() -> bool:
+    """Whether a Ctrl-C is held by ``interrupt_held``, waiting for the block to end."""
+    return _held_interrupt.pending
 
 
 def progress(items: Iterable, desc: str, unit: str, shown: bool,

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,16 +132,33 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 # -- real processes killed at a chosen point (test_kill_resume*.py) --------------------------
 
+def signal_when(args: list[str], ready: Callable[[], bool], signum: int,
+                limit_s: float = 120) -> tuple[int, str]:
+    """Start `stockpred ARGS`, send it ``signum`` once ``ready()`` holds; returns its exit
+    status (minus the signal's number when the signal killed it) and its stderr. SIGINT
+    reaches it as Ctrl-C at a terminal does, even where the tests run with SIGINT ignored
+    (a background job's children inherit that, and Python then never raises
+    KeyboardInterrupt)."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "stockpred", *args],
+                                env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + limit_s
+            while proc.poll() is None and not ready() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            proc.send_signal(signum)
+            code = proc.wait(timeout=limit_s)
+        finally:
+            proc.kill()  # nothing when it has ended; a run that ignored the signal ends here
+        err.seek(0)
+        return code, err.read()
+
+
 def kill_when(args: list[str], ready: Callable[[], bool], limit_s: float = 120) -> bool:
-    """Start `stockpred ARGS`, SIGKILL it once ``ready()`` holds; True if it was still
-    running then (False: it finished first, which leaves nothing to check)."""
-    proc = subprocess.Popen([sys.executable, "-m", "stockpred", *args], env=dict(os.environ),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + limit_s
-    while proc.poll() is None and not ready() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    return proc.wait() == -signal.SIGKILL
+    """SIGKILL `stockpred ARGS` once ``ready()`` holds; True if it was still running then
+    (False: it finished first, which leaves nothing to check)."""
+    return signal_when(args, ready, signal.SIGKILL, limit_s)[0] == -signal.SIGKILL
 
 
 def rerun(*args: str) -> str:

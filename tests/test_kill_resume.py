@@ -1,17 +1,19 @@
 """SIGKILL a real command at a few points, rerun it, and require what an uninterrupted run
 writes: every stored table (derived ones included), the feature frames, a model's and a
-walk-forward's predictions. Only run ids and timestamps may differ."""
+walk-forward's predictions. Only run ids and timestamps may differ. And Ctrl-C: exit 130,
+one line, nothing half-written."""
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from conftest import (TOKEN, after, copy_inputs, files, kill_when, last_run, rerun, run_cli,
-                      sample_features, write_config)
+                      sample_features, signal_when, write_config)
 from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.replay import ReplayServer
 from stockpred.data.store import TMP_MARK, RawStore
@@ -105,3 +107,16 @@ def test_evaluate_killed_while_writing_scores_as_an_uninterrupted_run(built, wor
     boards = [json.loads((results / name / "leaderboard.json").read_text())["rows"]
               for name in ("killed", "uninterrupted")]
     assert boards[0] == boards[1]
+
+
+def test_ctrl_c_mid_fit_exits_130_with_one_line_and_leaves_no_run(built, workdir):
+    folder = copy_inputs(built, workdir / "data", "models")
+    runs = folder / "models" / "xgboost"
+    # the run's staging twin appears as the fit starts: Ctrl-C lands in XGBoost or after it
+    code, err = signal_when(["train", "xgboost", "--quick", "--data-dir", str(folder)],
+                            lambda: runs.exists() and any(runs.iterdir()), signal.SIGINT)
+    assert (code, err) == (130, "error: interrupted\n")
+    assert not any(runs.iterdir())  # neither a run nor its half-written twin
+    assert not [p for p in folder.rglob(f"*{TMP_MARK}*")]
+    [log] = (folder / "logs").glob("train-*.log")
+    assert "train interrupted (Ctrl-C)" in log.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import numpy as np
 import pandas as pd
@@ -167,3 +168,44 @@ def test_fusion_blends_lstm_and_wgan_with_alpha_fit_on_validation(stocks):
               for c0, c1 in [tuple(c.predict(valid[0]) for c in fused.components_)]}
     assert errors[min(errors, key=errors.get)] == pytest.approx(
         errors[min(errors, key=lambda w: abs(w - fused.alpha_))])
+
+
+class CtrlCWhenRead(np.ndarray):
+    """Features that send this process SIGINT whenever XGBoost asks for their memory, which
+    it does inside the ctypes callbacks that build its training matrix: Ctrl-C at the worst
+    moment, every time."""
+
+    reads = 0
+
+    @property
+    def __array_interface__(self):
+        CtrlCWhenRead.reads += 1
+        signal.raise_signal(signal.SIGINT)
+        return np.asarray(self).__array_interface__
+
+
+@pytest.fixture
+def python_takes_ctrl_c():
+    """Python's own SIGINT handler, as at a terminal, even where the tests run with SIGINT
+    ignored (a background job)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_xgboost_builds_its_matrix_stops_the_fit_cleanly(python_takes_ctrl_c):
+    import xgboost
+
+    from stockpred.models.learned import fit_xgboost
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 4)).astype("float32").view(CtrlCWhenRead)
+    y = rng.standard_normal(300)
+    estimator = xgboost.XGBRegressor(tree_method="hist", n_estimators=50, n_jobs=1)
+    # a plain fit turns this into an XGBoostError (half a matrix) or a crash
+    with pytest.raises(KeyboardInterrupt):
+        fit_xgboost(estimator, x, y, eval_set=[(x, y)], verbose=False)
+    assert CtrlCWhenRead.reads > 0
+    # held until it was safe, then the boosting stopped at its first round
+    assert estimator.get_booster().num_boosted_rounds() == 1
+    assert estimator.callbacks is None

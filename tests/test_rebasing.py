@@ -19,7 +19,7 @@ from stockpred.data.catalogue import CATALOGUE
 from stockpred.data.store import RawStore
 from stockpred.dataset import load_stocks
 from stockpred.layout import resolve_paths
-from stockpred.models.names import STOCK, names_in
+from stockpred.models import names
 from stockpred.models.registry import prototype
 
 # Bank of China: the sample's cheapest qfq prices (1.34 CNY at the least), where the
@@ -92,7 +92,7 @@ def _share_within(got: np.ndarray, expected: np.ndarray, tolerance: float) -> fl
     return float(np.mean(np.abs(got[known] - expected[known]) <= tolerance))
 
 
-@pytest.mark.parametrize("name", names_in(STOCK))
+@pytest.mark.parametrize("name", names.names_in(names.STOCK))
 def test_forecast_returns_are_the_same_after_rebasing(name, shipped, rebased):
     """A model fit on the shipped bars forecasts the same returns from re-based ones (a
     saved model meets a later fetch), its price forecasts scaled by the factor; one fit

@@ -21,6 +21,7 @@ from stockpred.data.store import atomic_save
 from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
 from stockpred.errors import InputError
 from stockpred.models.base import Model
+from stockpred.models.learned import fit_xgboost
 from stockpred.models.names import CROSS_SECTION
 from stockpred.runtime import keras_seeded, native_stderr_to_log
 
@@ -190,8 +191,8 @@ class XGBoostModel(CrossSectionalModel):
         extra = {}
         if ranking:
             extra = {"qid": _day_ids(train), "eval_qid": [_day_ids(valid)]}
-        self.model_.fit(train.x, train.y, eval_set=[(valid.x, valid.y)], verbose=False,
-                        **extra)
+        fit_xgboost(self.model_, train.x, train.y, eval_set=[(valid.x, valid.y)],
+                    verbose=False, **extra)
         return self
 
     def _fit_on_dask(self, train, valid, ranking: bool):

@@ -14,6 +14,7 @@ import numpy as np
 from stockpred.data.store import atomic_save
 from stockpred.dataset import Standardizer, StockData
 from stockpred.models.base import Forecaster
+from stockpred.runtime import interrupt_held, interrupt_pending
 
 MODEL_FILE = "model.joblib"
 
@@ -29,9 +30,31 @@ def training_matrix(stocks: list[StockData]) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], y[keep]
 
 
+def fit_xgboost(estimator, x, y, **fit_args):
+    """``estimator.fit(x, y, **fit_args)`` that Ctrl-C ends cleanly: held back while XGBoost
+    builds its matrices through Python callbacks (runtime.interrupt_held says why), and
+    ending the boosting at the next round, so the interrupt waits one tree, not the fit."""
+    import xgboost
+
+    class StopOnInterrupt(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):
+            return interrupt_pending()
+
+    estimator.callbacks = [StopOnInterrupt()]
+    try:
+        with interrupt_held():
+            estimator.fit(x, y, **fit_args)
+    finally:
+        estimator.callbacks = None  # the saved estimator holds no callback of this run
+    return estimator
+
+
 class _FeatureRegressor(Forecaster):
     def _estimator(self):
         raise NotImplementedError
+
+    def _fit_estimator(self, x: np.ndarray, y: np.ndarray):
+        return self._estimator().fit(x, y)
 
     def fit(self, train, valid=None, log_dir=None, verbose=0):
         x, y = training_matrix(train)
@@ -40,8 +63,8 @@ class _FeatureRegressor(Forecaster):
             x, y = x[-limit:], y[-limit:]
         self.scaler_ = Standardizer().fit(x)
         self.target_mean_, self.target_std_ = float(y.mean()), float(y.std() or 1.0)
-        self.estimator_ = self._estimator().fit(self.scaler_.transform(x),
-                                                (y - self.target_mean_) / self.target_std_)
+        self.estimator_ = self._fit_estimator(self.scaler_.transform(x),
+                                              (y - self.target_mean_) / self.target_std_)
         return self
 
     def predict(self, data: StockData) -> np.ndarray:
@@ -93,3 +116,6 @@ class XGBoostForecaster(_FeatureRegressor):
                            "colsample_bytree")}
         return xgboost.XGBRegressor(random_state=self.seed, n_jobs=2, tree_method="hist",
                                     **params)
+
+    def _fit_estimator(self, x, y):
+        return fit_xgboost(self._estimator(), x, y)

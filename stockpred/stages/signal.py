@@ -137,9 +137,9 @@ def run(config: Config, paths: Paths, progress: bool = False) -> list[str]:
         raise MissingInputError(f"the factors of {name} end before {day}, the last member "
                                 f"day: run `stockpred features --universe {name}` first")
     calendar = np.sort(member_rows["trade_date"].unique().astype(str))
-    prototype = prototype(config, cs.models[0])
-    key = _fit_key(config, prototype, factors)
-    fit = _stored_fit(paths, prototype.name, key, calendar, day, cs.retrain_every)
+    model = prototype(config, cs.models[0])
+    key = _fit_key(config, model, factors)
+    fit = _stored_fit(paths, model.name, key, calendar, day, cs.retrain_every)
     # a refit reads the trailing train_days, scoring alone the day itself
     start = day if fit else calendar[max(0, np.searchsorted(calendar, day) - cs.train_days)]
     codes = sorted(member_rows["ts_code"].unique())
@@ -150,7 +150,7 @@ def run(config: Config, paths: Paths, progress: bool = False) -> list[str]:
         member_rows[(member_rows["trade_date"] >= start).to_numpy()], bars, cs.label,
         cs.normalise, cs.mad_k)
     if fit is None:
-        fit = _refit(config, paths, prototype, panel, key, day)
+        fit = _refit(config, paths, model, panel, key, day)
     today = panel.rows(panel.dates == day)
     scores = CrossSectionalModel.load(fit.folder).predict(today)
     signal = today.keys.assign(score=scores)
