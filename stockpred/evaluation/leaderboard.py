@@ -2,11 +2,11 @@
 
 A board is one run's payload, with the same fields in either world: run_id, world, header,
 test_period, protocol (the WalkForward), quick, models, rows (the main table), tables (every
-table the markdown shows: title, columns, rows), notes, config_sha256, versions, and the
-world's own facts (the stocks and their inputs; the universe, label, settings and
+table the markdown shows: title, columns, rows), notes, config_sha256, versions, upstream,
+and the world's own facts (the stocks and their inputs; the universe, label, settings and
 backtest). `evaluate` writes it as metrics.json into its run folder, beside
 predictions.parquet (trade_date, ts_code, model, and the world's values), and publishes
-it as the world's leaderboard (<results dir>/leaderboard.{md,json}, or
+it, less RUN_ONLY, as the world's leaderboard (<results dir>/leaderboard.{md,json}, or
 <results dir>/cross_section/leaderboard.{md,json}).
 
 A tuned model is a row like any other, ``<model> (tuned by <agent>)``: `evaluate` walks
@@ -27,6 +27,10 @@ from stockpred.models.registry import prototype
 
 QUICK_MARK = " [quick]"
 METRICS_FILE = "metrics.json"
+# what the run folder keeps and the published board leaves out: when the inputs were
+# written and the package versions of the machine, so that rerunning the same computation
+# elsewhere rewrites the committed board to the same bytes but its run id
+RUN_ONLY = ("upstream", "versions")
 
 
 def cell(value) -> str:
@@ -66,9 +70,10 @@ def write_metrics(board: dict, run_folder: Path) -> None:
 
 
 def publish(paths: Paths, board: dict) -> str:
-    """Write ``board`` as its world's leaderboard; returns the markdown."""
+    """Write ``board`` (less RUN_ONLY) as its world's leaderboard; returns the markdown."""
     text, json_path = markdown(board), paths.leaderboard_files(board["world"])
-    atomic_write_text(json_path, json.dumps(board, indent=1, default=str) + "\n")
+    shown = {key: value for key, value in board.items() if key not in RUN_ONLY}
+    atomic_write_text(json_path, json.dumps(shown, indent=1, default=str) + "\n")
     atomic_write_text(json_path.with_suffix(".md"), text)
     return text
 

@@ -25,7 +25,7 @@ from stockpred.evaluation.backtest import equal_weight_returns, index_returns, r
 from stockpred.evaluation.cross_section import backtest_row, score_rows
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
-from stockpred.manifest import config_hash, package_versions
+from stockpred.manifest import config_hash, package_versions, upstream
 from stockpred.models.names import CROSS_SECTION, check_models
 from stockpred.tuning.spaces import tunable
 from stockpred.models.registry import prototype
@@ -159,7 +159,7 @@ def run(config: Config, paths: Paths, universe: str | None = None,
                             leaderboard.table(backtests, BACKTEST_COLUMNS, "Backtest")],
                  "notes": [f"Note: {n}" for n in rule_notes(**listings)],
                  "config_sha256": config_hash(config), "versions": package_versions(),
-                 "universe": name, "label": cs.label,
+                 "upstream": upstream(paths), "universe": name, "label": cs.label,
                  "settings": cs.model_dump(mode="json"), "backtest": backtests}
         leaderboard.write_metrics(board, run_folder.writing)
     markdown = leaderboard.publish(paths, board)
