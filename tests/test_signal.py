@@ -98,6 +98,22 @@ def test_monthly_ic_is_the_summary_of_each_month(frame):
         signal.newey_west_tstat(march["ic"]))
 
 
+def test_the_rank_ic_interval_resamples_whole_months(frame):
+    """The interval holds the mean Rank IC and comes again with the seed; its blocks are
+    months: a series that is one level per month gets the interval of its month means
+    (resampling single days would make it about sqrt(days per month) times narrower)."""
+    summary = signal.ic_summary(frame)
+    assert summary["rank_ic_lo90"] < summary["rank_ic"] < summary["rank_ic_hi90"]
+    assert signal.ic_summary(frame)["rank_ic_lo90"] == summary["rank_ic_lo90"]
+    ic = signal.daily_ic(frame)[["rank_ic"]]
+    months = ic.index.str[:6]
+    by_month = ic.groupby(months)["rank_ic"].transform("mean").to_frame()
+    low, high = signal.interval(signal.monthly_bootstrap_means(by_month)["rank_ic"])
+    level = ic.groupby(months)["rank_ic"].mean()
+    expected = 2 * 1.645 * level.std(ddof=0) / np.sqrt(len(level))
+    assert 0.8 < (high - low) / expected < 1.2
+
+
 def test_quantile_returns_match_pandas_qcut(frame):
     result = signal.quantile_returns(frame, quantiles=5)
     days = [d for d in ["20170104", "20170705", "20180702"]
