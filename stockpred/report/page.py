@@ -183,7 +183,9 @@ def per_year(daily: pd.DataFrame, ic: pd.DataFrame) -> list[dict]:
 
 
 SIGNAL_COLUMNS = [("model", "model"), ("rank_ic", "rank_ic"),
-                  ("rank_ic_interval", "rank_ic 95% interval"), ("rank_icir", "rank_icir"),
+                  ("rank_ic_interval", "rank_ic 95% interval"),
+                  ("rank_ic_months", "rank_ic 90% interval, month blocks"),
+                  ("rank_icir", "rank_icir"),
                   ("rank_ic_t_nw", "rank_ic_t_nw"), ("ic", "ic"),
                   ("ic_interval", "ic 95% interval"), ("icir", "icir"),
                   ("long_short_mean", "long_short_mean"),
@@ -234,6 +236,7 @@ def cross_section(record: dict, predictions: pd.DataFrame, bars: pd.DataFrame,
     trade = record["settings"]["backtest"]
     series = signal_series(predictions, bars, label)
     main = [{**r, "rank_ic_interval": _interval(r["rank_ic"], r["rank_ic_t_nw"]),
+             "rank_ic_months": f"[{r['rank_ic_lo90']:.4g}, {r['rank_ic_hi90']:.4g}]",
              "ic_interval": _interval(r["ic"], r["ic_t_nw"]),
              "long_short_interval": _interval(r["long_short_mean"], r["long_short_t_nw"])}
             for r in record["rows"] if r["label"] == label and r["rows"] == "all"]

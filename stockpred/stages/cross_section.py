@@ -35,8 +35,9 @@ from stockpred.stages.market import _optional, compute_client, market_bars, memb
 BASELINES = ["last_return", "random"]
 # a folder name as new_run_folder makes them: no separator, no leading dot, hence no ".."
 _RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]*")
-SIGNAL_COLUMNS = ["model", "label", "rows", "ic", "rank_ic", "icir", "rank_icir", "ic_t_nw",
-                  "rank_ic_t_nw", "coverage", "long_short_mean", "top_quantile_turnover"]
+SIGNAL_COLUMNS = ["model", "label", "rows", "ic", "rank_ic", "rank_ic_lo90", "rank_ic_hi90",
+                  "icir", "rank_icir", "ic_t_nw", "rank_ic_t_nw", "coverage",
+                  "long_short_mean", "top_quantile_turnover"]
 BACKTEST_COLUMNS = ["model", "annualised_return", "excess_return_with_cost_equal_weight",
                     "excess_return_without_cost_equal_weight",
                     "information_ratio_with_cost_equal_weight", "max_drawdown",
@@ -137,6 +138,8 @@ def run(config: Config, paths: Paths, universe: str | None = None,
               f"ranked per day{' (quick sizes)' if quick else ''}. IC and Rank IC are daily "
               f"cross-sectional correlations of the score with ret_1 (close T -> T+1) and "
               f"ret_2 (close T+1 -> T+2); t_nw: Newey-West t of the daily series; "
+              f"rank_ic_lo90..hi90: the 90% interval of the mean Rank IC, resampling whole "
+              f"months; "
               f"`tradeable` leaves out stocks that could not be entered the next day. "
               f"last_return and random are the naive scores; a `(tuned by ...)` row has "
               f"the settings `stockpred tune --universe` chose on the validation days. The "
