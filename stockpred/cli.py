@@ -18,25 +18,13 @@ from click.core import ParameterSource
 from stockpred import __version__
 from stockpred.config import load_config, resolve_token, with_overrides
 from stockpred.data.store import remove_temporaries
-from stockpred.errors import EXIT_CODES, InputError, Interrupted, StockpredError
+from stockpred.errors import EXIT_CODES, InputError, Interrupted, StockpredError, interrupted
 from stockpred.layout import DATA_DIR_ENV, Paths, resolve_paths
 from stockpred.runtime import data_dir_lock, opened_logs, start_log, stop_log
 from stockpred.stages import table
 from stockpred.stages.flags import Flag
 
 log = logging.getLogger("stockpred.cli")
-
-
-def _interrupted(exc: BaseException) -> bool:
-    """Whether Ctrl-C caused ``exc``: a KeyboardInterrupt, or an error raised from one (an
-    extension module whose import Ctrl-C cut short raises ImportError)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def _secret() -> str | None:
@@ -72,7 +60,7 @@ def _session(paths: Paths, command: str, checks_store: bool = True) -> Iterator[
         log.error("%s", exc)
         raise
     except (KeyboardInterrupt, Exception) as exc:
-        if _interrupted(exc):
+        if interrupted(exc):
             log.warning("%s interrupted (Ctrl-C)", command)
         else:
             log.exception("%s failed unexpectedly", command)
@@ -186,7 +174,7 @@ def _command(name: str, stages: list[table.Stage]) -> click.Command:
             _run(stages, values)
         except (KeyboardInterrupt, Exception) as exc:
             # before click sees a KeyboardInterrupt: it would print a blank line first
-            if _interrupted(exc):
+            if interrupted(exc):
                 raise Interrupted() from None
             raise
 

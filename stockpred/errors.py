@@ -59,3 +59,15 @@ class Interrupted(StockpredError):
 
     def __init__(self):
         super().__init__("interrupted")
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether Ctrl-C caused ``exc``: a KeyboardInterrupt, or an error raised from one (an
+    extension module whose import Ctrl-C cut short raises ImportError)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
