@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import typing
+from pathlib import Path
 from datetime import date, timedelta
 
 import pytest
@@ -161,6 +162,13 @@ def test_a_model_names_every_key_its_settings_come_from(name, every_model):
             continue
         if json.dumps(cls.settings_from(edited), sort_keys=True, default=str) != before:
             assert any(_reads(s, key) for s in cls.config_sections()), (name, key)
+
+
+def test_the_cli_stays_a_thin_shell_over_the_table():
+    """The CLI keeps the session and the generator; everything else belongs to a stage."""
+    import stockpred.cli
+
+    assert len(Path(stockpred.cli.__file__).read_text().splitlines()) <= 250
 
 
 def test_every_artefact_read_is_written_by_a_stage_or_a_benchmark():
