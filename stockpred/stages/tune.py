@@ -14,6 +14,7 @@ import json
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from stockpred.config import Config, quick_config
 from stockpred.data.store import atomic_write_text
@@ -149,4 +150,6 @@ def _write_best(folder, report, budget: int, quick: bool, space: dict, scope: di
     atomic_write_text(folder / f"{report.agent}.best.json", json.dumps({
         "model": report.model, "agent": report.agent, "budget": budget, "quick": quick,
         "scope": scope, "best": report.best, "validation_score": report.best_skill,
-        "search_space": space, "wall_s": report.wall_s}, indent=1) + "\n")
+        "search_space": space, "wall_s": report.wall_s,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        indent=1) + "\n")
