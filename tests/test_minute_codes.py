@@ -18,6 +18,7 @@ from stockpred.generative.minutes import SLOTS, MinuteDayEncoder, day_grids
 from stockpred.layout import resolve_paths
 from stockpred.models.registry import prototype
 from stockpred.plots import generative as plots
+from stockpred.plots import read_provenance
 from stockpred.stages.generative import run_minutes
 from stockpred.testing import conformance
 
@@ -87,7 +88,10 @@ def test_the_encoder_writes_a_code_for_every_day_and_says_what_it_saw(minutes_ru
     assert report.facts["train_days"] > 0 and report.facts["validation_days"] > 0
     assert any("fewer than 240 bars" in line for line in report.summary())
     plots.run(Config(), paths)
-    assert (paths.figures_dir("generative") / "minute_codes.png").exists()
+    figure = paths.figures_dir("generative") / "minute_codes.png"
+    drawn = read_provenance(figure)  # the quick flag reaches the figure from the run's record
+    assert drawn["quick"] and drawn["run_id"] == report.run_dir.name
+    assert drawn["source"] == f"models/minutes/{report.run_dir.name}"
 
 
 def test_the_minute_encoder_keeps_the_model_contract(bars, tmp_path):

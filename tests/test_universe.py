@@ -13,6 +13,7 @@ import pytest
 from stockpred.data.sample import read_sample
 from stockpred.data.universe import (AllStocks, FixedList, IndexMembers, TopLiquid, membership,
                                      universe_from_name)
+from stockpred.plots import Provenance
 from stockpred.plots.universe import universe_size
 
 SHARED_DATA = Path(os.environ.get("STOCKPRED_SHARED_DATA",
@@ -274,6 +275,8 @@ def test_delisted_after_delist_date(sample, sample_all):
 
 def test_universe_size_figure(sample, tmp_path):
     result = membership(sample.top, sample.bars, sample.stock_basic)
+    drawn = Provenance(drawn_by="stockpred universe", source="universe/top10.parquet",
+                       run_id=None, finished_at=None, config_sha256="0" * 64, quick=False)
     path = universe_size(result.members, result.exclusions, tmp_path / "fig" / "top10.png",
-                         "top10 of the SSE 50 sample")
+                         drawn, "top10 of the SSE 50 sample")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

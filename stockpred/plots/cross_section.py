@@ -9,11 +9,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from stockpred.plots import save_figure
+from stockpred.plots import Provenance, save_figure
 from stockpred.plots.features import _finish, _panels
 
 
-def cumulative_excess(daily: pd.DataFrame, benchmark: str, path: Path) -> Path:
+def cumulative_excess(daily: pd.DataFrame, benchmark: str, path: Path,
+                      drawn: Provenance) -> Path:
     """Cumulative (summed, as qlib's report) excess return after cost over ``benchmark``,
     one line per model, from the backtests' daily frames (with a ``model`` column)."""
     fig, axes = _panels(1, f"TopK-Dropout excess return over {benchmark}, after cost")
@@ -23,11 +24,10 @@ def cumulative_excess(daily: pd.DataFrame, benchmark: str, path: Path) -> Path:
                      label=model)
     axes[0].axhline(0, color="black", lw=0.5)
     axes[0].set_ylabel("cumulative excess return")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return _finish(fig, axes, Path(path))
+    return _finish(fig, axes, Path(path), drawn)
 
 
-def monthly_rank_ic(monthly: pd.DataFrame, path: Path) -> Path:
+def monthly_rank_ic(monthly: pd.DataFrame, path: Path, drawn: Provenance) -> Path:
     """Monthly mean Rank IC per model (``monthly``: model, month, rank_ic), as grouped bars."""
     table = monthly.pivot(index="month", columns="model", values="rank_ic")
     months, models = table.index.to_list(), list(table.columns)
@@ -41,10 +41,10 @@ def monthly_rank_ic(monthly: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Monthly Rank IC of each model's score against the label")
     ax.legend(fontsize=8, ncol=4)
     ax.grid(alpha=0.3, axis="y")
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)
 
 
-def quintile_returns(quintiles: pd.DataFrame, path: Path) -> Path:
+def quintile_returns(quintiles: pd.DataFrame, path: Path, drawn: Provenance) -> Path:
     """Mean label by score quintile per model (``quintiles``: model, quantile, mean)."""
     table = quintiles.pivot(index="quantile", columns="model", values="mean") * 1e4
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -58,4 +58,4 @@ def quintile_returns(quintiles: pd.DataFrame, path: Path) -> Path:
     ax.axhline(0, color="black", lw=0.5)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)

@@ -18,10 +18,10 @@ from stockpred.config import Config
 from stockpred.data.store import RawStore
 from stockpred.errors import MissingInputError
 from stockpred.layout import Paths
-from stockpred.manifest import read_manifest, upstream, write_manifest
-from stockpred.plots import save_figure
+from stockpred.manifest import read_manifest, upstream
+from stockpred.plots import Provenance, drawn_from, save_figure
 
-MANIFEST = "figures.json"
+COMMAND = "stockpred plot features"
 
 _CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
               "SimHei", "Microsoft YaHei", "PingFang SC", "Source Han Sans SC")
@@ -49,7 +49,7 @@ def _panels(n: int, title: str, heights=None):
     return fig, axes
 
 
-def _finish(fig, axes, path: Path) -> Path:
+def _finish(fig, axes, path: Path, drawn: Provenance) -> Path:
     for ax in axes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -57,10 +57,10 @@ def _finish(fig, axes, path: Path) -> Path:
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     axes[-1].set_xlabel("trading day")
     fig.autofmt_xdate()
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)
 
 
-def importance_splits(chosen: dict, path: Path) -> Path:
+def importance_splits(chosen: dict, path: Path, drawn: Provenance) -> Path:
     """The top features of the selection beside those under each of the original design's
     train/validation cuts, each titled with its validation error and the naive one's: a
     feature that ranks high under one cut only owes its place to where validation starts."""
@@ -81,7 +81,7 @@ def importance_splits(chosen: dict, path: Path) -> Path:
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle(f"XGBoost importance on {chosen['target']} under each train/validation cut "
                  f"(blue: in every top {depth})", fontsize=11)
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)
 
 
 def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
@@ -99,6 +99,8 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     made = []
     c = panel["close"]
+    finished = upstream(paths)
+    drawn = drawn_from(COMMAND, config, paths, table, finished["features"])
 
     def col(name):
         return panel[name] if name in panel.columns else pd.Series(np.nan, index=panel.index)
@@ -110,7 +112,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     ax[0].set_ylabel("price (CNY, adjusted)")
     ax[1].bar(x, panel["amount"] / 1e5, width=1.0, color="gray")
     ax[1].set_ylabel("amount (100M CNY)")
-    made.append(_finish(fig, ax, out / "price_amount.png"))
+    made.append(_finish(fig, ax, out / "price_amount.png", drawn))
 
     fig, ax = _panels(2, f"{who}: MACD (12, 26, 9)", [2, 1])
     ax[0].plot(x, c, color="black", lw=1, label="close")
@@ -123,7 +125,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     ax[1].plot(x, col("macd_dif"), lw=0.8, label="DIF")
     ax[1].plot(x, col("macd_dea"), lw=0.8, label="DEA")
     ax[1].set_ylabel("MACD")
-    made.append(_finish(fig, ax, out / "macd.png"))
+    made.append(_finish(fig, ax, out / "macd.png", drawn))
 
     fig, ax = _panels(2, f"{who}: Bollinger bands (20, 2) and KDJ (9, 3, 3)")
     ax[0].plot(x, c, color="black", lw=1, label="close")
@@ -135,7 +137,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     ax[1].axhline(80, ls="--", color="gray", lw=0.6)
     ax[1].axhline(20, ls="--", color="gray", lw=0.6)
     ax[1].set_ylabel("KDJ")
-    made.append(_finish(fig, ax, out / "bollinger_kdj.png"))
+    made.append(_finish(fig, ax, out / "bollinger_kdj.png", drawn))
 
     fig, ax = _panels(2, f"{who}: open and RSI (6, 12, 24)")
     ax[0].plot(x, panel["open"], color="black", lw=1, label="open")
@@ -145,7 +147,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     ax[1].axhline(70, ls="--", color="gray", lw=0.6)
     ax[1].axhline(30, ls="--", color="gray", lw=0.6)
     ax[1].set_ylabel("RSI")
-    made.append(_finish(fig, ax, out / "open_rsi.png"))
+    made.append(_finish(fig, ax, out / "open_rsi.png", drawn))
 
     fig, ax = _panels(2, f"{who}: W%R (0 at the top, 100 at the bottom) and CR (26)")
     for n in config.features.indicators.wr:
@@ -157,7 +159,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     for m in config.features.indicators.cr.ma:
         ax[1].plot(x, col(f"cr_ma{m}"), lw=0.7, label=f"MA{m}")
     ax[1].set_ylabel("CR")
-    made.append(_finish(fig, ax, out / "wr_cr.png"))
+    made.append(_finish(fig, ax, out / "wr_cr.png", drawn))
 
     fig, ax = _panels(3, f"{who}: CCI, true range and VR")
     for n in config.features.indicators.cci:
@@ -171,7 +173,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     ax[2].plot(x, col(f"vr{vr.window}"), lw=0.8, label=f"VR{vr.window}")
     ax[2].plot(x, col(f"vr_ma{vr.ma}"), lw=0.8, label=f"MAVR{vr.ma}")
     ax[2].set_ylabel("VR")
-    made.append(_finish(fig, ax, out / "cci_tr_vr.png"))
+    made.append(_finish(fig, ax, out / "cci_tr_vr.png", drawn))
 
     fig, ax = _panels(2, f"{who}: DMI (14, 6)")
     ax[0].plot(x, c, color="black", lw=1, label="close")
@@ -180,7 +182,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
                         ("dmi_adxr", "ADXR")):
         ax[1].plot(x, col(name), lw=0.8, label=label)
     ax[1].set_ylabel("DMI")
-    made.append(_finish(fig, ax, out / "dmi.png"))
+    made.append(_finish(fig, ax, out / "dmi.png", drawn))
 
     window = config.features.fourier.window
     fig, ax = _panels(2, f"{who}: causal Fourier reconstructions (trailing {window} days)",
@@ -192,7 +194,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     for k in config.features.fourier.components:
         ax[1].plot(x, col(f"fft{k}") / c - 1, lw=0.7, label=f"{k} components")
     ax[1].set_ylabel("reconstruction / close - 1")
-    made.append(_finish(fig, ax, out / "fourier.png"))
+    made.append(_finish(fig, ax, out / "fourier.png", drawn))
 
     history = pd.read_parquet(table)
     last = history.loc[history["suspended"] == 0, "close"].to_numpy()[-window:]
@@ -205,7 +207,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     axs.set_title(f"{who}: spectrum of the last {window} closes up to "
                   f"{history['trade_date'].iloc[-1]}")
     axs.grid(alpha=0.3)
-    made.append(save_figure(fig, out / "fourier_spectrum.png"))
+    made.append(save_figure(fig, out / "fourier_spectrum.png", drawn))
 
     full_close = history.loc[history["suspended"] == 0, "close"]
     returns = full_close.pct_change().dropna()
@@ -222,7 +224,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
         a.set_xlabel("lag (trading days)")
         a.grid(alpha=0.3)
     fig.suptitle(f"{who}: a price level remembers, its returns barely do")
-    made.append(save_figure(fig, out / "autocorrelation.png"))
+    made.append(save_figure(fig, out / "autocorrelation.png", drawn))
 
     forecast = col("arima_next").shift(1)  # made at t-1 for day t
     fig, ax = _panels(2, f"{who}: ARIMA{tuple(config.features.arima.order)} one-step "
@@ -234,10 +236,12 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
     ax[1].plot(x, forecast - c, lw=0.7, label="ARIMA error")
     ax[1].plot(x, c.shift(1) - c, lw=0.7, alpha=0.7, label="persistence error (yesterday)")
     ax[1].set_ylabel("forecast - close")
-    made.append(_finish(fig, ax, out / "arima.png"))
+    made.append(_finish(fig, ax, out / "arima.png", drawn))
 
     chosen = read_manifest(paths.selected_features)
     if chosen is not None:
+        ranked = drawn_from(COMMAND, config, paths, paths.selected_features,
+                            finished["selection"])
         fig, axs = plt.subplots(1, 1, figsize=(11, 3.8))
         axs.plot(chosen["curves"]["train"], label="training")
         axs.plot(chosen["curves"]["validation"], label="validation")
@@ -252,7 +256,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
                       f"{chosen['validation_days'][0]}-{chosen['validation_days'][1]})")
         axs.legend()
         axs.grid(alpha=0.3)
-        made.append(save_figure(fig, out / "training_validation.png"))
+        made.append(save_figure(fig, out / "training_validation.png", ranked))
 
         top = chosen["selected"][::-1]
         fig, axs = plt.subplots(1, 1, figsize=(9, 0.28 * len(top) + 1.5))
@@ -261,13 +265,7 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
         axs.set_title(f"XGBoost feature importance, top {len(top)} "
                       f"(near-copies of price set aside: {len(chosen['excluded_near_price'])})")
         axs.grid(alpha=0.3, axis="x")
-        made.append(save_figure(fig, out / "feature_importance.png"))
+        made.append(save_figure(fig, out / "feature_importance.png", ranked))
         if chosen.get("splits"):
-            made.append(importance_splits(chosen, out / "importance_splits.png"))
-    write_manifest(out / MANIFEST, {
-        "stage": "plot features",
-        "ts_code": code,
-        "upstream": upstream(paths),
-        "figures": [p.name for p in made],
-    })
+            made.append(importance_splits(chosen, out / "importance_splits.png", ranked))
     return made

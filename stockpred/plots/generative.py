@@ -1,6 +1,7 @@
 """Figures of the generative models: the VAE's latent space and losses, the minute-bar day
-codes over time with the encoder's losses, the WGAN's training curves and fan charts of sampled paths against what happened (next to a Gaussian random
-walk's band, the honest baseline).
+codes over time with the encoder's losses, the WGAN's training curves and fan charts of
+sampled paths against what happened (next to a Gaussian random walk's band, the honest
+baseline).
 
 `run` redraws every figure from the latest saved runs (`stockpred plot generative`).
 """
@@ -16,19 +17,18 @@ import numpy as np
 import pandas as pd
 
 from stockpred.config import Config
-from stockpred.data.store import atomic_save
 from stockpred.errors import MissingInputError
 from stockpred.dataset import Periods, StockData, load_stocks
 from stockpred.generative.wgan import FAN_FILE, WALK_HIGH, WALK_LOW
 from stockpred.layout import Paths
-from stockpred.plots import save_figure
+from stockpred.plots import Provenance, drawn_from, save_figure
 
 UP, DOWN = "#d62728", "#2ca02c"  # Chinese convention: red rises, green falls
 
 
 # -- VAE ------------------------------------------------------------------------------------------
 def vae_latent(stocks: list[StockData], codes: dict[str, pd.DataFrame], config: Config,
-               path: Path) -> Path:
+               path: Path, drawn: Provenance) -> Path:
     """The latent means (first two dimensions) of every day's window, one panel per period,
     coloured by the next day's return."""
     cut = Periods.from_config(config)
@@ -59,14 +59,10 @@ def vae_latent(stocks: list[StockData], codes: dict[str, pd.DataFrame], config: 
         like="vae_z").shape[1] > 1 else "row")
     if scatter is not None:
         fig.colorbar(scatter, ax=axes, shrink=0.85, label="next-day return, % (clipped at ±3)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, drawn, crop=True)
 
 
-def vae_loss(history: dict, best_epoch: int, path: Path) -> Path:
+def vae_loss(history: dict, best_epoch: int, path: Path, drawn: Provenance) -> Path:
     """-ELBO per window (training and validation) with beta, and its two terms."""
     epochs = np.arange(1, len(history["neg_elbo"]) + 1)
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.4))
@@ -99,11 +95,11 @@ def vae_loss(history: dict, best_epoch: int, path: Path) -> Path:
     for a in ax:
         a.set_xlabel("epoch")
         a.grid(alpha=0.3)
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)
 
 
 # -- WGAN -----------------------------------------------------------------------------------------
-def wgan_training(history: dict, path: Path) -> Path:
+def wgan_training(history: dict, path: Path, drawn: Provenance) -> Path:
     """Critic loss and Wasserstein estimate, generator loss, gradient penalty, validation CRPS."""
     epochs = np.arange(1, len(history["critic_loss"]) + 1)
     fig, ax = plt.subplots(2, 2, figsize=(12, 7))
@@ -130,11 +126,11 @@ def wgan_training(history: dict, path: Path) -> Path:
         a.grid(alpha=0.3)
         if a.get_legend_handles_labels()[0]:
             a.legend(fontsize=8)
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)
 
 
-def wgan_fan(fan: pd.DataFrame, stock: StockData, path: Path, history_days: int = 30,
-             shown_paths: int = 15) -> Path:
+def wgan_fan(fan: pd.DataFrame, stock: StockData, path: Path, drawn: Provenance,
+             history_days: int = 30, shown_paths: int = 15) -> Path:
     """Fan charts at a few test origins (the WGAN run's fan table): sampled closes (median,
     80% and 95% bands, a few paths), what happened, and the Gaussian random walk's 95% band."""
     origins = sorted(fan["origin"].unique())
@@ -173,11 +169,12 @@ def wgan_fan(fan: pd.DataFrame, stock: StockData, path: Path, history_days: int 
         ax.axis("off")
     if len(origins):
         axes.flat[0].legend(fontsize=7, loc="upper left")
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)
 
 
 # -- minute-bar day encoder ------------------------------------------------------------------------
-def minute_codes(codes: pd.DataFrame, history: dict, best_epoch: int, path: Path) -> Path:
+def minute_codes(codes: pd.DataFrame, history: dict, best_epoch: int, path: Path,
+                 drawn: Provenance) -> Path:
     """Each day's code over time (days with fewer than 240 bars marked) and the encoder's
     training and validation losses."""
     dates = pd.to_datetime(codes["trade_date"], format="%Y%m%d")
@@ -202,14 +199,23 @@ def minute_codes(codes: pd.DataFrame, history: dict, best_epoch: int, path: Path
     ax[1].legend(fontsize=8)
     for a in ax:
         a.grid(alpha=0.3)
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)
 
 
 # -- redraw from saved runs ------------------------------------------------------------------------
+def _metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+
+
+def _drawn(config: Config, paths: Paths, run: Path, metrics: dict) -> Provenance:
+    return drawn_from("stockpred plot generative", config, paths, run,
+                      metrics.get("finished_at"), run_id=run.name, quick=metrics["quick"])
+
+
 def run(config: Config, paths: Paths) -> list[Path]:
     """Draw the figures from the latest VAE, minute encoder and WGAN runs (whichever exist)."""
     out = paths.figures_dir("generative")
-    drawn = []
+    made = []
     vae_run, wgan_run = paths.latest_run("vae"), paths.latest_run("wgan")
     minutes_run = paths.latest_run("minutes")
     if vae_run is None and wgan_run is None and minutes_run is None:
@@ -217,21 +223,24 @@ def run(config: Config, paths: Paths) -> list[Path]:
                                 f"{paths.model_runs('vae').parent}: run `stockpred train vae`, "
                                 f"`train minutes` or `train wgan` first")
     if minutes_run is not None:
-        metrics = json.loads((minutes_run / "metrics.json").read_text(encoding="utf-8"))
+        metrics = _metrics(minutes_run)
         codes = pd.read_parquet(paths.minute_codes_table(metrics["ts_code"]))
-        drawn.append(minute_codes(codes, metrics["history"], metrics["best_epoch"],
-                                  out / "minute_codes.png"))
+        made.append(minute_codes(codes, metrics["history"], metrics["best_epoch"],
+                                  out / "minute_codes.png",
+                                  _drawn(config, paths, minutes_run, metrics)))
     if vae_run is not None:
-        metrics = json.loads((vae_run / "metrics.json").read_text(encoding="utf-8"))
+        metrics = _metrics(vae_run)
         stocks, _ = load_stocks(config, paths, metrics["stocks"], metrics["features"])
         codes = {s.ts_code: pd.read_parquet(paths.latent_table(s.ts_code)) for s in stocks}
-        drawn.append(vae_latent(stocks, codes, config, out / "vae_latent.png"))
-        drawn.append(vae_loss(metrics["history"], metrics["checks"]["best_epoch"],
-                              out / "vae_loss.png"))
+        source = _drawn(config, paths, vae_run, metrics)
+        made.append(vae_latent(stocks, codes, config, out / "vae_latent.png", source))
+        made.append(vae_loss(metrics["history"], metrics["checks"]["best_epoch"],
+                              out / "vae_loss.png", source))
     if wgan_run is not None:
-        metrics = json.loads((wgan_run / "metrics.json").read_text(encoding="utf-8"))
+        metrics = _metrics(wgan_run)
         stocks, _ = load_stocks(config, paths, metrics["stocks"][:1], [])
-        drawn.append(wgan_training(metrics["history"], out / "wgan_training.png"))
-        drawn.append(wgan_fan(pd.read_parquet(wgan_run / FAN_FILE), stocks[0],
-                              out / "wgan_fan.png"))
-    return drawn
+        source = _drawn(config, paths, wgan_run, metrics)
+        made.append(wgan_training(metrics["history"], out / "wgan_training.png", source))
+        made.append(wgan_fan(pd.read_parquet(wgan_run / FAN_FILE), stocks[0],
+                              out / "wgan_fan.png", source))
+    return made

@@ -20,10 +20,11 @@ from stockpred.dataset import stocks_to_use
 from stockpred.errors import MissingInputError
 from stockpred.evaluation.metrics import rmse
 from stockpred.layout import Paths
-from stockpred.plots import save_figure
+from stockpred.manifest import read_manifest
+from stockpred.plots import Provenance, drawn_from, save_figure
 
 
-def _figure(exp: pd.DataFrame, who: str, path: Path) -> Path:
+def _figure(exp: pd.DataFrame, who: str, path: Path, drawn: Provenance) -> Path:
     """One experiment's rows (trade_date, actual, predicted, previous): the forecast over
     the actual close, and its error beside persistence's."""
     x = pd.to_datetime(exp["trade_date"], format="%Y%m%d")
@@ -48,10 +49,10 @@ def _figure(exp: pd.DataFrame, who: str, path: Path) -> Path:
     ax[1].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     ax[1].set_xlabel("trading day")
     fig.autofmt_xdate()
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)
 
 
-def _splits_figure(splits: pd.DataFrame, who: str, path: Path) -> Path:
+def _splits_figure(splits: pd.DataFrame, who: str, path: Path, drawn: Provenance) -> Path:
     """The test RMSE of the return under each split, beside persistence's, with the epoch
     early stopping kept and Diebold-Mariano against persistence."""
     fig, ax = plt.subplots(figsize=(8, 4.8))
@@ -71,7 +72,7 @@ def _splits_figure(splits: pd.DataFrame, who: str, path: Path) -> Path:
                  f"of the pre-test rows", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    return save_figure(fig, path)
+    return save_figure(fig, path, drawn)
 
 
 def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
@@ -83,7 +84,11 @@ def run(config: Config, paths: Paths, ts_code: str | None = None) -> list[Path]:
                                 f"`stockpred train experiments --ts-code {code}` first")
     out = paths.model_figures_dir
     out.mkdir(parents=True, exist_ok=True)
-    frame = pd.read_parquet(table)
-    return [*(_figure(rows, code, out / f"{name}.png")
+    frame, split_frame = pd.read_parquet(table), pd.read_parquet(splits)
+    # the tables keep no time of their own; the stage's record says when it last finished
+    record = read_manifest(paths.stage_record("experiments")) or {}
+    drawn = drawn_from("stockpred plot lstm", config, paths, table, record.get("finished_at"),
+                       quick=bool(frame["quick"].any() or split_frame["quick"].any()))
+    return [*(_figure(rows, code, out / f"{name}.png", drawn)
               for name, rows in frame.groupby("experiment", sort=False)),
-            _splits_figure(pd.read_parquet(splits), code, out / "train_validation_splits.png")]
+            _splits_figure(split_frame, code, out / "train_validation_splits.png", drawn)]

@@ -15,9 +15,9 @@ import pandas as pd
 from matplotlib import font_manager
 
 from stockpred.config import Config
-from stockpred.data.store import atomic_save
 from stockpred.layout import Paths
 from stockpred.news.embed import read_vectors, vector_columns
+from stockpred.plots import drawn_from, save_figure
 from stockpred.plots.features import _CJK_FONTS
 
 FIGURE = "news_vectors.png"
@@ -88,10 +88,6 @@ def run(config: Config, paths: Paths) -> list[Path]:
     _scatter(axes[0], xy, channels, "coloured by channel", "channel")
     _scatter(axes[1], xy, months.astype(str).where(months.notna(), "undated"),
              "coloured by month of publication", "month", ordered=True)
-    fig.tight_layout()
-    out = paths.figures_dir("news")
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / FIGURE
-    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    plt.close(fig)
-    return [path]
+    drawn = drawn_from("stockpred plot news", config, paths, paths.news_vectors,
+                       manifest.get("finished_at"))
+    return [save_figure(fig, paths.figures_dir("news") / FIGURE, drawn)]

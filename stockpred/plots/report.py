@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from stockpred.plots import PNG_METADATA
+
 DPI = 100
 ROLLING_DAYS = 20
 
@@ -28,7 +30,7 @@ def _png(fig, axes=()) -> bytes:
         axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    fig.savefig(buffer, format="png", dpi=DPI, metadata=PNG_METADATA)
     plt.close(fig)
     return buffer.getvalue()
 

@@ -9,9 +9,21 @@ import matplotlib.pyplot as plt
 from stockpred.config import Config
 from stockpred.errors import MissingInputError
 from stockpred.layout import Paths
-from stockpred.tuning.search import trial_curves
+from stockpred.manifest import read_manifest
+from stockpred.plots import Provenance, drawn_from, save_figure
+from stockpred.tuning.search import AGENTS, trial_curves
 from stockpred.tuning.spaces import SPACES
-from stockpred.plots import save_figure
+
+
+def _drawn(config: Config, paths: Paths, model: str) -> Provenance:
+    """The searches of ``model`` as its agents' best.json record them: finished when the
+    last of them finished, quick when any was."""
+    folder = paths.tune_dir(model)
+    bests = [b for b in (read_manifest(folder / f"{agent}.best.json") for agent in AGENTS) if b]
+    finished = [b["finished_at"] for b in bests if b.get("finished_at")]
+    return drawn_from("stockpred plot tuning", config, paths, folder,
+                      max(finished) if finished else None,
+                      quick=any(b.get("quick") for b in bests))
 
 
 def run(config: Config, paths: Paths, model: str | None = None) -> list[Path]:
@@ -34,5 +46,6 @@ def run(config: Config, paths: Paths, model: str | None = None) -> list[Path]:
                      f"(validation {config.evaluation.validation_start[:4]})")
         ax.grid(alpha=0.3)
         ax.legend()
-        made.append(save_figure(fig, out / f"{name}_best_so_far.png"))
+        made.append(save_figure(fig, out / f"{name}_best_so_far.png",
+                                _drawn(config, paths, name)))
     return made

@@ -7,11 +7,12 @@ from pathlib import Path
 import pandas as pd
 
 from stockpred.data.universe import REASONS
+from stockpred.plots import Provenance
 from stockpred.plots.features import _finish, _panels
 
 
 def universe_size(members: pd.DataFrame, exclusions: pd.DataFrame, path: Path,
-                  title: str = "universe size") -> Path:
+                  drawn: Provenance, title: str = "universe size") -> Path:
     """Draw members per day and exclusions per day by reason from ``membership``'s frames;
     writes ``path`` (PNG) and returns it."""
     days = pd.Index(sorted(set(members["trade_date"]) | set(exclusions["trade_date"])))
@@ -26,5 +27,4 @@ def universe_size(members: pd.DataFrame, exclusions: pd.DataFrame, path: Path,
         if excluded_counts[reason].any():
             axes[1].plot(x, excluded_counts[reason].to_numpy(), lw=0.9, label=reason)
     axes[1].set_ylabel("excluded stocks")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return _finish(fig, axes, Path(path))
+    return _finish(fig, axes, Path(path), drawn)

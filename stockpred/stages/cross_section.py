@@ -30,6 +30,7 @@ from stockpred.models.names import CROSS_SECTION, check_models
 from stockpred.tuning.spaces import tunable
 from stockpred.models.registry import prototype
 from stockpred.plots import cross_section as figures
+from stockpred.plots import drawn_from
 from stockpred.stages.market import _optional, compute_client, market_bars, members, model_factors
 
 BASELINES = ["last_return", "random"]
@@ -167,10 +168,14 @@ def run(config: Config, paths: Paths, universe: str | None = None,
         leaderboard.write_metrics(board, run_folder.writing)
     markdown = leaderboard.publish(paths, board)
     out = paths.figures_dir("cross_section")
+    drawn = drawn_from("stockpred evaluate --cross-section", config, paths, run_folder.final,
+                       None, run_id=run_folder.run_id, quick=quick)
     figures.cumulative_excess(pd.concat(dailies, ignore_index=True), "equal_weight",
-                              out / "cumulative_excess.png")
-    figures.monthly_rank_ic(pd.concat(monthly, ignore_index=True), out / "monthly_rank_ic.png")
-    figures.quintile_returns(pd.concat(quintiles, ignore_index=True), out / "quintiles.png")
+                              out / "cumulative_excess.png", drawn)
+    figures.monthly_rank_ic(pd.concat(monthly, ignore_index=True), out / "monthly_rank_ic.png",
+                            drawn)
+    figures.quintile_returns(pd.concat(quintiles, ignore_index=True), out / "quintiles.png",
+                             drawn)
     return CrossSectionReport(run_folder.run_id, markdown)
 
 

@@ -40,6 +40,7 @@ from stockpred.features.factors import (
 from stockpred.features.panel import PRICE_BASES
 from stockpred.layout import Paths
 from stockpred.manifest import package_versions, read_manifest, write_manifest
+from stockpred.plots import drawn_from
 from stockpred.plots.universe import universe_size
 
 # a scheduler that does not answer within this is down or the address is wrong
@@ -105,16 +106,18 @@ def run_universe(config: Config, paths: Paths, name: str) -> UniverseReport:
     atomic_write_parquet(result.members, paths.universe_members(name))
     atomic_write_parquet(result.exclusions, paths.universe_exclusions(name))
     excluded = result.exclusions["reason"].value_counts().to_dict()
+    finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_manifest(paths.universe_manifest(name), {
         "stage": "universe", "name": name, "universe": spec.model_dump(mode="json"),
         "price_basis": basis, "rows": len(result.members),
         "stocks": int(result.members["ts_code"].nunique()),
         "days": int(result.members["trade_date"].nunique()),
         "excluded": {k: int(v) for k, v in excluded.items()}, "notes": list(result.notes),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": package_versions()})
+        "finished_at": finished, "versions": package_versions()})
     figure = universe_size(result.members, result.exclusions,
                            paths.figures_dir("universe") / f"{name}.png",
+                           drawn_from("stockpred universe", config, paths,
+                                      paths.universe_members(name), finished),
                            title=f"universe {name}: members per day")
     per_day = result.members.groupby("trade_date").size()
     return UniverseReport(name, len(per_day), float(per_day.mean()) if len(per_day) else 0.0,

@@ -5,6 +5,11 @@ what ``BLOCKS[NAME]`` renders from the result file a stage wrote, so no number i
 is typed by hand. `stockpred readme` rewrites the blocks (and `stockpred run` does after
 the stages that write the files); `--check` names each block that differs, and a test
 holds the committed README to what the committed result files render.
+
+`--check` holds the README's figures too, through the provenance `plots.save_figure`
+writes beside each one: a figure without it, one that is not the figure it describes, one
+drawn from a quick run, or one drawn from a source finished before the result that its
+section's block renders (`FIGURE_RESULTS`) is named, one line each.
 """
 
 from __future__ import annotations
@@ -20,9 +25,15 @@ from stockpred.errors import InputError, MissingInputError
 from stockpred.evaluation.scoring import leaderboard_markdown
 from stockpred.layout import BENCHMARKS, Paths
 from stockpred.manifest import read_manifest
+from stockpred.plots import png_sha256, read_provenance, sidecar
+from stockpred.stages.plot import FAMILIES
 
 _BLOCK = re.compile(r"(?P<open><!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)"
                     r"(?P<close><!-- /results:(?P=name) -->)", re.DOTALL)
+_FIGURE = re.compile(r"!\[[^\]]*\]\((?P<link>[^)\s]+\.png)\)")
+# figure folder -> the block whose result its figures show beside: such a figure must be
+# drawn from a source finished no earlier than that result
+FIGURE_RESULTS = {"generative": "bench_generative", "tuning": "bench_tune"}
 
 
 @dataclass(frozen=True)
@@ -283,6 +294,66 @@ def stale_blocks(paths: Paths) -> list[str]:
             lines.append(f"{paths.readme}: block {name} differs from what {source} renders; "
                          f"run `stockpred readme`")
     return lines
+
+
+def _day(stamp: str) -> str:
+    """YYYYMMDD of a date, an ISO time or a run id, so that any two of them compare."""
+    return re.sub(r"\D", "", stamp)[:8]
+
+
+def _figure_problem(figure: Path, paths: Paths) -> str | None:
+    """Why the README may not show ``figure``, or None."""
+    if not figure.exists():
+        return "is missing"
+    drawn = read_provenance(figure)
+    if drawn is None:
+        return f"has no provenance (no {sidecar(figure).name} beside it)"
+    if drawn.get("png_sha256") != png_sha256(figure):
+        return (f"is not the figure its provenance ({sidecar(figure).name}) describes: "
+                f"it was replaced by hand")
+    if drawn["quick"]:
+        return f"was drawn from a quick run ({drawn['source']})"
+    block = FIGURE_RESULTS.get(figure.parent.name)
+    result = read_manifest(BLOCKS[block].source(paths)) if block else None
+    if result is None:  # not beside a result, or the block's own check names the file
+        return None
+    shown = result.get("date") or result["run_id"]
+    if drawn["finished_at"] is None:
+        return (f"cannot be dated against {BLOCKS[block].source(paths).name} ({shown}), "
+                f"which block {block} renders: {drawn['source']} records no finish time")
+    if _day(drawn["finished_at"]) < _day(shown):
+        return (f"was drawn from {drawn['source']}, finished {drawn['finished_at'][:10]}, "
+                f"before {BLOCKS[block].source(paths).name} ({shown}), which block {block} "
+                f"renders")
+    return None
+
+
+def figures(paths: Paths) -> list[Path]:
+    """The figures the README shows, in order, each once."""
+    links = dict.fromkeys(m["link"] for m in _FIGURE.finditer(_read_readme(paths)))
+    return [paths.readme.parent / link for link in links]
+
+
+def stale_figures(paths: Paths) -> list[str]:
+    """One line for each figure the README shows that it should not (`_figure_problem`),
+    saying what redraws it."""
+    lines = []
+    for figure in figures(paths):
+        problem = _figure_problem(figure, paths)
+        if problem is None:
+            continue
+        family = next((name for name, (_, folder) in FAMILIES.items()
+                       if figure.parent == paths.figures_dir(folder)), None)
+        redraw = f" with `stockpred plot {family}`" if family else ""
+        lines.append(f"{paths.readme}: figure {figure.relative_to(paths.readme.parent)} "
+                     f"{problem}; redraw it{redraw} from a full run")
+    return lines
+
+
+def check(paths: Paths) -> list[str]:
+    """`stockpred readme --check`: every stale block and every figure the README should
+    not show, one line each; empty when the README is up to date."""
+    return stale_blocks(paths) + stale_figures(paths)
 
 
 def run(paths: Paths) -> list[str]:

@@ -357,9 +357,10 @@ def _readme(job: Job) -> list[str]:
     from stockpred.stages import readme
 
     if job.arg("check"):
-        job.failures = readme.stale_blocks(job.paths)
+        job.failures = readme.check(job.paths)
         return [] if job.failures else [
-            f"{job.paths.readme}: every result block matches its result file"]
+            f"{job.paths.readme}: every result block matches its result file and every "
+            f"figure was drawn from a full run no older than its result"]
     return readme.run(job.paths)
 
 
@@ -431,7 +432,9 @@ def usage(stage: Stage) -> str:
 
 _MODELS_HELP = ("MODEL is one of " + ", ".join([*names_in(STOCK), *TRAIN_STAGES]) + " (any case).")
 _RESULTS = (F.Flag(("--check",), "Change nothing; exit 1 with one line naming each block that "
-                   "differs from what its result file renders.", options=dict(is_flag=True)),)
+                   "differs from what its result file renders and each figure shown without "
+                   "its provenance, from a quick run or from a source older than the result "
+                   "beside it.", options=dict(is_flag=True)),)
 
 STAGES: tuple[Stage, ...] = (
     Stage("fetch", "fetch",
