@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from conftest import run_cli, sample_features
 from stockpred.config import Config, quick_config
 from stockpred.layout import resolve_paths
+from stockpred.plots import read_provenance
 from stockpred.tuning import search
 from stockpred.tuning.dqn import DQNAgent, DQNSettings
 from stockpred.tuning.env import TuningEnv
@@ -151,3 +152,5 @@ def test_tune_command_writes_the_best_and_evaluate_tests_it(built, tmp_path, wor
                              "--results-dir", str(results))
     assert code == 0, err
     assert (results / "tuning" / "xgboost_best_so_far.png").stat().st_size > 10_000
+    drawn = read_provenance(results / "tuning" / "xgboost_best_so_far.png")
+    assert drawn["quick"] and drawn["finished_at"]  # its searches were smoke runs
