@@ -123,7 +123,7 @@ def test_check_names_a_figure_drawn_before_the_result_beside_it(workdir):
             f"from {tuning['source']}, finished {tuning['finished_at'][:10]}, before "
             f"bench_tune.json (2099-01-01), which block bench_tune renders; redraw it with "
             f"`stockpred plot tuning` from a full run") in failures
-    assert [f for f in failures if "figure" in f and "lstm_best_so_far" not in f] == []
+    assert [f for f in failures if ": figure " in f and "lstm_best_so_far" not in f] == []
 
 
 def test_the_same_drawing_is_the_same_bytes(tmp_path):
