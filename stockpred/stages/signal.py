@@ -176,7 +176,7 @@ def run(config: Config, paths: Paths, progress: bool = False) -> list[str]:
                 "blocked": blocked.get(code), **more}
 
     portfolio = {
-        "trade_date": day, "universe": name, "model": prototype.name, "model_run": fit.run_id,
+        "trade_date": day, "universe": name, "model": model.name, "model_run": fit.run_id,
         "model_fitted_on": fit.day, "topk": settings.topk, "n_drop": settings.n_drop,
         "execution": f"the next trading day's {settings.execution}",
         "blocked": "the stock could not trade on trade_date: suspended (no bar) or one price "
