@@ -60,8 +60,11 @@ def track_record(signals: pd.DataFrame, bars: pd.DataFrame, member_rows: pd.Data
                  stock_basic: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row (TRACK_COLUMNS) per signal day of ``signals`` whose label day and held_on
     day are among the days of ``bars`` (the market calendar: the days with any bar)."""
-    calendar = np.sort(bars["trade_date"].unique().astype(str))
     days = np.sort(signals["trade_date"].unique().astype(str))
+    # nothing before the first signal enters a row: the cost follows the record, not the
+    # history stored
+    bars = bars[(bars["trade_date"] >= days[0]).to_numpy()]
+    calendar = np.sort(bars["trade_date"].unique().astype(str))
     position = np.searchsorted(calendar, days)
     closed = position + HELD_AFTER < len(calendar)
     if not closed.any():
