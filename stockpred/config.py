@@ -37,8 +37,8 @@ TUSHARE_DEFAULT_URL = "http://api.waditu.com/dataapi"
 # (stockpred.stages.table; a test keeps the two equal). The market-wide ones run when
 # refresh.stages names them.
 LATER_STAGES = ("features", "importance", "train", "vae", "minutes", "embed-news", "evaluate",
-                "factors", "signal", "evaluate-cross-section", "export-qlib", "plot", "report",
-                "readme")
+                "factors", "signal", "live", "evaluate-cross-section", "export-qlib", "plot",
+                "report", "readme")
 # what refresh runs by default: the per-stock pipeline
 DEFAULT_REFRESH = ("features", "importance", "train", "vae", "minutes", "embed-news", "evaluate",
                    "plot", "report", "readme")

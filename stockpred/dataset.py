@@ -413,15 +413,14 @@ def ranked_by_day(dates: np.ndarray, values: np.ndarray) -> np.ndarray:
     return (((ranked - 0.5 / counts) - 0.5) * RANK_TO_UNIT_VARIANCE).to_numpy(np.float32)
 
 
-def build_factor_panel(factors: pd.DataFrame, members: pd.DataFrame, bars: pd.DataFrame,
-                       label: str = "ret_2", method: str = "zscore",
-                       mad_k: float | None = 3.0) -> FactorPanel:
-    """The member rows of ``factors`` (trade_date, ts_code, factor columns), normalised on
-    each day's members, with labels from ``bars`` (the stocks' traded closes)."""
-    from stockpred.features.cross_section import KEYS, forward_labels, normalised_matrix
+def stock_labels(bars: pd.DataFrame, label: str = "ret_2") -> pd.DataFrame:
+    """Per bar of ``bars`` (the stocks' traded closes), in (ts_code, trade_date) order:
+    trade_date, ts_code, the forward labels ret_1 and ret_2, known_on (the day at whose
+    close ``label`` becomes known: the stock's second next traded day for ret_2, its next
+    for ret_1; 99999999 while the bars do not reach it) and last_return (close over the
+    previous traded close)."""
+    from stockpred.features.cross_section import forward_labels
 
-    keys = list(KEYS)
-    features = [c for c in factors.columns if c not in keys]
     closes = bars[["trade_date", "ts_code", "close"]].sort_values(["ts_code", "trade_date"],
                                                                    kind="stable")
     labels = forward_labels(closes)[["trade_date", "ts_code", "ret_1", "ret_2"]]
@@ -429,6 +428,19 @@ def build_factor_panel(factors: pd.DataFrame, members: pd.DataFrame, bars: pd.Da
     ahead = 2 if label == "ret_2" else 1
     labels["known_on"] = by_stock["trade_date"].shift(-ahead).fillna("99999999").to_numpy()
     labels["last_return"] = (closes["close"] / by_stock["close"].shift(1) - 1).to_numpy()
+    return labels
+
+
+def build_factor_panel(factors: pd.DataFrame, members: pd.DataFrame, bars: pd.DataFrame,
+                       label: str = "ret_2", method: str = "zscore",
+                       mad_k: float | None = 3.0) -> FactorPanel:
+    """The member rows of ``factors`` (trade_date, ts_code, factor columns), normalised on
+    each day's members, with labels from ``bars`` (the stocks' traded closes)."""
+    from stockpred.features.cross_section import KEYS, normalised_matrix
+
+    keys = list(KEYS)
+    features = [c for c in factors.columns if c not in keys]
+    labels = stock_labels(bars, label)
     # the member rows found by their keys alone: the factor values are gathered once, block
     # by block, as they are normalised, never copied whole by a merge or a sort
     rows = (members[keys]

@@ -101,6 +101,12 @@ class Paths:
         found = folder.glob("*.portfolio.json") if folder.is_dir() else []
         return sorted(p.name.removesuffix(".portfolio.json") for p in found)
 
+    def signal_days(self) -> list[str]:
+        """The days with a signal table, oldest first."""
+        folder = self.signals_dir
+        found = folder.glob("[0-9]*.parquet") if folder.is_dir() else []
+        return sorted(p.stem for p in found if p.stem.isdigit())
+
     @property
     def signal_models_dir(self) -> Path:
         """One folder per model the signal fitted, named by its run id."""
@@ -234,6 +240,20 @@ class Paths:
     def report_index(self) -> Path:
         """The page that lists every evaluate run and links its report."""
         return self.results_dir / "report" / "index.html"
+
+    @property
+    def live_track(self) -> Path:
+        """The paper track record of the nightly signals: one row per signal day whose
+        label and paper-portfolio day have closed (`stockpred live`)."""
+        return self.figures_dir("live") / "track.parquet"
+
+    @property
+    def live_figure(self) -> Path:
+        return self.figures_dir("live") / "track.png"
+
+    @property
+    def live_manifest(self) -> Path:
+        return self.figures_dir("live") / "track.json"
 
     def figures_dir(self, family: str) -> Path:
         """<results dir>/<family>/: one figure family (features, lstm, tuning, ...)."""

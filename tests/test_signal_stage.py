@@ -183,8 +183,9 @@ def test_a_run_killed_part_way_reruns_to_the_same_signal(at, left, stored, first
 
 
 def test_refresh_of_a_universe_runs_its_market_path_and_only_that(tmp_path, workdir):
-    """`refresh --universe top20` fetches, then builds the universe's factors and tomorrow's
-    signal, none of the per-stock stages; a second refresh finds both up to date."""
+    """`refresh --universe top20` fetches, then builds the universe's factors, tomorrow's
+    signal and the paper record, none of the per-stock stages; a second refresh finds them
+    up to date."""
     import json
 
     from conftest import run_cli
@@ -201,7 +202,9 @@ def test_refresh_of_a_universe_runs_its_market_path_and_only_that(tmp_path, work
         line.startswith(("importance", "evaluate")) for line in out.splitlines())
     assert any(line.startswith("factors of top20") for line in out.splitlines()), out
     assert list((tmp_path / "data" / "signals").glob("*.portfolio.json"))
+    assert "no signal's days have closed yet (1 pending)" in out  # the paper record: live
     code, out, err = run_cli("refresh", "--universe", "top20", "--data-dir", data)
     assert code == 0, err
     assert "factors: up to date, inputs unchanged" in out
     assert "signal: up to date, inputs unchanged" in out
+    assert "live: up to date, inputs unchanged" in out

@@ -70,6 +70,7 @@ ARTEFACTS: dict[str, Callable[[Paths, Config], Path]] = {
     "factors": lambda p, c: p.factors_manifest(c.cross_section.universe),
     "cross_section_tuning": lambda p, c: p.stage_record("tune-cross-section"),
     "signal": lambda p, c: p.signal_manifest,
+    "live": lambda p, c: p.live_manifest,
     "cross_section_leaderboard": lambda p, c: p.cross_section_leaderboard_json,
     "backtest": lambda p, c: p.stage_record("backtest"),
     "figures": lambda p, c: p.stage_record("plot"),
@@ -300,6 +301,12 @@ def _signal(job: Job) -> list[str]:
     from stockpred.stages import signal
 
     return signal.run(job.config, job.paths, progress=job.progress)
+
+
+def _live(job: Job) -> list[str]:
+    from stockpred.stages import live
+
+    return live.run(job.config, job.paths, tail=job.arg("tail", 10))
 
 
 def _evaluate_cross_section(job: Job) -> list[str]:
@@ -585,6 +592,23 @@ STAGES: tuple[Stage, ...] = (
           _signal, reads=("factors",), writes=("signal",),
           settings=(CrossSectionSettings, EvaluationSettings, "compute",
                     _cross_sectional_sections), pipeline=True),
+    Stage("live", "live",
+          """The paper track record of the nightly signals: print it and draw its curve.
+
+    One row per stored signal (`stockpred signal`) whose days have closed: the realised IC
+    and Rank IC of its scores against cross_section.label, and the return after costs of
+    the TopK-Dropout book it ordered (filled at the next day's cross_section.backtest.
+    execution price, held over the day after, the backtest's A-share rules and costs)
+    against the equal-weight universe. A signal whose label is not yet known gets its row
+    on a later night; a row never changes once written. Writes <results dir>/live/
+    track.parquet and track.png.""",
+          _live, reads=("signal", "universe", "raw"), writes=("live",),
+          settings=("cross_section.universe", "cross_section.label",
+                    "cross_section.backtest"),
+          flags=(F.Flag(("--tail",), "Print the last N rows.",
+                        options=dict(type=int, min=1, default=10, show_default=True)),),
+          # --tail only changes what is printed: every run is the stage's own result
+          records=lambda job, given: True, pipeline=True),
     Stage("evaluate-cross-section", "evaluate", "The market-wide walk-forward and backtest.",
           _evaluate_cross_section, reads=("factors", "cross_section_tuning"),
           writes=("cross_section_leaderboard",),
@@ -680,7 +704,8 @@ STAGES: tuple[Stage, ...] = (
 
     Each later stage in refresh.stages reruns only when what it reads changed. With
     --universe NAME: the whole market's new days by day, then that universe's membership
-    and factors (the new days only) and tomorrow's signal (`stockpred signal`). Refuses at
+    and factors (the new days only), tomorrow's signal (`stockpred signal`) and the paper
+    track record (`stockpred live`). Refuses at
     once (exit 4) while another stockpred run holds the data directory. Logs to
     <data dir>/logs/refresh-YYYYMMDD.log. For cron, see the README.""", _refresh,
           writes=("raw",), records=_never,
@@ -775,14 +800,14 @@ def run_stage(entry: Stage, job: Job) -> list[str]:
 
 
 # what `refresh --universe NAME` runs after fetching the universe's new days
-MARKET_NIGHT = ("factors", "signal")
+MARKET_NIGHT = ("factors", "signal", "live")
 
 
 def refresh(config: Config, paths: Paths, progress: bool = False,
             universe: str | None = None) -> list[str]:
     """Incremental fetch of the configured universe, then each stage of refresh.stages
     that is stale, in the table's order; with ``universe``, the market's new days, then
-    that universe's factors and tomorrow's signal."""
+    that universe's factors, tomorrow's signal and the paper track record."""
     if universe is not None:
         config = with_overrides(config, {"cross_section": {"universe": universe}})
     lines = run_stage(stage("fetch"), Job(config, paths, progress, {"universe": universe}))
