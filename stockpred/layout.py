@@ -16,7 +16,6 @@ from pathlib import Path
 
 from stockpred.config import Config
 from stockpred.data.store import TMP_MARK
-from stockpred.models.names import CROSS_SECTION
 
 DATA_DIR_ENV = "STOCKPRED_DATA_DIR"
 RESULTS_DIR_ENV = "STOCKPRED_RESULTS_DIR"
@@ -210,11 +209,6 @@ class Paths:
     @property
     def cross_section_leaderboard_json(self) -> Path:
         return self.figures_dir("cross_section") / "leaderboard.json"
-
-    def leaderboard_files(self, world: str) -> Path:
-        """The json of ``world``'s leaderboard (the markdown beside it: .md)."""
-        return self.cross_section_leaderboard_json if world == CROSS_SECTION \
-            else self.leaderboard_json
 
     @property
     def peer_comparison(self) -> Path:

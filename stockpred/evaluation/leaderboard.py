@@ -23,6 +23,7 @@ from pathlib import Path
 from stockpred.data.store import atomic_write_text
 from stockpred.layout import Paths
 from stockpred.manifest import read_manifest
+from stockpred.models.names import CROSS_SECTION
 from stockpred.models.registry import prototype
 
 QUICK_MARK = " [quick]"
@@ -71,7 +72,9 @@ def write_metrics(board: dict, run_folder: Path) -> None:
 
 def publish(paths: Paths, board: dict) -> str:
     """Write ``board`` (less RUN_ONLY) as its world's leaderboard; returns the markdown."""
-    text, json_path = markdown(board), paths.leaderboard_files(board["world"])
+    json_path = paths.cross_section_leaderboard_json if board["world"] == CROSS_SECTION \
+        else paths.leaderboard_json
+    text = markdown(board)
     shown = {key: value for key, value in board.items() if key not in RUN_ONLY}
     atomic_write_text(json_path, json.dumps(shown, indent=1, default=str) + "\n")
     atomic_write_text(json_path.with_suffix(".md"), text)
