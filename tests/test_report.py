@@ -235,3 +235,33 @@ def test_the_page_renders_in_chromium(browser, runs, world, tmp_path):
             if "rank_ic_interval" in cell and np.isfinite(row["rank_ic_t_nw"]):
                 low, high = map(float, cell["rank_ic_interval"].strip("[]").split(","))
                 assert low <= row["rank_ic"] <= high
+
+
+def test_the_paper_record_joins_the_cross_sectional_page_when_there_is_one(runs):
+    """With a track record stored (here the run's own scores replayed as nightly signals by
+    the live stage's code), the cross-sectional page shows its last days and its figure."""
+    from stockpred.plots import drawn_from
+    from stockpred.plots.live import track_figure
+    from stockpred.stages import live
+    from stockpred.stages.cross_section import reference_tables
+    from stockpred.stages.market import members
+
+    config, paths, ids = runs
+    folder = paths.evaluation_runs / ids["cross_section"]
+    scores = pd.read_parquet(folder / "predictions.parquet")
+    signals = scores[scores["model"] == "lightgbm"]
+    member_rows = members(config, paths, "top20")
+    _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
+    track = live.track_record(signals, bars, member_rows, "ret_2",
+                              config.cross_section.backtest, **reference_tables(paths))
+    assert len(track) > 20
+    paths.live_track.parent.mkdir(parents=True, exist_ok=True)
+    track.to_parquet(paths.live_track)
+    track_figure(track, paths.live_figure, drawn_from(
+        "test", config, paths, folder / "predictions.parquet", None))
+    try:
+        html = report.render(paths, ids["cross_section"])
+    finally:
+        paths.live_track.unlink()
+    assert 'id="paper-record"' in html and f"{len(track)} signal days" in html
+    assert track["held_on"].iloc[-1] in html

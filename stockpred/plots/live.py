@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from stockpred.plots import Provenance
 from stockpred.plots.features import _finish, _panels
 from stockpred.plots.report import ROLLING_DAYS
 
 
-def track_figure(track: pd.DataFrame, path: Path) -> Path:
+def track_figure(track: pd.DataFrame, path: Path, drawn: Provenance) -> Path:
     """Cumulative (summed) return after costs of the paper portfolio, the equal-weight
     universe and the excess, and each signal's realised Rank IC with its rolling mean, both
     by the day each row closed (held_on), so the panels share one time axis."""
@@ -29,4 +30,4 @@ def track_figure(track: pd.DataFrame, path: Path) -> Path:
     axes[1].set_ylabel("realised Rank IC")
     for ax in axes:
         ax.axhline(0, color="black", lw=0.5)
-    return _finish(fig, axes, Path(path))
+    return _finish(fig, axes, Path(path), drawn)

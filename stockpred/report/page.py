@@ -182,6 +182,7 @@ def per_year(daily: pd.DataFrame, ic: pd.DataFrame) -> list[dict]:
     return sorted(rows, key=lambda r: r["year"])
 
 
+PAPER_ROWS = 20  # the nightly record's last days shown as a table
 SIGNAL_COLUMNS = [("model", "model"), ("rank_ic", "rank_ic"),
                   ("rank_ic_interval", "rank_ic 95% interval"),
                   ("rank_ic_months", "rank_ic 90% interval, month blocks"),
@@ -228,7 +229,7 @@ def headline(record: dict) -> str:
 
 def cross_section(record: dict, predictions: pd.DataFrame, bars: pd.DataFrame,
                   daily: pd.DataFrame | None, rerun: list[dict] | None,
-                  index_href: str) -> str:
+                  index_href: str, paper: tuple[pd.DataFrame, bytes] | None = None) -> str:
     """The page of a cross-sectional run: ``record`` its metrics.json, ``predictions``
     its scores, ``bars`` its stocks' closes, ``daily`` its backtests' daily frames (None
     when the run kept none), ``rerun`` the rows of a later `stockpred backtest` (or None)."""
@@ -293,6 +294,17 @@ def cross_section(record: dict, predictions: pd.DataFrame, bars: pd.DataFrame,
             [Figure("Net asset value against the benchmarks", figures.net_asset_value(daily)),
              Figure("Drawdown", figures.drawdown(daily)),
              Figure("Turnover and stocks held", figures.trading(daily))]))
+    if paper is not None:
+        track, png = paper
+        sections.append(Section(
+            "paper-record", "Paper track record of the nightly signal",
+            [f"`stockpred live`: {len(track)} signal days whose label has closed; realised "
+             f"Rank IC and the paper portfolio's day return after costs against the "
+             f"equal-weight universe. The last {min(len(track), PAPER_ROWS)} days:"],
+            [table(track.tail(PAPER_ROWS).to_dict("records"),
+                   [(c, c) for c in ("trade_date", "held_on", "rank_ic", "return",
+                                     "equal_weight", "excess", "positions")], "paper")],
+            [Figure("Paper track record: cumulative returns and realised Rank IC", png)]))
     sections.append(Section("every-signal-row", "Every signal row",
                             ["Both labels (ret_1: close T -> T+1; ret_2: close T+1 -> T+2), "
                              "over all rows and over the rows tradeable the next day."],

@@ -33,6 +33,7 @@ from stockpred.evaluation.backtest import BacktestSettings, equal_weight_returns
 from stockpred.evaluation.signal import daily_ic
 from stockpred.layout import Paths
 from stockpred.manifest import write_manifest
+from stockpred.plots import drawn_from
 from stockpred.plots.live import track_figure
 from stockpred.stages.cross_section import reference_tables
 from stockpred.stages.market import market_bars, members
@@ -127,7 +128,9 @@ def run(config: Config, paths: Paths, tail: int = 10) -> list[str]:
     track = track_record(signals, bars, member_rows, cs.label, cs.backtest,
                          **reference_tables(paths))
     atomic_write_parquet(track, paths.live_track)
-    figure = track_figure(track, paths.live_figure)
+    last = paths.signal_days()[-1]
+    figure = track_figure(track, paths.live_figure, drawn_from(
+        "stockpred live", config, paths, paths.signal_table(last), None, run_id=last))
     pending = signals["trade_date"].nunique() - len(track)
     write_manifest(paths.live_manifest, {
         "stage": "live", "universe": cs.universe, "label": cs.label, "rows": len(track),

@@ -56,9 +56,11 @@ def render(paths: Paths, run_id: str) -> str:
     _, bars = market_bars(paths, sorted(predictions["ts_code"].unique()))
     daily = folder / "backtest_daily.parquet"
     rerun = folder / "backtest.json"
+    paper = (pd.read_parquet(paths.live_track), paths.live_figure.read_bytes()) \
+        if paths.live_track.exists() and paths.live_figure.exists() else None
     return page.cross_section(record, predictions, bars,
                               pd.read_parquet(daily) if daily.exists() else None,
-                              _read_json(rerun) if rerun.exists() else None, index_href)
+                              _read_json(rerun) if rerun.exists() else None, index_href, paper)
 
 
 def run(config: Config, paths: Paths, run_id: str | None = None) -> list[str]:
