@@ -144,11 +144,12 @@ def kill_when(args: list[str], ready: Callable[[], bool], limit_s: float = 120) 
 
 
 def rerun(*args: str) -> str:
-    """Run `stockpred ARGS` to the end in a process of its own; returns what it printed."""
-    done = subprocess.run([sys.executable, "-m", "stockpred", *args], capture_output=True,
-                          text=True, check=False, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    """Run `stockpred ARGS` to the end in this process; returns what it printed. Only the
+    run to kill needs a process of its own: the killed one's lock (a flock) died with it,
+    and a fresh process would pay the imports (TensorFlow's, seconds of CPU) once more."""
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    return out
 
 
 def files(folder: Path, pattern: str) -> int:
