@@ -44,11 +44,12 @@ class WGANSettings(Section):
     fan_origins: int = Field(4, gt=0)  # test days drawn as fan charts
 
     def quick_sizes(self) -> "WGANSettings":
-        """Tiny sizes, two epochs, few samples: a smoke run."""
+        """Tiny sizes, two epochs, few samples: a smoke run. One critic step per generator
+        step and big batches: the steps, not the tiny networks, cost a smoke run its time."""
         return self.model_copy(update={
             "window": min(self.window, 10), "horizon": min(self.horizon, 3),
-            "generator_units": 8, "critic_filters": 8, "critic_steps": 2, "epochs": 2,
-            "batch_size": 128, "samples": 20, "noise_dim": min(self.noise_dim, 4),
+            "generator_units": 8, "critic_filters": 8, "critic_steps": 1, "epochs": 2,
+            "batch_size": 256, "samples": 20, "noise_dim": min(self.noise_dim, 4),
             "fan_origins": min(self.fan_origins, 2)})
 
 
@@ -76,5 +77,6 @@ class GenerativeSettings(Section):
     minutes: MinuteEncoderSettings = Field(default_factory=MinuteEncoderSettings)
 
     def quick_sizes(self) -> "GenerativeSettings":
-        return self.model_copy(update={"vae": self.vae.quick_sizes(), "wgan": self.wgan.quick_sizes(),
+        return self.model_copy(update={"vae": self.vae.quick_sizes(),
+                                       "wgan": self.wgan.quick_sizes(),
                                        "minutes": self.minutes.quick_sizes()})
