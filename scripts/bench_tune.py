@@ -45,7 +45,8 @@ def main() -> None:
             bests[agent] = json.loads((folder / "data" / "runs" / "tune" / args.model /
                                        f"{agent}.best.json").read_text())
         # evaluate walks every agent's choice forward over the test period, beside persistence
-        stockpred("evaluate", "--models", args.model, *extra, cwd=folder)
+        stockpred("evaluate", "--models", args.model, "--results-dir", str(folder / "results"),
+                  *extra, cwd=folder)
         rows = {r["model"]: r for r in json.loads(
             (folder / "results" / "leaderboard.json").read_text())["rows"]}
         naive = rows["persistence"]["rmse_return"]

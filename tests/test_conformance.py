@@ -6,7 +6,7 @@ import pytest
 
 from conftest import sample_features
 from stockpred.config import Config, quick_config
-from stockpred.dataset import load_stocks
+from stockpred.dataset import StockSet, load_stocks
 from stockpred.evaluation.walkforward import WalkForward
 from stockpred.layout import resolve_paths
 from stockpred.models.names import STOCK, names_in
@@ -38,10 +38,12 @@ def test_no_look_ahead(name, stocks):
 
     One stock is suspended from 2018-07-20 to 2018-08-10: its last row before the
     suspension has a target (the close of 2018-08-13) after the cut, so it must not
-    train the block that starts before the cut.
+    train the second block, which starts on 2018-07-25, after that row and before the cut.
     """
-    protocol = WalkForward("20180601", "20181228", retrain_every=80, train_days=1500,
-                           validation_days=120)
+    protocol = WalkForward("20180601", "20180831", retrain_every=37, train_days=500,
+                           validation_days=100)
+    blocks = StockSet(stocks).days_between(protocol.test_start, protocol.test_end)[::37]
+    assert list(blocks) == ["20180601", "20180725"]
     data = [stocks[0], conformance.suspended(stocks[1], "20180720", "20180810"), stocks[2]]
     conformance.check_no_look_ahead(prototype(CONFIG, name), data,
                                     [conformance.scrambled_after(s, "20180801") for s in data],
