@@ -43,8 +43,7 @@ MODELS = {
     "minute_encoder": (ENCODER, "stockpred.generative.minutes:MinuteDayEncoder"),
     "news_seq2seq": (ENCODER, "stockpred.news.seq2seq:NewsSeq2Seq"),
 }
-WORLD_NAMES = {STOCK: "single-stock model", CROSS_SECTION: "cross-sectional model",
-               ENCODER: "encoder"}
+WORLD_NAMES = {STOCK: "model", CROSS_SECTION: "cross-sectional model", ENCODER: "encoder"}
 
 
 def names_in(world: str) -> list[str]:
