@@ -72,13 +72,22 @@ def write_metrics(board: dict, run_folder: Path) -> None:
 
 def publish(paths: Paths, board: dict) -> str:
     """Write ``board`` (less RUN_ONLY) as its world's leaderboard; returns the markdown."""
-    json_path = paths.cross_section_leaderboard_json if board["world"] == CROSS_SECTION \
-        else paths.leaderboard_json
+    markdown_path, json_path = (
+        (paths.cross_section_leaderboard, paths.cross_section_leaderboard_json)
+        if board["world"] == CROSS_SECTION else (paths.leaderboard, paths.leaderboard_json))
     text = markdown(board)
     shown = {key: value for key, value in board.items() if key not in RUN_ONLY}
     atomic_write_text(json_path, json.dumps(shown, indent=1, default=str) + "\n")
-    atomic_write_text(json_path.with_suffix(".md"), text)
+    atomic_write_text(markdown_path, text)
     return text
+
+
+def tuning_scope(config, **subject) -> dict:
+    """What a tuning's choice holds for: its ``subject`` (stocks=... or universe=...) and
+    the periods it read, validation from evaluation.validation_start and nothing from
+    test_start on. `tune` stores it; `evaluate` takes a choice whose scope equals its own."""
+    ev = config.evaluation
+    return {**subject, "periods": [ev.validation_start, ev.test_start]}
 
 
 def tuned_models(config, folders: dict[str, Path], scope: dict) -> dict:

@@ -110,8 +110,7 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     prototypes = {m: prototype(config, m) for m in names}
     prototypes.update(leaderboard.tuned_models(
         config, {m: paths.cross_section_tune_dir(name, m) for m in tunable(CROSS_SECTION)},
-        {"universe": name, "periods": [config.evaluation.validation_start,
-                                       protocol.test_start]}))
+        leaderboard.tuning_scope(config, universe=name)))
     on_dask = any(model.settings.get("on_dask") for model in prototypes.values())
     with compute_client(config) if on_dask else nullcontext():
         scores = {m: walk_forward(model, panel, protocol, progress)

@@ -61,8 +61,7 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     models = {name: prototype(config, name) for name in names}
     models.update(leaderboard.tuned_models(
         config, {m: paths.tune_dir(m) for m in tunable(STOCK)},
-        {"stocks": sorted(s.ts_code for s in stocks),
-         "periods": [ev.validation_start, ev.test_start]}))
+        leaderboard.tuning_scope(config, stocks=sorted(s.ts_code for s in stocks))))
     forecasts = {name: walk_forward(model, inputs[families.get(name, ())][0], protocol,
                                     progress)
                  for name, model in models.items()}

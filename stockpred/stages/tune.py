@@ -20,6 +20,7 @@ from stockpred.config import Config, quick_config
 from stockpred.data.store import atomic_write_text
 from stockpred.dataset import stocks_to_use
 from stockpred.errors import InputError
+from stockpred.evaluation.leaderboard import tuning_scope
 from stockpred.layout import Paths
 from stockpred.models.names import CROSS_SECTION, STOCK
 from stockpred.models.registry import prototype
@@ -78,13 +79,10 @@ def run(config: Config, paths: Paths, model: str, agent: str, budget: int,
     objective = Objective(config, paths, model, stocks, agent, log)
     start = time.perf_counter()
     SEARCHES[agent](objective, SPACES[model], budget, ev.seed)
-    trials = log.read()
-    best_row = trials.loc[trials["skill"].astype(float).idxmax()]
-    report = TuneReport(model, agent, objective.trials, objective.computed,
-                        json.loads(best_row["params"]), float(best_row["skill"]),
+    report = TuneReport(model, agent, objective.trials, objective.computed, *_best_trial(log),
                         time.perf_counter() - start, space_size)
     _write_best(folder, report, budget, quick, SPACES[model],
-                {"stocks": sorted(stocks), "periods": [ev.validation_start, ev.test_start]})
+                tuning_scope(config, stocks=sorted(stocks)))
     return report
 
 
@@ -134,15 +132,18 @@ def run_cross_section(config: Config, paths: Paths, universe: str, model: str, a
     on_dask = objective.prototype.settings.get("on_dask", False)
     with compute_client(config) if on_dask else nullcontext():
         SEARCHES[agent](objective, space, budget, ev.seed)
-    trials = log.read()
-    best_row = trials.loc[trials["skill"].astype(float).idxmax()]
     report = CrossSectionTuneReport(model, universe, agent, objective.trials,
                                     objective.computed, configurations(space),
-                                    json.loads(best_row["params"]), float(best_row["skill"]),
-                                    time.perf_counter() - start)
-    _write_best(folder, report, budget, quick, space,
-                {"universe": universe, "periods": context["periods"]})
+                                    *_best_trial(log), time.perf_counter() - start)
+    _write_best(folder, report, budget, quick, space, tuning_scope(config, universe=universe))
     return report
+
+
+def _best_trial(log: TrialLog) -> tuple[dict, float]:
+    """The settings and score of the log's best trial."""
+    trials = log.read()
+    best = trials.loc[trials["skill"].astype(float).idxmax()]
+    return json.loads(best["params"]), float(best["skill"])
 
 
 def _write_best(folder, report, budget: int, quick: bool, space: dict, scope: dict) -> None:
