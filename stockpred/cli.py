@@ -7,7 +7,6 @@ files) and the generator; what a command does, its flags and its help are the ta
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from stockpred import __version__
 from stockpred.config import load_config, resolve_token, with_overrides
 from stockpred.data.store import remove_temporaries
 from stockpred.errors import EXIT_CODES, InputError, Interrupted, StockpredError, interrupted
-from stockpred.layout import DATA_DIR_ENV, Paths, resolve_paths
+from stockpred.layout import Paths, resolve_paths
 from stockpred.runtime import data_dir_lock, opened_logs, start_log, stop_log
 from stockpred.stages import table
 from stockpred.stages.flags import Flag
@@ -36,14 +35,9 @@ def _secret() -> str | None:
 
 @contextmanager
 def _session(paths: Paths, command: str, checks_store: bool = True) -> Iterator[None]:
-    """Log to <data dir>/logs, hold the data-directory lock, clear temp files of killed runs.
-    Inside it the data directory the command resolved (the flag beats the environment beats
-    config.json) is also the environment's, so what resolves it from the config alone (the
-    news model finds its vectors so) finds the same one."""
+    """Log to <data dir>/logs, hold the data-directory lock, clear temp files of killed runs."""
     from stockpred.data import fetch
 
-    saved_data_dir = os.environ.get(DATA_DIR_ENV)
-    os.environ[DATA_DIR_ENV] = str(paths.data_dir)
     handler = start_log(paths, command, _secret())
     log.info("stockpred %s %s: %s", __version__, command, " ".join(sys.argv[1:]))
     log.info("data dir %s, results dir %s", paths.data_dir, paths.results_dir)
@@ -67,10 +61,6 @@ def _session(paths: Paths, command: str, checks_store: bool = True) -> Iterator[
         raise
     finally:
         stop_log(handler)
-        if saved_data_dir is None:
-            os.environ.pop(DATA_DIR_ENV, None)
-        else:
-            os.environ[DATA_DIR_ENV] = saved_data_dir
 
 
 _COMMON = (

@@ -24,9 +24,25 @@ from stockpred.layout import Paths
 from stockpred.manifest import read_manifest
 
 
+@dataclass(frozen=True)
+class DailyNews:
+    """The news known by each row's close, a model input beside the features (attached by
+    stockpred.news.forecaster.with_news for the models that read it): the mean vector of
+    the articles published after the previous row's close and before this one's (zeros
+    where none), which rows had any, and the basis (the embed-news run) of the vectors."""
+
+    vectors: np.ndarray
+    present: np.ndarray
+    basis: dict
+
+    def rows(self, mask: np.ndarray) -> "DailyNews":
+        return DailyNews(self.vectors[mask], self.present[mask], self.basis)
+
+
 @dataclass
 class StockData:
-    """One stock's traded days: features at t, the close at t and at the next traded day."""
+    """One stock's traded days: features at t, the close at t and at the next traded day,
+    and, for a model that reads it, the news known at t."""
 
     ts_code: str
     dates: np.ndarray  # YYYYMMDD strings
@@ -35,6 +51,7 @@ class StockData:
     next_close: np.ndarray  # NaN on the last day
     # the day of next_close: the next traded day, which a suspension can push far ahead
     next_dates: np.ndarray | None = None
+    news: DailyNews | None = None
 
     def __post_init__(self):
         if self.next_dates is None:
@@ -55,7 +72,7 @@ class StockData:
     def rows(self, mask: np.ndarray) -> "StockData":
         return StockData(self.ts_code, self.dates[mask], self.close[mask],
                          self.features.loc[mask].reset_index(drop=True), self.next_close[mask],
-                         self.next_dates[mask])
+                         self.next_dates[mask], self.news and self.news.rows(mask))
 
     def known_by(self, day: str) -> "StockData":
         """Rows whose target (the next traded close) is known at the close of ``day``."""
@@ -299,8 +316,7 @@ def with_codes(stocks: list[StockData], paths: Paths, families: tuple[str, ...],
         for codes in tables[stock.ts_code].values():
             days = days.merge(codes.astype({"trade_date": str}), on="trade_date", how="left")
         features = pd.concat([stock.features, days[added].astype(float)], axis=1)
-        joined.append(StockData(stock.ts_code, stock.dates, stock.close, features,
-                                stock.next_close, stock.next_dates))
+        joined.append(replace(stock, features=features))
     return joined, added
 
 

@@ -11,6 +11,8 @@ from stockpred.evaluation.walkforward import WalkForward
 from stockpred.layout import resolve_paths
 from stockpred.models.names import STOCK, names_in
 from stockpred.models.registry import prototype
+from stockpred.news.forecaster import with_news
+from stockpred.stages import embed_news
 from stockpred.testing import conformance
 
 STOCKS = ["600036.SH", "600519.SH", "601318.SH"]
@@ -19,9 +21,13 @@ CONFIG = quick_config(Config())
 
 @pytest.fixture(scope="module")
 def stocks(tmp_path_factory):
+    """The sample's stocks with the news their closes read, as evaluate hands them to a
+    model that reads news, so that the scramble reaches that input too."""
     built = sample_features(tmp_path_factory.mktemp("conformance"), ",".join(STOCKS),
                             "20120101")
-    return load_stocks(CONFIG, resolve_paths(CONFIG, built), STOCKS)[0]
+    paths = resolve_paths(CONFIG, built)
+    embed_news.run(CONFIG, paths, quick=True)
+    return with_news(load_stocks(CONFIG, paths, STOCKS)[0], CONFIG, paths)
 
 
 @pytest.mark.parametrize("name", names_in(STOCK))

@@ -19,7 +19,7 @@ from stockpred.layout import resolve_paths
 from stockpred.models.base import Forecaster
 from stockpred.models.registry import prototype
 from stockpred.news import embed
-from stockpred.news.forecaster import close_rows
+from stockpred.news.forecaster import close_rows, with_news
 from stockpred.stages import embed_news
 
 INDEX = "000001.SH"
@@ -48,6 +48,13 @@ def index(data_dir) -> StockData:
     close = bars["close"].to_numpy(float)
     return StockData(INDEX, bars["trade_date"].to_numpy(str), close,
                      pd.DataFrame(index=range(len(close))), np.append(close[1:], np.nan))
+
+
+def news_of(folder, stock: StockData, **forecaster) -> StockData:
+    """``stock`` with the news under ``folder`` that the ``forecaster`` settings give it, as
+    the stage building a news model's dataset attaches it."""
+    config = config_for(folder, **forecaster)
+    return with_news([stock], config, resolve_paths(config))[0]
 
 
 def rows_between(stock: StockData, first: str, last: str) -> StockData:
@@ -79,8 +86,9 @@ def test_articles_after_the_close_of_t_leave_the_forecasts_up_to_t_unchanged(dat
                                                               "vectors.parquet")
     protocol = WalkForward("20180702", "20180928", retrain_every=20, train_days=400,
                            validation_days=20)
-    clean, dirty = (walk_forward(prototype(config_for(folder, stock_articles="all"), "news"),
-                                 [index], protocol, progress=False)
+    clean, dirty = (walk_forward(prototype(config_for(folder), "news"),
+                                 [news_of(folder, index, stock_articles="all")], protocol,
+                                 progress=False)
                     for folder in (data_dir, dirty_dir))
     assert (clean["predicted_close"] != clean["close"]).sum() > 10  # the news speaks
     upto = (clean["trade_date"] <= cut).to_numpy()
@@ -92,6 +100,7 @@ def test_articles_after_the_close_of_t_leave_the_forecasts_up_to_t_unchanged(dat
 def test_no_model_before_the_encoder_s_fit_end_and_none_without_enough_news_days(data_dir,
                                                                                   index):
     fit_end = json.loads((data_dir / "news" / "vectors.json").read_text())["fit_end"]
+    index = news_of(data_dir, index)
     early = rows_between(index, "20170101", "20180620")  # targets known before fit_end
     assert max(early.next_dates) < fit_end
     model = prototype(config_for(data_dir, min_days=5), "news").fit([early])
@@ -113,8 +122,9 @@ def test_no_model_before_the_encoder_s_fit_end_and_none_without_enough_news_days
 def test_a_stock_reads_the_articles_tagged_with_its_company(data_dir):
     bars = RawStore(data_dir / "raw").read("daily", ["600036.SH"]).sort_values("trade_date")
     close = bars["close"].to_numpy(float)
-    stock = StockData("600036.SH", bars["trade_date"].to_numpy(str), close,
-                      pd.DataFrame(index=range(len(close))), np.append(close[1:], np.nan))
+    bare = StockData("600036.SH", bars["trade_date"].to_numpy(str), close,
+                     pd.DataFrame(index=range(len(close))), np.append(close[1:], np.nan))
+    stock = news_of(data_dir, bare)
     train = rows_between(stock, "20170101", "20180831")
     news = RawStore(data_dir / "raw").read("news")
     tagged = news[news["company"].fillna("").str.split("|").apply(lambda c: "招商银行" in c)]
@@ -127,13 +137,16 @@ def test_a_stock_reads_the_articles_tagged_with_its_company(data_dir):
     # China Merchants Securities (招商证券) is another company
     assert any("招商证券" in str(c) and "招商银行" not in str(c) for c in news["company"])
     market = prototype(config_for(data_dir, min_days=2, stock_articles="all"), "news")
-    assert market.fit([train]).informed(stock).sum() > 3 * len(days)
+    every = news_of(data_dir, bare, stock_articles="all")
+    assert market.fit([rows_between(every, "20170101", "20180831")]).informed(every).sum() > \
+        3 * len(days)
 
 
 def test_saved_news_model_predicts_the_same_and_refuses_rebuilt_vectors(data_dir, index,
                                                                          tmp_path):
     folder = tmp_path / "data"
     shutil.copytree(data_dir / "news", folder / "news")
+    index = news_of(folder, index)
     model = prototype(config_for(folder), "news").fit([rows_between(index, "20170101",
                                                                     "20180810")])
     model.save(tmp_path / "model")
@@ -143,10 +156,12 @@ def test_saved_news_model_predicts_the_same_and_refuses_rebuilt_vectors(data_dir
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()),
                                     "finished_at": "later"}))
     with pytest.raises(InputError, match="rebuilt.*refit"):
-        again.predict(index)
+        again.predict(news_of(folder, index))
 
 
 def test_without_vectors_the_news_model_forecasts_no_change(tmp_path, index):
+    index = news_of(tmp_path, index)
+    assert index.news is None
     model = prototype(config_for(tmp_path), "news").fit([index])
     assert model.coef_ is None
     np.testing.assert_array_equal(model.predict(index), index.close)
@@ -156,7 +171,8 @@ def test_fusion_news_is_the_price_model_on_days_without_news_and_fits_alpha_on_n
         data_dir, index):
     fused = prototype(config_for(data_dir, stock_articles="all"), "fusion+news",
                       {"components": ["drift", "news"]})
-    assert fused.settings["news"]["data_dir"] == str(data_dir)
+    assert fused.reads_news and not prototype(Config(), "fusion").reads_news
+    index = news_of(data_dir, index, stock_articles="all")
     train = rows_between(index, "20170101", "20180531")
     valid = rows_between(index, "20180601", "20180830")
     fused.fit([train], [valid])
@@ -177,17 +193,3 @@ def test_fusion_news_is_the_price_model_on_days_without_news_and_fits_alpha_on_n
     # fusion keeps its LSTM and WGAN pair
     assert prototype(Config(), "fusion").settings["components"] == ["lstm", "wgan"]
     assert prototype(Config(), "fusion+news").settings["components"] == ["lstm", "news"]
-
-
-def test_a_command_hands_the_news_model_the_data_dir_of_its_flag(data_dir, workdir):
-    """The news model finds its vectors where the command's --data-dir points, not where
-    config.json or the environment would (workdir has neither)."""
-    import os
-
-    from stockpred.cli import _session
-    from stockpred.news.forecaster import NewsForecaster
-
-    with _session(resolve_paths(Config(), data_dir), "evaluate"):
-        settings = NewsForecaster.settings_from(Config())
-    assert settings["data_dir"] == str(data_dir)
-    assert "STOCKPRED_DATA_DIR" not in os.environ

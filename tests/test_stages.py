@@ -158,8 +158,6 @@ def test_a_model_names_every_key_its_settings_come_from(name, every_model):
     assert (cls.name, cls.world) == (name, MODELS[name][0]), "the registry line disagrees"
     before = json.dumps(cls.settings_from(every_model), sort_keys=True, default=str)
     for key, edited in _every_edit(every_model):
-        if key in ("data_dir", "results_dir"):  # the news model reads its vectors itself
-            continue
         if json.dumps(cls.settings_from(edited), sort_keys=True, default=str) != before:
             assert any(_reads(s, key) for s in cls.config_sections()), (name, key)
 

@@ -80,9 +80,10 @@ class Model(ABC):
 
 class Forecaster(Model):
     """A model of one stock's next close. ``writes_tensorboard`` (a trait): it logs
-    training to TensorBoard."""
+    training to TensorBoard; ``reads_news``: its data must carry StockData.news."""
 
     writes_tensorboard: ClassVar[bool] = False
+    reads_news: ClassVar[bool] = False
     world: ClassVar[str] = STOCK
 
     @abstractmethod

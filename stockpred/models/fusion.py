@@ -52,6 +52,10 @@ class FusionForecaster(Forecaster):
                              f"fusions (price model first), got {parts}")
         return parts
 
+    @property
+    def reads_news(self) -> bool:
+        return any(model_class(part, STOCK).reads_news for part in self.parts)
+
     def fit(self, train, valid=None, log_dir=None, verbose=0):
         self.components_ = [
             model_class(name, STOCK)(self.settings.get(name, {}), self.seed).fit(train, valid)

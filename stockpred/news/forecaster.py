@@ -3,17 +3,19 @@ close -> the next day's return.
 
 Row t of a stock (day t's close) reads the articles published after the close of its
 previous row and before 15:00 of day t; a stamp of 15:00 or later belongs to the next row.
-tushare stamps to the minute, so an article stamped 14:59 was out before the close. The
-first row reads the day before it. A stock reads the articles whose tushare ``company`` tag
-names it (its name from ``stock_basic``; the sample tags SSE 50 companies), an index of
-``fetch.indices`` every article (``news.forecaster.stock_articles = "all"`` gives every
-code every article). A day's input is the mean vector of its articles (`stockpred
-embed-news`); a ridge regression fit on the training days with articles maps it to the next
-day's return. Its intercept, the mean return of those few days, is drift rather than news
-and is dropped: the forecast is what the day's news says beyond the training days' average
-news. A day without articles gets a zero return, "no information", as does every day when
-fewer than ``min_days`` training days had articles; ``informed`` says which days carry a
-news forecast, so that a fusion falls back to its price model on the others.
+tushare stamps to the minute, so an article stamped 14:59 was out before the close. A
+stock's first row reads the day before it. A stock reads the articles whose tushare
+``company`` tag names it (its name from ``stock_basic``; the sample tags SSE 50 companies),
+an index of ``fetch.indices`` every article (``news.forecaster.stock_articles = "all"``
+gives every code every article). A day's input is the mean vector of its articles
+(`stockpred embed-news`), which the stage building the model's dataset attaches as
+StockData.news (``with_news``): the model never reads the store. A ridge regression fit on
+the training days with articles maps it to the next day's return. Its intercept, the mean
+return of those few days, is drift rather than news and is dropped: the forecast is what
+the day's news says beyond the training days' average news. A day without articles gets a
+zero return, "no information", as does every day when fewer than ``min_days`` training days
+had articles; ``informed`` says which days carry a news forecast, so that a fusion falls
+back to its price model on the others.
 
 Leakage: the offline encoder's vocabulary and SVD basis are fit on the articles published
 before ``news.fit_end`` (vectors.json records it). A vector holds text only, never a price,
@@ -31,17 +33,16 @@ whose dates its provider knows: vectors.json has no fit_end and the rule does no
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from stockpred.data.store import RawStore
-from stockpred.dataset import StockData
+from stockpred.dataset import DailyNews, StockData
 from stockpred.errors import InputError, MissingInputError
-from stockpred.layout import Paths, resolve_paths
+from stockpred.layout import Paths
 from stockpred.models.base import Forecaster
 from stockpred.news.embed import read_vectors, vector_columns
 from stockpred.news.samples import article_times, step_means
@@ -68,10 +69,8 @@ class Articles:
         return Articles(self.times[keep], self.vectors[keep], self.companies[keep], self.basis)
 
 
-@lru_cache(maxsize=2)
-def _read_articles(paths: Paths, stamp: tuple) -> Articles:
-    """The vectors under ``paths`` (``stamp``: their files' times and sizes, so that rebuilt
-    files are read again); walk-forward refits read them once."""
+def read_articles(paths: Paths) -> Articles:
+    """The stored news vectors; MissingInputError naming `stockpred embed-news`."""
     vectors, manifest = read_vectors(paths)
     times = article_times(vectors)
     dated = times.notna().to_numpy()
@@ -81,15 +80,6 @@ def _read_articles(paths: Paths, stamp: tuple) -> Articles:
     return Articles(times[order], vectors[vector_columns(vectors)].to_numpy(np.float64)[order],
                     np.array([frozenset(filter(None, t)) for t in tags], dtype=object)[order],
                     {key: manifest.get(key) for key in BASIS})
-
-
-def read_articles(paths: Paths) -> Articles:
-    """The stored news vectors; MissingInputError naming `stockpred embed-news`."""
-    if not paths.news_vectors.exists():
-        read_vectors(paths)  # raises the MissingInputError naming the stage
-    stamp = tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.exists() else None
-                  for f in (paths.news_vectors, paths.news_vectors_manifest))
-    return _read_articles(paths, stamp)
 
 
 def close_rows(times: np.ndarray, dates: np.ndarray) -> np.ndarray:
@@ -111,59 +101,61 @@ def daily_news(articles: Articles, dates: np.ndarray) -> tuple[np.ndarray, np.nd
     return means.astype(np.float64), present
 
 
+def _company_names(paths: Paths) -> dict[str, str]:
+    try:
+        names = RawStore(paths.raw_dir).read("stock_basic", columns=["ts_code", "name"])
+    except MissingInputError:
+        return {}
+    return dict(zip(names["ts_code"], names["name"].astype(str)))
+
+
+def with_news(stocks: list[StockData], config, paths: Paths) -> list[StockData]:
+    """Each stock with the news its close reads (StockData.news), for the models that read
+    it: whoever builds their dataset attaches it, so a model never reads the store. Without
+    stored vectors the stocks come back as they were, and the news model forecasts no
+    change."""
+    try:
+        articles = read_articles(paths)
+    except MissingInputError as exc:
+        log.warning("news model: %s; it forecasts a zero return on every day", exc)
+        return stocks
+    market_wide = ({*config.fetch.indices, config.news.seq2seq.index_code}
+                  if config.news.forecaster.stock_articles != "all" else None)
+    names = _company_names(paths) if market_wide else {}
+    attached = []
+    for stock in stocks:
+        own = articles
+        if market_wide and stock.ts_code not in market_wide:
+            if stock.ts_code not in names:
+                log.warning("news model: no stock_basic name for %s, so no company-tagged "
+                            "articles: zero return forecasts (run `stockpred fetch`)",
+                            stock.ts_code)
+            own = articles.naming(names.get(stock.ts_code))
+        vectors, present = daily_news(own, stock.dates)
+        attached.append(replace(stock, news=DailyNews(vectors, present, articles.basis)))
+    return attached
+
+
 class NewsForecaster(Forecaster):
     name = "news"
+    reads_news = True
+    # fetch.indices and news.seq2seq.index_code: the stocks that read every article
     sections = ("news.forecaster", "fetch.indices", "news.seq2seq.index_code")
 
     @classmethod
     def settings_from(cls, config):
-        return {**config.news.forecaster.model_dump(mode="json"),
-                "data_dir": str(resolve_paths(config).data_dir),
-                "index_codes": sorted({*config.fetch.indices, config.news.seq2seq.index_code})}
-
-    @property
-    def paths(self) -> Paths:
-        data_dir = Path(self.settings["data_dir"])
-        return Paths(data_dir, data_dir)  # the news model reads data artefacts only
-
-    def _company(self, ts_code: str) -> str | None:
-        try:
-            names = RawStore(self.paths.raw_dir).read("stock_basic", columns=["ts_code", "name"])
-        except MissingInputError:
-            return None
-        match = names.loc[names["ts_code"] == ts_code, "name"]
-        return str(match.iloc[0]) if len(match) else None
-
-    def _articles_of(self, articles: Articles, ts_code: str) -> Articles | None:
-        """The articles ``ts_code`` reads; None for a stock without a known company name."""
-        if self.settings["stock_articles"] == "all" or ts_code in self.settings["index_codes"]:
-            return articles
-        company = self._company(ts_code)
-        if company is None:
-            log.warning("news model: no stock_basic name for %s, so no company-tagged "
-                        "articles: zero return forecasts (run `stockpred fetch`)", ts_code)
-            return None
-        return articles.naming(company)
-
-    def _daily(self, articles: Articles, data: StockData) -> tuple[np.ndarray, np.ndarray]:
-        own = self._articles_of(articles, data.ts_code)
-        if own is None:
-            return np.zeros((len(data), articles.vectors.shape[1])), np.zeros(len(data), bool)
-        return daily_news(own, data.dates)
+        return config.news.forecaster.model_dump(mode="json")
 
     def fit(self, train, valid=None, log_dir=None, verbose=0):
         self.origin_ = max((str(day) for s in [*train, *(valid or [])]
                             for day in s.next_dates[np.isfinite(s.next_close)]), default=None)
         self.coef_ = self.center_ = self.basis_ = None
         self.fit_days_ = 0
-        try:
-            articles = read_articles(self.paths)
-        except MissingInputError as exc:
-            log.warning("news model: %s; it forecasts a zero return on every day", exc)
-            return self
-        self.basis_ = articles.basis
-        fit_end = articles.basis["fit_end"]
-        if articles.basis["encoder"] is None:
+        if not train or any(stock.news is None for stock in train):
+            return self  # no stored vectors: with_news said so
+        self.basis_ = train[0].news.basis
+        fit_end = self.basis_["fit_end"]
+        if self.basis_["encoder"] is None:
             log.warning("news model: no vectors.json beside the news vectors, so no telling "
                         "which articles fit their encoder: zero return forecasts")
             return self
@@ -171,13 +163,9 @@ class NewsForecaster(Forecaster):
             log.info("news model: its last known close %s is before news.fit_end %s, the end "
                      "of the encoder's articles: no model", self.origin_, fit_end)
             return self
-        x, y = [], []
-        for stock in train:
-            means, present = self._daily(articles, stock)
-            usable = present & np.isfinite(stock.next_return)
-            x.append(means[usable])
-            y.append(stock.next_return[usable])
-        x, y = np.concatenate(x), np.concatenate(y)
+        usable = [s.news.present & np.isfinite(s.next_return) for s in train]
+        x = np.concatenate([s.news.vectors[rows] for s, rows in zip(train, usable)])
+        y = np.concatenate([s.next_return[rows] for s, rows in zip(train, usable)])
         self.fit_days_ = len(y)
         if len(y) < self.settings["min_days"]:
             return self
@@ -193,13 +181,12 @@ class NewsForecaster(Forecaster):
         returns, present = np.zeros(len(data)), np.zeros(len(data), bool)
         if self.coef_ is None:
             return returns, present
-        articles = read_articles(self.paths)
-        if articles.basis != self.basis_:
-            raise InputError(f"the news vectors under {self.paths.news_dir} were rebuilt "
-                             f"({articles.basis}) after this news model was fit on "
-                             f"{self.basis_}: refit it")
-        means, present = self._daily(articles, data)
-        returns[present] = (means[present] - self.center_) @ self.coef_
+        basis = data.news and data.news.basis
+        if basis != self.basis_:
+            raise InputError(f"the news vectors were rebuilt ({basis}) after this news model "
+                             f"was fit on {self.basis_}: refit it")
+        present = data.news.present
+        returns[present] = (data.news.vectors[present] - self.center_) @ self.coef_
         return returns, present
 
     def informed(self, data: StockData) -> np.ndarray:

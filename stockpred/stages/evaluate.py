@@ -25,6 +25,7 @@ from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import config_hash, package_versions, upstream
 from stockpred.models.names import STOCK, check_models, split_model_name
 from stockpred.models.registry import prototype
+from stockpred.news.forecaster import with_news
 from stockpred.tuning.spaces import tunable
 
 ALWAYS = ["persistence", "drift"]
@@ -50,11 +51,6 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     names = list(dict.fromkeys(ALWAYS + check_models(models or ev.models)))
     families = {name: split_model_name(name)[1] for name in names}
     stocks, features = load_stocks(config, paths, ts_codes)
-    # each combination of code families joined once onto the stocks read once
-    inputs = {(): (stocks, [])}  # persistence and drift read no codes
-    for extra in dict.fromkeys(families.values()):
-        if extra:
-            inputs[extra] = with_codes(stocks, paths, extra, ev.test_start)
     if not any(Periods.from_config(config).in_test(s.dates).any() for s in stocks):
         raise InputError(f"no trading day between test start {ev.test_start} and test end "
                          f"{ev.test_end} in the stored features")
@@ -62,6 +58,13 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     models.update(leaderboard.tuned_models(
         config, {m: paths.tune_dir(m) for m in tunable(STOCK)},
         leaderboard.tuning_scope(config, stocks=sorted(s.ts_code for s in stocks))))
+    if any(model.reads_news for model in models.values()):
+        stocks = with_news(stocks, config, paths)
+    # each combination of code families joined once onto the stocks read once
+    inputs = {(): (stocks, [])}  # persistence and drift read no codes
+    for extra in dict.fromkeys(families.values()):
+        if extra:
+            inputs[extra] = with_codes(stocks, paths, extra, ev.test_start)
     forecasts = {name: walk_forward(model, inputs[families.get(name, ())][0], protocol,
                                     progress)
                  for name, model in models.items()}

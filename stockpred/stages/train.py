@@ -20,6 +20,7 @@ from stockpred.evaluation.walkforward import forecast_period
 from stockpred.layout import Paths, new_run_folder
 from stockpred.models.names import check_models
 from stockpred.models.registry import prototype
+from stockpred.news.forecaster import with_news
 from stockpred.stages.runs import write_run
 
 
@@ -64,8 +65,10 @@ def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = No
         config = quick_config(config)
     periods = Periods.from_config(config)
     stocks, features = load_stocks(config, paths, ts_codes)
-    train, valid = periods.split(stocks)
     model = prototype(config, name)
+    if model.reads_news:
+        stocks = with_news(stocks, config, paths)
+    train, valid = periods.split(stocks)
     with new_run_folder(paths.model_runs(name), quick) as run_folder:
         model.fit(train, valid if model.uses_validation else None,
                   log_dir=run_folder.writing / "tensorboard" if model.writes_tensorboard

@@ -16,12 +16,13 @@ from a cut day on.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stockpred.dataset import FactorPanel, StockData
+from stockpred.dataset import DailyNews, FactorPanel, StockData
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.models.base import Model
 from stockpred.models.names import CROSS_SECTION, ENCODER
@@ -82,19 +83,24 @@ def check_model(prototype: Model, train, valid, data: StockData | FactorPanel,
 
 def suspended(stock: StockData, first: str, last: str) -> StockData:
     """The stock as if it had not traded from ``first`` to ``last`` (its rows removed)."""
-    keep = (stock.dates < first) | (stock.dates > last)
-    return StockData(stock.ts_code, stock.dates[keep], stock.close[keep],
-                     stock.features.loc[keep].reset_index(drop=True),
-                     np.append(stock.close[keep][1:], np.nan))
+    kept = stock.rows((stock.dates < first) | (stock.dates > last))
+    return replace(kept, next_close=np.append(kept.close[1:], np.nan), next_dates=None)
 
 
 def scrambled_after(stock: StockData, cut: str) -> StockData:
-    """Every row from ``cut`` on replaced by reversed, rescaled rows: a different future."""
+    """Every row from ``cut`` on (features, close and news) replaced by reversed, rescaled
+    rows: a different future."""
     later = stock.dates >= cut
     features = stock.features.copy()
     features.loc[later] = features.loc[later].to_numpy()[::-1] * 1.7
     close = np.where(later, stock.close[::-1] * 1.3, stock.close)
-    return StockData(stock.ts_code, stock.dates, close, features, np.append(close[1:], np.nan))
+    news = stock.news
+    if news is not None:
+        vectors, present = news.vectors.copy(), news.present.copy()
+        vectors[later], present[later] = vectors[later][::-1] * 1.7, present[later][::-1]
+        news = DailyNews(vectors, present, news.basis)
+    return StockData(stock.ts_code, stock.dates, close, features, np.append(close[1:], np.nan),
+                     news=news)
 
 
 def check_no_look_ahead(prototype: Model, clean, scrambled, protocol: WalkForward,
