@@ -93,14 +93,6 @@ def close_rows(times: np.ndarray, dates: np.ndarray) -> np.ndarray:
     return row
 
 
-def daily_news(articles: Articles, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's mean article vector (zeros without articles) and which rows had any."""
-    row = close_rows(articles.times, dates)
-    kept = row >= 0
-    means, present = step_means(articles.vectors[kept], row[kept], len(dates))
-    return means.astype(np.float64), present
-
-
 def _company_names(paths: Paths) -> dict[str, str]:
     try:
         names = RawStore(paths.raw_dir).read("stock_basic", columns=["ts_code", "name"])
@@ -119,20 +111,22 @@ def with_news(stocks: list[StockData], config, paths: Paths) -> list[StockData]:
     except MissingInputError as exc:
         log.warning("news model: %s; it forecasts a zero return on every day", exc)
         return stocks
-    market_wide = ({*config.fetch.indices, config.news.seq2seq.index_code}
-                  if config.news.forecaster.stock_articles != "all" else None)
-    names = _company_names(paths) if market_wide else {}
+    tagged = config.news.forecaster.stock_articles != "all"
+    market_wide = {*config.fetch.indices, config.news.seq2seq.index_code}
+    names = _company_names(paths) if tagged else {}
     attached = []
     for stock in stocks:
         own = articles
-        if market_wide and stock.ts_code not in market_wide:
+        if tagged and stock.ts_code not in market_wide:
             if stock.ts_code not in names:
                 log.warning("news model: no stock_basic name for %s, so no company-tagged "
                             "articles: zero return forecasts (run `stockpred fetch`)",
                             stock.ts_code)
             own = articles.naming(names.get(stock.ts_code))
-        vectors, present = daily_news(own, stock.dates)
-        attached.append(replace(stock, news=DailyNews(vectors, present, articles.basis)))
+        row = close_rows(own.times, stock.dates)
+        means, present = step_means(own.vectors[row >= 0], row[row >= 0], len(stock))
+        attached.append(replace(stock, news=DailyNews(means.astype(np.float64), present,
+                                                      articles.basis)))
     return attached
 
 
