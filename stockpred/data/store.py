@@ -134,8 +134,9 @@ def _reason(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -148,11 +149,7 @@ def _replace_with(tmp: Path, path: Path, write) -> None:
     that the store is intact)."""
     try:
         write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -160,7 +157,7 @@ def _replace_with(tmp: Path, path: Path, write) -> None:
             raise NoSpaceError(f"no space left on {path.parent} (writing {path.name}): free "
                                f"some and run again; what was stored before is intact") from None
         raise
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -473,7 +470,7 @@ class RawStore:
         for path in self._parquet_files(name):
             if not _PERIOD_FILE.match(path.stem):
                 path.unlink()
-        _fsync_dir(folder)
+        _fsync(folder)
         return moved
 
     def resume_migrations(self) -> list[str]:
@@ -646,7 +643,7 @@ class RawStore:
                                    updated=min(len(part), before))
             if merged.empty:
                 path.unlink()
-                _fsync_dir(folder)
+                _fsync(folder)
             else:
                 self._write(merged, path)
         return result
