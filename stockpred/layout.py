@@ -36,9 +36,6 @@ class Paths:
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
 
-    def raw_table(self, api_name: str) -> Path:
-        return self.raw_dir / api_name
-
     @property
     def fetch_manifest(self) -> Path:
         return self.raw_dir / "manifest.json"
