@@ -166,13 +166,18 @@ class Periods:
         return [self.train(s) for s in stocks], [self.validation(s) for s in stocks]
 
 
-def model_features(paths: Paths) -> list[str]:
-    """selected.json's features when present, else every model input in features.json."""
+def built_features(paths: Paths) -> dict:
+    """features.json; MissingInputError naming `stockpred features` when it is absent."""
     built = read_manifest(paths.features_manifest)
     if built is None:
         raise MissingInputError(f"no features under {paths.features_dir}: run "
                                 f"`stockpred features` first")
-    inputs = model_inputs(built)
+    return built
+
+
+def model_features(paths: Paths) -> list[str]:
+    """selected.json's features when present, else every model input in features.json."""
+    inputs = model_inputs(built_features(paths))
     chosen = read_manifest(paths.selected_features)
     if chosen is not None:
         allowed = set(inputs)  # a selection made before the levels were left out
@@ -183,10 +188,7 @@ def model_features(paths: Paths) -> list[str]:
 def load_stock(paths: Paths, ts_code: str, features: list[str]) -> StockData:
     path = paths.features_table(ts_code)
     if not path.exists():
-        built = read_manifest(paths.features_manifest)
-        if built is None:
-            raise MissingInputError(f"no features for {ts_code} under {paths.features_dir}: "
-                                    f"run `stockpred features` first")
+        built = built_features(paths)
         why = built.get("skipped", {}).get(ts_code)
         if why:
             raise InputError(f"{ts_code} has no features: `stockpred features` skipped it "
@@ -324,9 +326,9 @@ def load_stocks(config: Config, paths: Paths, ts_codes: list[str] | None,
                 features: list[str] | None = None) -> tuple[list[StockData], list[str]]:
     """The stocks with ``features`` (None or empty: the model features). Refuses with
     MissingInputError (naming `stockpred features`) when features were never built."""
-    known = model_features(paths)  # raises MissingInputError without a features manifest
+    built = built_features(paths)
+    known = model_features(paths)
     chosen = list(features) if features else known
-    built = read_manifest(paths.features_manifest)
     built_names = {f["name"] for f in built["features"]}
     unknown = [f for f in chosen if f not in built_names]
     if unknown:

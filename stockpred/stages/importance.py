@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from stockpred.config import Config
+from stockpred.dataset import built_features
 from stockpred.errors import InputError, MissingInputError
 from stockpred.features.panel import model_inputs
 from stockpred.layout import Paths
-from stockpred.manifest import read_manifest, section_hash, write_manifest
+from stockpred.manifest import section_hash, write_manifest
 
 
 @dataclass
@@ -123,10 +124,7 @@ def _rank(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], setting
 
 def run(config: Config, paths: Paths, ts_codes: list[str] | None = None) -> ImportanceReport:
     settings = config.importance
-    built = read_manifest(paths.features_manifest)
-    if built is None:
-        raise MissingInputError(f"no features manifest at {paths.features_manifest}: run "
-                                f"`stockpred features` first")
+    built = built_features(paths)
     stocks = ts_codes or sorted(built["stocks"])
     rows = load_rows(paths, stocks, config)
     days = np.sort(rows["trade_date"].unique())
