@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# What a per-subject interface is asked about; each kind is listed in config.json.
-SUBJECT_KINDS = ("stock", "index", "minute", "future", "news_src")
-
 # Columns that stay text whatever their values look like (codes, dates, labels).
 TEXT_COLUMNS = frozenset({
     "ts_code", "symbol", "name", "area", "industry", "market", "exchange", "list_status",

@@ -20,7 +20,6 @@ from stockpred.models.base import Forecaster
 from stockpred.runtime import keras_seeded, native_stderr_to_log
 
 MODEL_FILE = "model.keras"
-WINDOW_INPUTS = ("close", "vol")
 
 
 def build_network(kind: str, settings: dict, length: int, inputs: int, outputs: int = 1):
