@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import sample_features
-from stockpred.config import Config, quick_config
+from stockpred.config import Config, quick_config, with_overrides
 from stockpred.dataset import StockSet, load_stocks
 from stockpred.evaluation.walkforward import WalkForward
 from stockpred.layout import resolve_paths
@@ -22,12 +22,14 @@ CONFIG = quick_config(Config())
 @pytest.fixture(scope="module")
 def stocks(tmp_path_factory):
     """The sample's stocks with the news their closes read, as evaluate hands them to a
-    model that reads news, so that the scramble reaches that input too."""
+    model that reads news, so that the scramble reaches that input too: every article, as
+    the few tagged with these companies would leave most days without news."""
     built = sample_features(tmp_path_factory.mktemp("conformance"), ",".join(STOCKS),
                             "20120101")
     paths = resolve_paths(CONFIG, built)
     embed_news.run(CONFIG, paths, quick=True)
-    return with_news(load_stocks(CONFIG, paths, STOCKS)[0], CONFIG, paths)
+    every_article = with_overrides(CONFIG, {"news": {"forecaster": {"stock_articles": "all"}}})
+    return with_news(load_stocks(CONFIG, paths, STOCKS)[0], every_article, paths)
 
 
 @pytest.mark.parametrize("name", names_in(STOCK))

@@ -89,7 +89,8 @@ def suspended(stock: StockData, first: str, last: str) -> StockData:
 
 def scrambled_after(stock: StockData, cut: str) -> StockData:
     """Every row from ``cut`` on (features, close and news) replaced by reversed, rescaled
-    rows: a different future."""
+    rows: a different future. Each of those rows has news, so that a model reading a later
+    row's news changes its forecast of the day before the cut."""
     later = stock.dates >= cut
     features = stock.features.copy()
     features.loc[later] = features.loc[later].to_numpy()[::-1] * 1.7
@@ -97,7 +98,7 @@ def scrambled_after(stock: StockData, cut: str) -> StockData:
     news = stock.news
     if news is not None:
         vectors, present = news.vectors.copy(), news.present.copy()
-        vectors[later], present[later] = vectors[later][::-1] * 1.7, present[later][::-1]
+        vectors[later], present[later] = vectors[later][::-1] * 1.7 + 0.1, True
         news = DailyNews(vectors, present, news.basis)
     return StockData(stock.ts_code, stock.dates, close, features, np.append(close[1:], np.nan),
                      news=news)
