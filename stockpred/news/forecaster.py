@@ -175,10 +175,10 @@ class NewsForecaster(Forecaster):
         returns, present = np.zeros(len(data)), np.zeros(len(data), bool)
         if self.coef_ is None:
             return returns, present
-        basis = data.news and data.news.basis
-        if basis != self.basis_:
-            raise InputError(f"the news vectors were rebuilt ({basis}) after this news model "
-                             f"was fit on {self.basis_}: refit it")
+        if data.news is None or data.news.basis != self.basis_:
+            raise InputError(f"this news model was fit on the news vectors of {self.basis_}, "
+                             f"but its data carry {data.news and data.news.basis} (rebuilt, or "
+                             f"never attached by with_news): refit it")
         present = data.news.present
         returns[present] = (data.news.vectors[present] - self.center_) @ self.coef_
         return returns, present
