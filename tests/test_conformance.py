@@ -6,13 +6,14 @@ import pytest
 
 from conftest import sample_features
 from stockpred.config import Config, quick_config, with_overrides
-from stockpred.dataset import StockSet, load_stocks
+from stockpred.dataset import StockSet, load_stocks, with_codes
 from stockpred.evaluation.walkforward import WalkForward
 from stockpred.layout import resolve_paths
 from stockpred.models.names import STOCK, names_in
 from stockpred.models.registry import prototype
 from stockpred.news.forecaster import with_news
 from stockpred.stages import embed_news
+from stockpred.stages.generative import run_minutes
 from stockpred.testing import conformance
 
 STOCKS = ["600036.SH", "600519.SH", "601318.SH"]
@@ -20,16 +21,35 @@ CONFIG = quick_config(Config())
 
 
 @pytest.fixture(scope="module")
-def stocks(tmp_path_factory):
+def paths(tmp_path_factory):
+    built = sample_features(tmp_path_factory.mktemp("conformance"), ",".join(STOCKS),
+                            "20120101")
+    return resolve_paths(CONFIG, built)
+
+
+@pytest.fixture(scope="module")
+def news_stocks(paths):
     """The sample's stocks with the news their closes read, as evaluate hands them to a
     model that reads news, so that the scramble reaches that input too: every article, as
     the few tagged with these companies would leave most days without news."""
-    built = sample_features(tmp_path_factory.mktemp("conformance"), ",".join(STOCKS),
-                            "20120101")
-    paths = resolve_paths(CONFIG, built)
     embed_news.run(CONFIG, paths, quick=True)
     every_article = with_overrides(CONFIG, {"news": {"forecaster": {"stock_articles": "all"}}})
     return with_news(load_stocks(CONFIG, paths, STOCKS)[0], every_article, paths)
+
+
+@pytest.fixture(scope="module")
+def coded_stocks(paths, news_stocks):
+    """The stocks with the minute-bar day codes joined as evaluate joins them for a model
+    that reads them (the scramble changes them with the other features)."""
+    run_minutes(CONFIG, paths, quick=True)
+    return with_codes(news_stocks, paths, ("minutes",), CONFIG.evaluation.test_start)[0]
+
+
+@pytest.fixture
+def stocks(name, request):
+    """What evaluate hands model ``name``."""
+    needs_codes = prototype(CONFIG, name).reads_codes
+    return request.getfixturevalue("coded_stocks" if needs_codes else "news_stocks")
 
 
 @pytest.mark.parametrize("name", names_in(STOCK))

@@ -124,7 +124,14 @@ def diebold_mariano_by_day(days, actual, forecast_a, forecast_b, horizon: int = 
     with T-1 degrees of freedom, as ``diebold_mariano``'s. Returns stat, pvalue, days, lags.
     """
     y, fa, fb = (np.asarray(a, dtype=float) for a in (actual, forecast_a, forecast_b))
-    d = pd.Series(_loss_differential(y, fa, fb, power), index=np.asarray(days))
+    return loss_differential_test(days, _loss_differential(y, fa, fb, power), horizon)
+
+
+def loss_differential_test(days, differential, horizon: int = 1) -> dict[str, float]:
+    """``diebold_mariano_by_day`` on a given loss differential (loss_a - loss_b per
+    forecast, such as two CRPS): the by-day mean with a Newey-West variance; negative: a is
+    better."""
+    d = pd.Series(np.asarray(differential, dtype=float), index=np.asarray(days))
     daily = d.dropna().groupby(level=0, sort=True).mean()
     n = len(daily)
     lags = max(newey_west_lags(n), horizon - 1)

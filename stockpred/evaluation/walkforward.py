@@ -14,6 +14,7 @@ row of the block in one batched call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -50,10 +51,13 @@ class WalkForward:
 
 
 def walk_forward(prototype, data: StockSet | list[StockData] | FactorPanel,
-                 protocol: WalkForward, progress: bool = True) -> pd.DataFrame:
+                 protocol: WalkForward, progress: bool = True,
+                 on_refit: Callable | None = None) -> pd.DataFrame:
     """The predictions of every test day of ``data`` (a list of stocks is a StockSet),
     refitting a clone of ``prototype`` before each block: StockSet.PREDICTIONS or
-    FactorPanel.PREDICTIONS."""
+    FactorPanel.PREDICTIONS. ``on_refit(model, first, last)`` is called with each block's
+    fitted model, for what else a caller scores with it (a generative model's sampled
+    distributions) without fitting it twice."""
     data = StockSet(data) if isinstance(data, list) else data
     days = data.days_between(protocol.test_start, protocol.test_end)
     every = protocol.retrain_every
@@ -64,6 +68,8 @@ def walk_forward(prototype, data: StockSet | list[StockData] | FactorPanel,
         first, last = block[0], block[-1]
         model = prototype.clone().fit(*data.training(first, protocol.train_days, validation))
         frames.append(data.predictions(model, first, last))
+        if on_refit is not None:
+            on_refit(model, first, last)
     frames = [f for f in frames if f is not None]
     return (pd.concat(frames, ignore_index=True) if frames else
             pd.DataFrame(columns=type(data).PREDICTIONS))

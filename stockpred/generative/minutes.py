@@ -53,8 +53,17 @@ SLOTS = _slot_labels()
 SLOT_OF = {label: i for i, label in enumerate(SLOTS)}
 
 
+CODE_PREFIX = "minute_z"
+
+
 def code_columns(k: int) -> list[str]:
-    return [f"minute_z{i}" for i in range(k)]
+    return [f"{CODE_PREFIX}{i}" for i in range(k)]
+
+
+def code_columns_in(columns) -> list[str]:
+    """The minute-code columns among ``columns`` (what with_codes joined), in code order."""
+    found = [c for c in columns if c.startswith(CODE_PREFIX) and c[len(CODE_PREFIX):].isdigit()]
+    return sorted(found, key=lambda c: int(c[len(CODE_PREFIX):]))
 
 
 def day_grids(bars: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -42,6 +42,9 @@ class WGANSettings(Section):
     batch_size: int = Field(64, gt=0)
     samples: int = Field(200, gt=1)
     fan_origins: int = Field(4, gt=0)  # test days drawn as fan charts
+    # wgan+news: the day's mean article vector projected on this many principal directions
+    # of the training days' vectors
+    news_dims: int = Field(3, gt=0)
 
     def quick_sizes(self) -> "WGANSettings":
         """Tiny sizes, two epochs, few samples: a smoke run. One critic step per generator

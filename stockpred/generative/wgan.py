@@ -195,6 +195,7 @@ class WGANForecaster(Forecaster):
     name = "wgan"
     sections = ("generative.wgan",)
     uses_validation = True  # monitored (Wasserstein estimate, next-day CRPS), not selected on
+    samples_returns = True
 
     @classmethod
     def settings_from(cls, config):
@@ -219,14 +220,25 @@ class WGANForecaster(Forecaster):
                              f"features of {stock.ts_code}")
 
     def _scaled(self, stock: StockData) -> np.ndarray:
-        """(rows, 1 + features): standardised log return, then the standardised features."""
+        """(rows, channels): standardised log return, the standardised features, then the
+        context channels of a conditioned WGAN."""
         r = (common.log_returns(stock.close) - self.return_mean_) / self.return_std_
         columns = [r[:, None]]
         if self.settings["features"]:
             self._check_features(stock)
             columns.append(self.scaler_.transform(
                 stock.features[self.settings["features"]].to_numpy(float)))
+        columns.append(self._context(stock))
         return np.hstack(columns)
+
+    # -- the condition beyond prices (wgan+minutes, wgan+news) ---------------------------------
+    def _fit_context(self, train: list[StockData]) -> None:
+        """Learn, from the training rows only, how to turn a row's other inputs into context
+        channels."""
+
+    def _context(self, stock: StockData) -> np.ndarray:
+        """(rows, context channels), each row known by its close: none for the plain WGAN."""
+        return np.zeros((len(stock), 0))
 
     def _conditions(self, stock: StockData) -> np.ndarray:
         """(rows, window, channels): the window ending at each row; NaN rows first."""
@@ -263,12 +275,13 @@ class WGANForecaster(Forecaster):
         returns = np.concatenate([common.log_returns(t.close) for t in train])
         self.return_mean_ = float(np.nanmean(returns))
         self.return_std_ = float(np.nanstd(returns)) or 1.0
-        self.channels_ = 1 + len(s["features"])
         if s["features"]:
             for t in train:
                 self._check_features(t)
             self.scaler_ = Standardizer().fit(np.vstack([t.features[s["features"]].to_numpy(
                 float) for t in train]))
+        self._fit_context(train)
+        self.channels_ = self._scaled(train[0]).shape[1]
         x, y = self._pairs(train)
         if not len(x):
             raise ValueError(f"no training window of {self.window} + {self.horizon} days")

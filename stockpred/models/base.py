@@ -80,10 +80,16 @@ class Model(ABC):
 
 class Forecaster(Model):
     """A model of one stock's next close. ``writes_tensorboard`` (a trait): it logs
-    training to TensorBoard; ``reads_news``: its data must carry StockData.news."""
+    training to TensorBoard; ``reads_news``: its data must carry StockData.news;
+    ``reads_codes``: the encoders (stockpred.dataset.CODE_FAMILIES) whose codes its data
+    must carry beside its features, as a ``<model>+<family>`` name gives any model;
+    ``samples_returns``: it samples next-day log returns (``sample_returns``), which
+    evaluate scores by CRPS and band coverage."""
 
     writes_tensorboard: ClassVar[bool] = False
     reads_news: ClassVar[bool] = False
+    reads_codes: ClassVar[tuple[str, ...]] = ()
+    samples_returns: ClassVar[bool] = False
     world: ClassVar[str] = STOCK
 
     @abstractmethod

@@ -31,6 +31,8 @@ MODELS = {
     "gru": (STOCK, "stockpred.models.neural:GRUForecaster"),
     "tcn": (STOCK, "stockpred.models.neural:TCNForecaster"),
     "wgan": (STOCK, "stockpred.generative.wgan:WGANForecaster"),
+    "wgan+minutes": (STOCK, "stockpred.generative.conditioned:MinuteWGAN"),
+    "wgan+news": (STOCK, "stockpred.generative.conditioned:NewsWGAN"),
     "fusion": (STOCK, "stockpred.models.fusion:FusionForecaster"),
     "news": (STOCK, "stockpred.news.forecaster:NewsForecaster"),
     "fusion+news": (STOCK, "stockpred.models.fusion:NewsFusionForecaster"),

@@ -18,12 +18,12 @@ from stockpred.config import Config, quick_config
 from stockpred.data.store import atomic_write_parquet
 from stockpred.dataset import Periods, load_stocks, with_codes
 from stockpred.errors import InputError
-from stockpred.evaluation import leaderboard
+from stockpred.evaluation import distribution, leaderboard
 from stockpred.evaluation.scoring import LEADERBOARD_COLUMNS, observations_note, score
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import config_hash, package_versions, upstream
-from stockpred.models.names import STOCK, check_models, split_model_name
+from stockpred.models.names import STOCK, check_models, model_class, split_model_name
 from stockpred.models.registry import prototype
 from stockpred.news.forecaster import with_news
 from stockpred.tuning.spaces import tunable
@@ -49,7 +49,8 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     ev = config.evaluation
     protocol = WalkForward.from_config(config)
     names = list(dict.fromkeys(ALWAYS + check_models(models or ev.models)))
-    families = {name: split_model_name(name)[1] for name in names}
+    families = {name: split_model_name(name)[1]
+                + model_class(split_model_name(name)[0]).reads_codes for name in names}
     stocks, features = load_stocks(config, paths, ts_codes)
     if not any(Periods.from_config(config).in_test(s.dates).any() for s in stocks):
         raise InputError(f"no trading day between test start {ev.test_start} and test end "
@@ -65,11 +66,23 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     for extra in dict.fromkeys(families.values()):
         if extra:
             inputs[extra] = with_codes(stocks, paths, extra, ev.test_start)
-    forecasts = {name: walk_forward(model, inputs[families.get(name, ())][0], protocol,
-                                    progress)
-                 for name, model in models.items()}
+    forecasts, sampled = {}, {}
+    for name, model in models.items():
+        data = inputs[families.get(name, ())][0]
+        on_refit = None
+        if model.samples_returns:  # its sampled distributions, scored with the same refits
+            blocks = sampled.setdefault(name, [])
+            on_refit = (lambda fitted, first, last, data=data, blocks=blocks: blocks.append(
+                distribution.block_scores(fitted, data, first, last, ev.seed)))
+        forecasts[name] = walk_forward(model, data, protocol, progress, on_refit)
     rows = [{"model": name, **score(frame, forecasts["persistence"])}
             for name, frame in forecasts.items()]
+    tables = [leaderboard.table(rows, LEADERBOARD_COLUMNS)]
+    if sampled:
+        tables.append(leaderboard.table(
+            distribution.distribution_rows({name: pd.concat(blocks, ignore_index=True)
+                                            for name, blocks in sampled.items()}),
+            distribution.COLUMNS, "Sampled next-day log returns: CRPS and band coverage"))
     header = (f"# Leaderboard\n\nWalk-forward next-day forecasts of {len(stocks)} "
               f"stock(s) ({', '.join(s.ts_code for s in stocks[:5])}"
               f"{', ...' if len(stocks) > 5 else ''}), test period {ev.test_start}.."
@@ -85,12 +98,19 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
                  "its features, the VAE's latent codes of the stock or the minute-bar day "
                  "codes of the index; each encoder was fit once on days before "
                  f"{ev.validation_start} and stopped early on days before {ev.test_start}, "
-                 "not refit per block." if any(families.values()) else ""))
+                 "not refit per block." if any(families.values()) else "")
+              + (" The second table scores the sampled next-day log return of each "
+                 "generative model with the same refits: mean CRPS (smaller is better), the "
+                 "share of actual returns inside the central 80% and 95% bands, and "
+                 "Diebold-Mariano by day (Newey-West) on the CRPS differential against the "
+                 "Gaussian random walk with each refit's training mean and volatility and, "
+                 "for a conditioned WGAN, against the plain wgan; beats_* needs dm < 0 at "
+                 "p < 0.05." if sampled else ""))
     with new_run_folder(paths.evaluation_runs, quick) as run_folder:
         board = {"run_id": run_folder.run_id, "world": STOCK, "header": header,
                  "test_period": [ev.test_start, ev.test_end], "protocol": vars(protocol),
                  "quick": quick, "models": list(forecasts), "rows": rows,
-                 "tables": [leaderboard.table(rows, LEADERBOARD_COLUMNS)],
+                 "tables": tables,
                  "notes": [observations_note(rows)], "config_sha256": config_hash(config),
                  "versions": package_versions(), "upstream": upstream(paths),
                  "stocks": [s.ts_code for s in stocks], "features": features,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stockpred.config import Config, quick_config
-from stockpred.dataset import Periods, load_stocks
+from stockpred.dataset import Periods, load_stocks, with_codes
 from stockpred.evaluation.scoring import score, verdict
 from stockpred.evaluation.walkforward import forecast_period
 from stockpred.layout import Paths, new_run_folder
@@ -68,6 +68,8 @@ def run(config: Config, paths: Paths, name: str, ts_codes: list[str] | None = No
     model = prototype(config, name)
     if model.reads_news:
         stocks = with_news(stocks, config, paths)
+    if model.reads_codes:
+        stocks = with_codes(stocks, paths, model.reads_codes, periods.test_start)[0]
     train, valid = periods.split(stocks)
     with new_run_folder(paths.model_runs(name), quick) as run_folder:
         model.fit(train, valid if model.uses_validation else None,
