@@ -92,7 +92,13 @@ def _share_within(got: np.ndarray, expected: np.ndarray, tolerance: float) -> fl
     return float(np.mean(np.abs(got[known] - expected[known]) <= tolerance))
 
 
-@pytest.mark.parametrize("name", names.names_in(names.STOCK))
+# wgan with context channels this data does not carry (minute codes, news), each free of
+# any price (minute bars over the previous close, text): wgan's row tests their prices
+CONTEXT_ONLY = {"wgan+minutes", "wgan+news"}
+
+
+@pytest.mark.parametrize("name", [n for n in names.names_in(names.STOCK)
+                                  if n not in CONTEXT_ONLY])
 def test_forecast_returns_are_the_same_after_rebasing(name, shipped, rebased):
     """A model fit on the shipped bars forecasts the same returns from re-based ones (a
     saved model meets a later fetch), its price forecasts scaled by the factor; one fit
