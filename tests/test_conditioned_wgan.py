@@ -37,7 +37,7 @@ def news_stock(days: int = 60, seed: int = 0, first: str = "20180702") -> StockD
 def fit_mood(model, train):
     """The mood alone (no GAN fit): what fit learns before its networks."""
     model.return_mean_, model.return_std_ = 0.0, 0.01
-    model._fit_context(train)
+    model._fit_context(train, [])
     return model
 
 

@@ -11,7 +11,8 @@ path), so both learn the paths that follow a kind of day:
   without a code (before the minute bars begin) reading the training median.
 - `wgan+news`: a news mood, the day's mean article vector (StockData.news, attached by
   stockpred.news.forecaster.with_news) projected on the first ``news_dims`` principal
-  directions of the training days with articles, each scaled to unit variance on them; a
+  directions of the days with articles among the rows handed to fit (training and
+  validation: their inputs, no target), each scaled to unit variance on them; a
   day without articles reads 0, the training days' mean mood. As for the news model, the
   offline encoder's vectors carry the vocabulary of every article before news.fit_end, so
   a fit whose last known close is before fit_end learns no projection: its mood is 0 on
@@ -40,7 +41,7 @@ class MinuteWGAN(WGANForecaster):
     name = "wgan+minutes"
     reads_codes = ("minutes",)
 
-    def _fit_context(self, train: list[StockData]) -> None:
+    def _fit_context(self, train: list[StockData], valid: list[StockData]) -> None:
         self.code_columns_ = code_columns_in(train[0].features.columns)
         if not self.code_columns_:
             raise InputError("wgan+minutes conditions on the minute-bar day codes, but its "
@@ -73,15 +74,18 @@ class NewsWGAN(WGANForecaster):
     sections = ("generative.wgan", "news.forecaster.stock_articles", "fetch.indices",
                 "news.seq2seq.index_code")
 
-    def _fit_context(self, train: list[StockData]) -> None:
-        if any(t.news is None for t in train):
+    def _fit_context(self, train: list[StockData], valid: list[StockData]) -> None:
+        # the projection is unsupervised: it reads the articles of the validation rows too
+        # (known before the first day forecast), which the sample's short news history needs
+        seen = [*train, *valid]
+        if any(t.news is None for t in seen):
             raise InputError("wgan+news conditions on the news known by each close, but its "
                              "data carry none: run `stockpred embed-news` (evaluate attaches "
                              "the vectors)")
         self.basis_ = train[0].news.basis
         dims = int(self.settings["news_dims"])
         self.center_ = self.components_ = None
-        origin = max((str(d) for t in train for d in t.next_dates[np.isfinite(t.next_close)]),
+        origin = max((str(d) for t in seen for d in t.next_dates[np.isfinite(t.next_close)]),
                      default="")
         fit_end = self.basis_.get("fit_end")
         if fit_end and origin < fit_end:
@@ -89,7 +93,7 @@ class NewsWGAN(WGANForecaster):
                      "the encoder's articles: no news mood", origin, fit_end)
             self.mood_dims_ = dims
             return
-        x = np.concatenate([t.news.vectors[t.news.present] for t in train])
+        x = np.concatenate([t.news.vectors[t.news.present] for t in seen])
         if len(x) <= dims:
             raise InputError(f"wgan+news needs more than {dims} training days with articles "
                              f"to fit its news mood; it has {len(x)}")

@@ -43,7 +43,7 @@ class WGANSettings(Section):
     samples: int = Field(200, gt=1)
     fan_origins: int = Field(4, gt=0)  # test days drawn as fan charts
     # wgan+news: the day's mean article vector projected on this many principal directions
-    # of the training days' vectors
+    # of the vectors of the days handed to fit
     news_dims: int = Field(3, gt=0)
 
     def quick_sizes(self) -> "WGANSettings":

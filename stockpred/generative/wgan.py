@@ -232,9 +232,9 @@ class WGANForecaster(Forecaster):
         return np.hstack(columns)
 
     # -- the condition beyond prices (wgan+minutes, wgan+news) ---------------------------------
-    def _fit_context(self, train: list[StockData]) -> None:
-        """Learn, from the training rows only, how to turn a row's other inputs into context
-        channels."""
+    def _fit_context(self, train: list[StockData], valid: list[StockData]) -> None:
+        """Learn, from the rows handed to fit (whose targets are all known before any day
+        it forecasts), how to turn a row's other inputs into context channels."""
 
     def _context(self, stock: StockData) -> np.ndarray:
         """(rows, context channels), each row known by its close: none for the plain WGAN."""
@@ -280,7 +280,7 @@ class WGANForecaster(Forecaster):
                 self._check_features(t)
             self.scaler_ = Standardizer().fit(np.vstack([t.features[s["features"]].to_numpy(
                 float) for t in train]))
-        self._fit_context(train)
+        self._fit_context(train, valid or [])
         self.channels_ = self._scaled(train[0]).shape[1]
         x, y = self._pairs(train)
         if not len(x):
