@@ -1,16 +1,14 @@
 """The conditioned WGANs (`wgan+minutes`, `wgan+news`): the news mood is learned from the
-training rows alone, and evaluate scores every sampling model's next-day distribution
-walk-forward, against the random walk and the plain WGAN. (check_model and the scramble
-run in test_conformance.py.)"""
+rows handed to fit alone, and the rows of evaluate's CRPS table test each model against
+the random walk and the plain WGAN. (check_model and the scramble run in
+test_conformance.py; evaluate's CRPS table on the sample in test_minute_codes.py, beside
+the minute codes it needs.)"""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli, sample_features
 
 from stockpred.config import Config, quick_config
 from stockpred.dataset import DailyNews, StockData
@@ -41,7 +39,7 @@ def fit_mood(model, train):
     return model
 
 
-def test_the_news_mood_is_fit_on_training_rows_and_reads_zero_without_articles():
+def test_the_news_mood_is_fit_on_the_rows_it_is_handed_and_reads_zero_without_articles():
     stock = news_stock()
     train = stock.rows(np.arange(len(stock)) < 40)
     model = fit_mood(prototype(quick_config(Config()), "wgan+news"), [train])
@@ -97,42 +95,3 @@ def test_crps_rows_test_the_differential_by_day():
     actual, a, b = rng.normal(size=(3, len(days)))
     by_day = metrics.diebold_mariano_by_day(days, actual, a, b, power=1)
     assert metrics.loss_differential_test(days, abs(actual - a) - abs(actual - b)) == by_day
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """The sample from 2014 with minute codes and news vectors; every stock reads every
-    article (the few tagged with the bank leave most days without news)."""
-    root = tmp_path_factory.mktemp("cwgan")
-    folder = sample_features(root / "data", "600036.SH", "20140101")
-    config = root / "config.json"
-    config.write_text(json.dumps({"news": {"forecaster": {"stock_articles": "all"}}}))
-    for stage in (("train", "minutes"), ("embed-news",)):
-        code, _, err = run_cli(*stage, "--quick", "--data-dir", str(folder))
-        assert code == 0, err
-    return folder, config
-
-
-def test_evaluate_scores_the_sampled_distributions_walk_forward(data, tmp_path):
-    """One refit per model: the WGANs' rows in the leaderboard, and the table of CRPS and
-    coverage against the random walk and the plain WGAN."""
-    folder, config = data
-    code, _, err = run_cli("evaluate", "--quick", "--models", "wgan,wgan+minutes,wgan+news",
-                           "--test-start", "20180801", "--retrain-every", "200",
-                           "--config", str(config), "--data-dir", str(folder),
-                           "--results-dir", str(tmp_path))
-    assert code == 0, err
-    board = json.loads((tmp_path / "leaderboard.json").read_text())
-    assert {"wgan", "wgan+minutes", "wgan+news"} <= {r["model"] for r in board["rows"]}
-    assert board["code_inputs"]["minutes"] == ["minute_z0", "minute_z1"]
-    table = board["tables"][1]
-    rows = {r["model"]: r for r in table["rows"]}
-    assert list(rows) == ["random_walk", "wgan", "wgan+minutes", "wgan+news"]
-    for name in ("wgan+minutes", "wgan+news"):
-        assert rows[name]["forecasts"] == rows["wgan"]["forecasts"] > 50
-        assert 0 <= rows[name]["coverage_95"] <= 1 and rows[name]["crps"] > 0
-        assert np.isfinite(rows[name]["dm_crps_vs_wgan"])
-        assert rows[name]["crps"] != rows["wgan"]["crps"]  # the condition reaches the samples
-    assert np.isfinite(rows["wgan"]["dm_pvalue_vs_random_walk"])
-    text = (tmp_path / "leaderboard.md").read_text()
-    assert "CRPS and band coverage" in text and "against the plain wgan" in text

@@ -1,6 +1,7 @@
 """The minute-bar day encoder and the encoders' daily codes as model inputs, on the shipped
 sample: every day becomes a grid (short days too), grids are scale-free, codes know no
-future, and `<model>+minutes` / `<model>+vae` rows read the codes beside the features."""
+future, `<model>+minutes` / `<model>+vae` rows read the codes beside the features, and
+`wgan+minutes` / `wgan+news` get evaluate's CRPS table."""
 
 from __future__ import annotations
 
@@ -172,3 +173,32 @@ def test_an_unknown_input_family_gets_one_line(data, tmp_path):
     code, _, err = run_cli("evaluate", "--models", "xgboost+minuets", "--data-dir", str(data),
                            "--results-dir", str(tmp_path))
     assert code != 0 and "+minutes" in err and "Traceback" not in err
+
+
+def test_evaluate_scores_the_conditioned_wgans_by_crps_walk_forward(minutes_run, tmp_path):
+    """One refit per model: the WGANs' rows in the leaderboard, and the table of CRPS and
+    band coverage against the random walk and the plain WGAN. Every stock reads every
+    article (the few tagged with the bank leave most days without news)."""
+    _, paths = minutes_run
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"news": {"forecaster": {"stock_articles": "all"}}}))
+    data = str(paths.data_dir)
+    assert run_cli("embed-news", "--quick", "--data-dir", data)[0] == 0
+    code, _, err = run_cli("evaluate", "--quick", "--models", "wgan,wgan+minutes,wgan+news",
+                           "--test-start", "20180801", "--retrain-every", "200",
+                           "--config", str(config), "--data-dir", data,
+                           "--results-dir", str(tmp_path / "results"))
+    assert code == 0, err
+    board = json.loads((tmp_path / "results" / "leaderboard.json").read_text())
+    assert {"wgan", "wgan+minutes", "wgan+news"} <= {r["model"] for r in board["rows"]}
+    assert board["code_inputs"]["minutes"] == ["minute_z0", "minute_z1"]
+    rows = {r["model"]: r for r in board["tables"][1]["rows"]}
+    assert list(rows) == ["random_walk", "wgan", "wgan+minutes", "wgan+news"]
+    for name in ("wgan+minutes", "wgan+news"):
+        assert rows[name]["forecasts"] == rows["wgan"]["forecasts"] > 50
+        assert 0 <= rows[name]["coverage_95"] <= 1 and rows[name]["crps"] > 0
+        assert np.isfinite(rows[name]["dm_crps_vs_wgan"])
+        assert rows[name]["crps"] != rows["wgan"]["crps"]  # the condition reaches the samples
+    assert np.isfinite(rows["wgan"]["dm_pvalue_vs_random_walk"])
+    text = (tmp_path / "results" / "leaderboard.md").read_text()
+    assert "CRPS and band coverage" in text and "against the plain wgan" in text
