@@ -25,6 +25,9 @@ from stockpred.generative.wgan import BANDS, band_coverage, crps_sample
 
 WALK = "random_walk"
 PLAIN = "wgan"  # what a conditioned WGAN's row is read against
+# per forecast: the model's, then the random walk's (walk_)
+SCORES = [f"{who}{score}" for who in ("", "walk_")
+          for score in ("crps", *(f"covered_{int(b * 100)}" for b in BANDS))]
 COLUMNS = ["model", "forecasts", "crps", "coverage_80", "coverage_95", "dm_crps_vs_random_walk",
            "dm_pvalue_vs_random_walk", "beats_random_walk", "dm_crps_vs_wgan",
            "dm_pvalue_vs_wgan", "beats_wgan"]
@@ -61,7 +64,8 @@ def block_scores(model, stocks: list[StockData], first: str, last: str,
         frame = pd.DataFrame(frame)
         usable = np.isfinite(actual) & np.isfinite(sampled[""]).all(axis=1)
         frames.append(frame[usable])
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return (pd.concat(frames, ignore_index=True) if frames else
+            pd.DataFrame(columns=["ts_code", "trade_date", *SCORES]))
 
 
 def _row(model: str, frame: pd.DataFrame, prefix: str = "") -> dict:
