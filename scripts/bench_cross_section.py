@@ -42,10 +42,10 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from bench_market import (GB, PROJECTED_STOCKS, PeakSampler, gb, load_bars, maxrss,
-                          projected_peak, shared_market_dir, stocks_by_bars, year_files)
+from bench_market import (GB, PROJECTED_STOCKS, gb, load_bars, maxrss, projected_peak,
+                          shared_market_dir, stocks_by_bars, year_files)
 from bench_vs_qlib import Timed
-from benchlib import Results, say, stockpred
+from benchlib import PeakSampler, Results, say, stockpred
 
 UNIVERSE = "all"
 CASE = "walk-forward"  # the one case of each scale, as projected_peak looks it up

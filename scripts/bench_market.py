@@ -37,11 +37,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from benchlib import REPO, Results
+from benchlib import REPO, PeakSampler, Results
 
 TARGET_S = 180.0
 TARGET_BYTES = 8e9
@@ -230,43 +229,6 @@ def main() -> None:
 
 
 # -- a child: one case, its own memory --------------------------------------------------------
-
-class PeakSampler:
-    """The largest sum of RSS over this process and its descendants, sampled."""
-
-    def __init__(self, interval: float = 0.1):
-        import psutil
-
-        self._me, self._interval = psutil.Process(), interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _total(self) -> int:
-        import psutil
-
-        total = self._me.memory_info().rss
-        for proc in self._me.children(recursive=True):
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._total())
-            self._stop.wait(self._interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._total())
-
 
 def maxrss(who: int) -> int:
     return resource.getrusage(who).ru_maxrss * 1024  # kilobytes on Linux

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,81 @@ def stockpred(*args, cwd) -> str:
     if done.returncode != 0:
         sys.exit(f"stockpred {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
     return done.stdout
+
+
+class PeakSampler:
+    """The largest sum of RSS over a process (this one by default) and its descendants,
+    sampled: a stage's Dask workers or subprocesses count with it."""
+
+    def __init__(self, interval: float = 0.1, pid: int | None = None,
+                 stop_above: float | None = None):
+        """``stop_above``: bytes past which the process is sent SIGTERM (``stopped`` set),
+        for a case that could take a shared machine's memory from others."""
+        import psutil
+
+        self._me, self._interval, self._stop_above = psutil.Process(pid), interval, stop_above
+        self.peak, self.stopped = 0, False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _total(self) -> int:
+        import psutil
+
+        try:
+            total = self._me.memory_info().rss
+            family = self._me.children(recursive=True)
+        except psutil.Error:  # the process has ended
+            return 0
+        for proc in family:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._total())
+            if self._stop_above is not None and self.peak > self._stop_above \
+                    and not self.stopped:
+                self.stopped = True
+                self._me.terminate()
+            self._stop.wait(self._interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._total())
+
+
+def measured(*args, cwd, limit_s: float | None = None, env: dict | None = None,
+             stop_above: float | None = None) -> dict:
+    """Run `stockpred ARGS` in ``cwd`` (with ``env`` added to the environment): its wall
+    time, the peak RSS of its process tree, its output, and whether it finished within
+    ``limit_s`` and under ``stop_above`` bytes (stopped there if not, with its figures so
+    far: ``memory_stop`` says which); exits with its last error lines if it fails."""
+    start = time.perf_counter()
+    process = subprocess.Popen([*CLI, *args], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, **(env or {})))
+    with PeakSampler(pid=process.pid, stop_above=stop_above) as sampler:
+        try:
+            out, err = process.communicate(timeout=limit_s)
+            finished = True
+        except subprocess.TimeoutExpired:
+            process.terminate()  # SIGTERM: the stage stops and its Dask workers with it
+            out, err = process.communicate()
+            finished = False
+    wall = time.perf_counter() - start
+    finished = finished and not sampler.stopped
+    if finished and process.returncode != 0:
+        sys.exit(f"stockpred {' '.join(args)} failed: {err.strip()[-500:]}")
+    return {"wall_s": wall, "peak": sampler.peak, "out": out, "finished": finished,
+            "memory_stop": sampler.stopped}
 
 
 def say(text: str) -> None:

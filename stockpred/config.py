@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stockpred.data.catalogue import CATALOGUE, GROUPS
-from stockpred.data.universe import Universe as UniverseSpec
+from stockpred.data.universe import Universe as UniverseSpec, universe_from_name
 from stockpred.errors import InputError
 from stockpred.evaluation.backtest import BacktestSettings
 from stockpred.generative.settings import GenerativeSettings
@@ -107,7 +107,9 @@ class Universe(Section):
 class FetchSettings(Section):
     section: ClassVar[str] = "fetch"
     source: Literal["auto", "tushare", "sample"] = "auto"
-    universe: Universe = Field(default_factory=Universe)
+    # an index or a stock list, or a universe's name (`all`, `topN`, a name in
+    # `universes`): then fetch runs as `stockpred fetch --universe NAME` does
+    universe: Universe | str = Field(default_factory=Universe)
     indices: list[str] = Field(default_factory=lambda: ["000001.SH", "000300.SH", "000016.SH"])
     minute_codes: list[str] = Field(default_factory=lambda: ["000001.SH"])
     futures: list[str] = Field(default_factory=list)
@@ -530,6 +532,13 @@ class Config(Section):
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     cross_section: CrossSectionSettings = Field(default_factory=CrossSectionSettings)
     experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    @model_validator(mode="after")
+    def _fetch_universe_named(self) -> "Config":
+        name = self.fetch.universe
+        if isinstance(name, str) and name not in self.universes:
+            universe_from_name(name)  # its ValueError names the built-in names
+        return self
+
     @model_validator(mode="after")
     def _selection_before_test(self) -> "Config":
         if self.importance.train_end >= self.evaluation.test_start:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -449,26 +449,65 @@ def stock_labels(bars: pd.DataFrame, label: str = "ret_2") -> pd.DataFrame:
     return labels
 
 
-def build_factor_panel(factors: pd.DataFrame, members: pd.DataFrame, bars: pd.DataFrame,
-                       label: str = "ret_2", method: str = "zscore",
+def build_factor_panel(factors: pd.DataFrame | Iterable[pd.DataFrame], members: pd.DataFrame,
+                       bars: pd.DataFrame, label: str = "ret_2", method: str = "zscore",
                        mad_k: float | None = 3.0) -> FactorPanel:
     """The member rows of ``factors`` (trade_date, ts_code, factor columns), normalised on
-    each day's members, with labels from ``bars`` (the stocks' traded closes)."""
+    each day's members, with labels from ``bars`` (the stocks' traded closes).
+
+    ``factors`` is one frame, or frames in date order that share no day (a universe's year
+    files, read one at a time): each is normalised and let go before the next is taken, so
+    the raw factors of only one of them are ever held beside the normalised matrix. A day
+    is normalised on its own rows alone, so the parts give the values the whole would."""
     from stockpred.features.cross_section import KEYS, normalised_matrix
 
     keys = list(KEYS)
-    features = [c for c in factors.columns if c not in keys]
-    labels = stock_labels(bars, label)
-    # the member rows found by their keys alone: the factor values are gathered once, block
-    # by block, as they are normalised, never copied whole by a merge or a sort
-    rows = (members[keys]
-            .merge(factors[keys].assign(factor_row=np.arange(len(factors))), on=keys,
-                   how="inner")
-            .merge(labels, on=keys, how="left")
-            .sort_values(keys, kind="stable").reset_index(drop=True))
-    x = normalised_matrix(factors, features, method, mad_k, rows["factor_row"].to_numpy())
+    parts, part_keys, features = [], [], None
+    for frame in [factors] if isinstance(factors, pd.DataFrame) else factors:
+        features = features or [c for c in frame.columns if c not in keys]
+        # the member rows found by their keys alone: the factor values are gathered once,
+        # block by block, as they are normalised, never copied whole by a merge or a sort
+        rows = (members[keys]
+                .merge(frame[keys].assign(factor_row=np.arange(len(frame))), on=keys,
+                       how="inner")
+                .sort_values(keys, kind="stable").reset_index(drop=True))
+        parts.append(normalised_matrix(frame, features, method, mad_k,
+                                       rows["factor_row"].to_numpy()))
+        part_keys.append(rows[keys])
+        del frame
+    if features is None:
+        raise ValueError("no factor frame to build a panel from")
+    rows = pd.concat(part_keys, ignore_index=True)
+    if len(part_keys) > 1 and not _in_key_order(rows, keys):
+        raise ValueError("factor parts must come in date order and share no day")
+    x = _stacked(parts, len(features))
+    rows = rows.merge(stock_labels(bars, label), on=keys, how="left")
     y = ranked_by_day(rows["trade_date"].to_numpy(), rows[label].to_numpy())
     return FactorPanel(rows[keys].astype(str), x, y,
                        rows["known_on"].fillna("99999999").to_numpy(dtype=str),
                        rows[["ret_1", "ret_2"]].reset_index(drop=True),
                        rows["last_return"].to_numpy(np.float64), features, label)
+
+
+def _in_key_order(rows: pd.DataFrame, keys: list[str]) -> bool:
+    dates = rows[keys[0]].to_numpy()
+    if len(dates) < 2:
+        return True
+    later, same = dates[1:] > dates[:-1], dates[1:] == dates[:-1]
+    codes = rows[keys[1]].to_numpy()
+    return bool(np.all(later | (same & (codes[1:] > codes[:-1]))))
+
+
+def _stacked(parts: list[np.ndarray], width: int) -> np.ndarray:
+    """The parts one under another, each freed once copied: the result's pages are taken
+    as they are written, so the whole and all the parts are never held at once."""
+    if len(parts) == 1:
+        return parts.pop()
+    out = np.empty((sum(len(p) for p in parts), width), dtype=np.float32)
+    start = 0
+    while parts:
+        part = parts.pop(0)
+        out[start:start + len(part)] = part
+        start += len(part)
+        del part
+    return out

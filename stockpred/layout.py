@@ -22,8 +22,8 @@ RESULTS_DIR_ENV = "STOCKPRED_RESULTS_DIR"
 
 
 # the benchmark scripts (scripts/<name>.py) that record their figures for the README
-BENCHMARKS = ("bench_market", "bench_cross_section", "bench_fetch", "bench_features",
-              "bench_train", "bench_tune", "bench_generative")
+BENCHMARKS = ("bench_market", "bench_cross_section", "bench_nightly", "bench_fetch",
+              "bench_features", "bench_train", "bench_tune", "bench_generative")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 
 import pandas as pd
+import pytest
 
 from conftest import TOKEN, run_cli, tree_digest, write_config
 from stockpred.data.catalogue import CATALOGUE
@@ -230,3 +231,27 @@ def test_market_scale_backfill_by_day_into_year_files(market_tables, tushare_env
         assert server.calls["daily"] == 1
         after = tree_digest(store.table_dir("daily"))
         assert [f for f in after if before.get(f) != after[f]] == ["2018.parquet"]
+
+
+def test_fetch_universe_may_name_a_universe(server_tables, tushare_env, workdir):
+    """fetch.universe "all" in config.json fetches as `stockpred fetch --universe all` does:
+    the whole market by day; a name that is no universe is refused before any call."""
+    from stockpred.config import Config, with_overrides
+    from stockpred.errors import InputError
+
+    assert with_overrides(Config(), {"fetch": {"universe": "top800"}}).fetch.universe == "top800"
+    named = {"universes": {"big": {"kind": "top_liquid", "n": 5}}, "fetch": {"universe": "big"}}
+    assert with_overrides(Config(), named).fetch.universe == "big"
+    with pytest.raises(InputError, match="unknown universe 'sse50'"):
+        with_overrides(Config(), {"fetch": {"universe": "sse50"}})
+    end = open_days(server_tables, START, END)[2]
+    days = open_days(server_tables, START, end)
+    with ReplayServer(server_tables, TOKEN) as server:
+        tushare_env(server)
+        write_config(workdir, universe="all", start_date=START, end_date=end,
+                     interfaces=["daily"])
+        code, _, err = run_cli("fetch")
+        assert code == 0, err
+        assert day_calls(server, ["daily"]) == Counter({("daily", d): 1 for d in days})
+        day_rows = server_tables["daily"]["trade_date"].between(START, end)
+        assert len(store_of(workdir).read("daily")) == day_rows.sum()

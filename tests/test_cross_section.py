@@ -245,3 +245,57 @@ def test_xgboost_on_dask_fits_the_same_trees_on_one_worker(panel):
                       dashboard_address=None) as cluster, Client(cluster):
         got = on_dask.clone().fit(train, valid).predict(test)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_the_windowed_panel_holds_the_whole_historys_rows(market, panel):
+    """evaluate's panel holds only the days its walk-forward reads, from the first refit's
+    trailing train_days through the test end, each row as the whole history's panel has it
+    (factors normalised a year at a time equal those normalised at once)."""
+    from stockpred.stages.cross_section import universe_panel
+
+    folder, _ = market
+    config, whole, _ = panel
+    protocol = WalkForward.from_config(config, CROSS_SECTION)
+    windowed, _, _ = universe_panel(config, resolve_paths(config, folder / "data"), "top20",
+                                    protocol.test_start, protocol.test_end)
+    calendar = np.unique(whole.dates)
+    first = calendar[np.searchsorted(calendar, protocol.test_start) - protocol.train_days]
+    assert first > calendar[0]  # the window leaves days out
+    kept = whole.rows((whole.dates >= first) & (whole.dates <= protocol.test_end))
+    pd.testing.assert_frame_equal(windowed.keys, kept.keys)
+    for name in ("x", "y", "known_on", "last_return"):
+        np.testing.assert_array_equal(getattr(windowed, name), getattr(kept, name))
+    pd.testing.assert_frame_equal(windowed.returns, kept.returns)
+
+
+def test_evaluate_reads_no_factor_year_outside_its_window(market, panel, tmp_path):
+    """With the factor file of a year before the first refit's window corrupted, evaluate
+    --cross-section writes the predictions and leaderboard rows of a walk-forward over the
+    whole history's panel, as it did when it read every year."""
+    import shutil
+
+    from stockpred.evaluation.cross_section import score_rows
+    from stockpred.evaluation.walkforward import walk_forward
+
+    folder, _ = market
+    config, whole, bars = panel
+    shutil.copytree(folder / "data", tmp_path / "data")
+    shutil.copy(folder / "config.json", tmp_path / "config.json")
+    outside = resolve_paths(config, tmp_path / "data").factors_table("top20", "2015")
+    outside.write_bytes(b"not a parquet file")
+    common = ["--data-dir", str(tmp_path / "data"), "--config", str(tmp_path / "config.json")]
+    code, _, err = run_cli("evaluate", "--cross-section", "--quick", "--models", "lightgbm",
+                           "--results-dir", str(tmp_path / "results"), *common)
+    assert code == 0, err
+    board = json.loads((tmp_path / "results" / "cross_section" / "leaderboard.json")
+                       .read_text())
+    stored = pd.read_parquet(tmp_path / "data" / "runs" / "evaluate" / board["run_id"]
+                             / "predictions.parquet")
+    protocol = WalkForward.from_config(config, CROSS_SECTION)
+    rows, models = [], ["last_return", "random", "lightgbm"]  # a tuned model may be there too
+    for name in models:
+        scores = walk_forward(prototype(config, name), whole, protocol, progress=False)
+        mine = stored[stored["model"] == name].drop(columns="model").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, scores[["trade_date", "ts_code", "score"]])
+        rows += score_rows(name, scores, whole, bars, config.cross_section.backtest.execution)
+    assert json.loads(json.dumps(rows)) == [r for r in board["rows"] if r["model"] in models]

@@ -238,10 +238,13 @@ def check_manifest(paths: Paths) -> None:
 def load_sample(config: Config, store: RawStore) -> FetchReport:
     listed = read_sample("stock_basic")
     universe = config.fetch.universe
-    if universe.index and universe.index != SAMPLE_INDEX:
+    if isinstance(universe, str):  # a universe's name: the sample's whole market
+        stocks = sorted(listed["ts_code"])
+    elif universe.index and universe.index != SAMPLE_INDEX:
         raise InputError(f"the shipped sample holds the SSE 50 ({SAMPLE_INDEX}) only, "
                          f"not index {universe.index}: set fetch.universe or use tushare")
-    stocks = universe.ts_codes or sorted(listed["ts_code"])
+    else:
+        stocks = universe.ts_codes or sorted(listed["ts_code"])
     unknown = sorted(set(stocks) - set(listed["ts_code"]))
     if unknown:
         raise InputError(f"unknown ts_code {', '.join(unknown)}: the shipped sample has the "
@@ -382,7 +385,9 @@ class Fetcher:
 
     def _universe(self) -> list[str]:
         universe = self.config.fetch.universe
-        index, codes = universe.index, list(universe.ts_codes)
+        # a named fetch.universe arrives resolved as self.universe (stages.fetch.run)
+        index, codes = (None, []) if isinstance(universe, str) else (universe.index,
+                                                                     list(universe.ts_codes))
         if isinstance(self.universe, IndexMembers):
             index, codes = self.universe.index_code, []
         elif isinstance(self.universe, FixedList):

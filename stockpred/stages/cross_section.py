@@ -31,7 +31,15 @@ from stockpred.tuning.spaces import tunable
 from stockpred.models.registry import prototype
 from stockpred.plots import cross_section as figures
 from stockpred.plots import drawn_from
-from stockpred.stages.market import _optional, compute_client, market_bars, members, model_factors
+from stockpred.stages.market import (
+    _optional,
+    compute_client,
+    factor_files,
+    factor_years,
+    first_window_day,
+    market_bars,
+    members,
+)
 
 BASELINES = ["last_return", "random"]
 # a folder name as new_run_folder makes them: no separator, no leading dot, hence no ".."
@@ -79,16 +87,23 @@ class CrossSectionReport:
         return self.markdown.strip().splitlines()
 
 
-def universe_panel(config: Config, paths: Paths, name: str
+def universe_panel(config: Config, paths: Paths, name: str, first_block: str | None = None,
+                   last: str | None = None
                    ) -> tuple[FactorPanel, pd.DataFrame, pd.DataFrame]:
     """The factor panel of universe ``name`` on its member days, its membership and the bars
-    of its stocks."""
+    of its stocks. With ``first_block``, the panel holds only the days a walk-forward whose
+    first block starts there reads: from the first day of that block's trailing
+    cross_section.train_days through ``last``, from those years' files alone; each row it
+    holds is as in the whole history's panel."""
     cs = config.cross_section
     member_rows = members(config, paths, name)
-    # build_factor_panel keeps the member days by their keys: no merged copy of the factors
-    factors = model_factors(config, paths, name, member_days_only=False)
+    files = factor_files(config, paths, name)
+    first = None if first_block is None else first_window_day(files, member_rows, first_block,
+                                                              cs.train_days)
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
-    panel = build_factor_panel(factors, member_rows, bars, cs.label, cs.normalise, cs.mad_k)
+    # normalised a year at a time: the raw factors of one year at most beside the matrix
+    panel = build_factor_panel(factor_years(files, first, last), member_rows, bars, cs.label,
+                               cs.normalise, cs.mad_k)
     return panel, member_rows, bars
 
 
@@ -102,7 +117,8 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     names = list(dict.fromkeys(BASELINES + check_models(list(models or cs.models),
                                                         CROSS_SECTION)))
     protocol = WalkForward.from_config(config, CROSS_SECTION)
-    panel, member_rows, bars = universe_panel(config, paths, name)
+    panel, member_rows, bars = universe_panel(config, paths, name, protocol.test_start,
+                                              protocol.test_end)
     in_test = (panel.dates >= protocol.test_start) & (panel.dates <= protocol.test_end)
     if not in_test.any():
         raise InputError(f"no member day of {name} between {protocol.test_start} and "
@@ -131,7 +147,7 @@ def run(config: Config, paths: Paths, universe: str | None = None,
         means = signal.quantile_returns(labelled).mean
         quintiles.append(pd.DataFrame({"quantile": means.index, "mean": means.to_numpy(),
                                        "model": model}))
-    header = (f"# Cross-sectional leaderboard\n\nUniverse {name} ({panel.keys['ts_code'].nunique()}"
+    header = (f"# Cross-sectional leaderboard\n\nUniverse {name} ({member_rows['ts_code'].nunique()}"
               f" stocks), test {protocol.test_start}..{protocol.test_end}, refit every "
               f"{protocol.retrain_every} trading days on the trailing {protocol.train_days} "
               f"(the last {protocol.validation_days} stop early), trained on {cs.label} "

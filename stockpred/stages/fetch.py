@@ -18,6 +18,7 @@ from stockpred.data.fetch import (
 from stockpred.data.store import RawStore
 from stockpred.data.universe import Universe
 from stockpred.layout import Paths
+from stockpred.stages.market import universe_spec
 
 log = logging.getLogger("stockpred.data.fetch")
 
@@ -27,13 +28,15 @@ def run(config: Config, paths: Paths, progress: bool = True,
     """Fetch what config.json asks for into <data dir>/raw and write its manifest.
 
     ``universe``: the stocks that universe can hold on any day of the period instead of
-    fetch.universe. For the market-wide kinds (`all`, `top_liquid`) that is every stock
+    fetch.universe (a fetch.universe that names a universe stands for it by default). For the market-wide kinds (`all`, `top_liquid`) that is every stock
     tushare lists, and every row a by-day call returns; for an index, every stock in its
     index_weight at any time in the period, not only the latest members.
     Call while holding the data lock: it first checks the store for damaged files (see
     check_store; ``repair`` moves them aside and asks for their rows again) and finishes
     a store migration a kill cut short.
     """
+    if universe is None and isinstance(config.fetch.universe, str):
+        universe = universe_spec(config, config.fetch.universe)
     store = RawStore(paths.raw_dir)
     repairs = check_store(paths, store, repair)
     source, token = choose_source(config, paths, store)

@@ -317,25 +317,66 @@ def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) 
                          "incremental" if plan.since else "full", written)
 
 
-def read_parquet_files(files: list, start: str | None = None) -> pd.DataFrame:
-    """The files' rows (dated from ``start``) as one frame, each column converted on its
-    own and its Arrow buffer freed as it goes: a market-scale panel is never held twice
-    (pd.concat of per-file frames holds the parts and the whole at once)."""
+def read_parquet_files(files: list, start: str | None = None,
+                       end: str | None = None) -> pd.DataFrame:
+    """The files' rows (dated from ``start`` through ``end``) as one frame, each column
+    converted on its own and its Arrow buffer freed as it goes: a market-scale panel is
+    never held twice (pd.concat of per-file frames holds the parts and the whole at once)."""
     import pyarrow as pa
 
-    dated = [("trade_date", ">=", start)] if start else None
-    table = pa.concat_tables([pq.read_table(f, filters=dated) for f in files])
+    dated = [("trade_date", ">=", start)] if start else []
+    dated += [("trade_date", "<=", end)] if end else []
+    table = pa.concat_tables([pq.read_table(f, filters=dated or None) for f in files])
     return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
+def factor_files(config: Config, paths: Paths, name: str) -> list[Path]:
+    """The year files of universe ``name``'s stored factor panel, oldest first."""
+    universe_spec(config, name)  # before the hint below names it
+    files = sorted(paths.factors_dir(name).glob("*.parquet"))
+    if not files:
+        raise MissingInputError(f"no factors of universe {name!r} under "
+                                f"{paths.factors_dir(name)}: run `stockpred features "
+                                f"--universe {name}` first")
+    return files
+
+
+def factor_years(files: list[Path], start: str | None = None,
+                 end: str | None = None) -> Iterator[pd.DataFrame]:
+    """The rows of ``files`` (factor_files) dated ``start`` through ``end``, one year at a
+    time in date order; the files of other years are never opened. A caller done with a
+    year before it takes the next holds one year of raw factors at most."""
+    for path in files:
+        if (start is None or path.stem >= start[:4]) and (end is None or path.stem <= end[:4]):
+            yield read_parquet_files([path], start, end)
+
+
+def first_window_day(files: list[Path], member_rows: pd.DataFrame, day: str,
+                     count: int) -> str:
+    """The first of the last ``count`` days before ``day`` on which a member (of
+    ``member_rows``) has stored factors in ``files`` (the first such day when there are
+    fewer; ``day`` when none): where the trailing window of a refit on ``day``'s close
+    starts, counted on the days a FactorPanel of those files holds. Reads only the key
+    columns, year by year back from ``day``'s, and stops once it has counted enough."""
+    keys = ["trade_date", "ts_code"]
+    dates = member_rows["trade_date"].to_numpy(dtype=str)
+    found = np.array([], dtype=str)
+    for path in reversed([f for f in files if f.stem <= day[:4]]):
+        year = pq.read_table(path, columns=keys, filters=[("trade_date", "<", day)]
+                             ).to_pandas()
+        mine = member_rows[(dates >= f"{path.stem}0101") & (dates <= f"{path.stem}1231")]
+        held = year.astype(str).merge(mine[keys].astype(str), on=keys)["trade_date"]
+        found = np.union1d(found, held.unique().astype(str))
+        if len(found) >= count:
+            return str(found[-count])
+    return str(found[0]) if len(found) else day
+
+
 def model_factors(config: Config, paths: Paths, name: str | None = None,
-                  ts_codes: list[str] | None = None,
-                  member_days_only: bool = True, start: str | None = None) -> pd.DataFrame:
+                  ts_codes: list[str] | None = None) -> pd.DataFrame:
     """trade_date, ts_code and every factor exactly as the models receive them, before the
-    cross-sectional step: a universe's stored panel on its member days (every stored day of
-    its stocks with ``member_days_only=False``, for a caller that keeps the member days by
-    itself; only the days from ``start``, whose earlier year files are not read), or the
-    factors of ``ts_codes`` computed from their stored bars."""
+    cross-sectional step: a universe's stored panel on its member days, or the factors of
+    ``ts_codes`` computed from their stored bars."""
     if ts_codes:
         _, bars = market_bars(paths, ts_codes)
         found = set(bars["ts_code"])
@@ -344,15 +385,7 @@ def model_factors(config: Config, paths: Paths, name: str | None = None,
             raise InputError(f"no stored bars for {', '.join(missing)}: fetch them first")
         with compute_client(config) as client:
             return factor_panel(bars, client)
-    universe_spec(config, name)  # before the hint below names it
-    files = sorted(paths.factors_dir(name).glob("*.parquet"))
-    if not files:
-        raise MissingInputError(f"no factors of universe {name!r} under "
-                                f"{paths.factors_dir(name)}: run `stockpred features "
-                                f"--universe {name}` first")
-    panel = read_parquet_files([f for f in files if not start or f.stem >= start[:4]], start)
-    if not member_days_only:  # the caller keeps the member days by their keys
-        return panel
+    panel = read_parquet_files(factor_files(config, paths, name))
     return panel.merge(members(config, paths, name), on=["trade_date", "ts_code"], how="inner")
 
 

@@ -43,7 +43,13 @@ from stockpred.layout import Paths
 from stockpred.manifest import read_manifest, write_manifest
 from stockpred.models.cross_section import CrossSectionalModel
 from stockpred.models.registry import prototype
-from stockpred.stages.market import compute_client, market_bars, members, model_factors
+from stockpred.stages.market import (
+    compute_client,
+    factor_files,
+    factor_years,
+    market_bars,
+    members,
+)
 
 FIT_FILE = "fit.json"
 
@@ -146,7 +152,7 @@ def run(config: Config, paths: Paths, progress: bool = False) -> list[str]:
     _, bars = market_bars(paths, codes)
     bars = bars[(bars["trade_date"] <= day).to_numpy()]
     panel = build_factor_panel(
-        model_factors(config, paths, name, member_days_only=False, start=start),
+        factor_years(factor_files(config, paths, name), start),
         member_rows[(member_rows["trade_date"] >= start).to_numpy()], bars, cs.label,
         cs.normalise, cs.mad_k)
     if fit is None:

@@ -170,6 +170,9 @@ def _fetch(job: Job) -> list[str]:
     from stockpred.stages import fetch
 
     spec = None
+    configured = job.config.fetch.universe
+    # the universe this fetch stands for: the flag's, else a name in fetch.universe
+    name = job.arg("universe") or (configured if isinstance(configured, str) else None)
     if job.arg("universe") is not None:
         from stockpred.stages import market
         spec = market.universe_spec(job.config, job.arg("universe"))
@@ -180,9 +183,9 @@ def _fetch(job: Job) -> list[str]:
         reason = "as asked" if job.config.fetch.source == "sample" else "no tushare token found"
         lines.append(f"Loaded the shipped sample ({reason}): real SSE 50 data up to 2018-12-28, "
                      f"into {job.paths.raw_dir}.")
-        if spec is not None:
+        if name is not None:
             lines.append(f"note: the sample holds the SSE 50 only, not universe "
-                         f"{job.arg('universe')}'s market: set TUSHARE_TOKEN to fetch it")
+                         f"{name}'s market: set TUSHARE_TOKEN to fetch it")
     return lines + report.summary()
 
 

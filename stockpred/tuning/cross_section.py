@@ -29,7 +29,10 @@ class CrossSectionObjective(MemoisedObjective):
         super().__init__(agent, log)
         ev, cs = config.evaluation, config.cross_section
         self.prototype = prototype(config, model)
-        panel, _, _ = universe_panel(config, paths, universe)
+        # from the trailing window of validation_start on: tuning's first fit is on that
+        # day or a later one, so the panel holds every day its fits read
+        panel, _, _ = universe_panel(config, paths, universe, ev.validation_start,
+                                     ev.test_start)
         # only rows whose label is known before the test period: what tuning may read
         self.panel = panel.rows(panel.known_on < ev.test_start)
         days = np.unique(self.panel.dates)
