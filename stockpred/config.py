@@ -415,6 +415,21 @@ class SequenceSettings(Section):
     days_per_step: int = Field(1, gt=0)
 
 
+class EnsembleSettings(Section):
+    """The rank average of other cross-sectional models (models.ensemble), each with its
+    own section's settings."""
+
+    members: list[str] = Field(default_factory=lambda: ["lightgbm", "mlp", "lstm_cs"])
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, names: list[str]) -> list[str]:
+        names = _models_of(CROSS_SECTION, names)
+        if "ensemble" in names or len(set(names)) != len(names) or len(names) < 2:
+            raise ValueError("an ensemble needs two or more distinct models other than itself")
+        return names
+
+
 class CrossSectionSettings(Section):
     """The market-wide walk-forward: models pooled over a universe, refit every
     ``retrain_every`` trading days on the trailing ``train_days`` whose labels are known,
@@ -433,6 +448,7 @@ class CrossSectionSettings(Section):
     xgboost: CrossXGBoostSettings = Field(default_factory=CrossXGBoostSettings)
     mlp: MLPSettings = Field(default_factory=MLPSettings)
     sequence: SequenceSettings = Field(default_factory=SequenceSettings)
+    ensemble: EnsembleSettings = Field(default_factory=EnsembleSettings)
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
 
     @field_validator("models")

@@ -116,7 +116,7 @@ def test_a_refit_learns_nothing_of_the_bars_after_the_cut(scrambled):
         np.testing.assert_array_equal(before.y, after.y)
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "xgboost_cs", "mlp", "lstm_cs"])
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost_cs", "mlp", "lstm_cs", "ensemble"])
 def test_scores_before_a_cut_ignore_the_bars_after_it(name, panel, scrambled):
     """Scrambling every close after 2018-08-15 in the bars leaves every earlier score
     bit-identical, and changes later ones."""
