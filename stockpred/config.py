@@ -402,6 +402,36 @@ class MLPSettings(Section):
     patience: int = Field(3, gt=0)
 
 
+class SequenceSettings(Section):
+    """The LSTM over each stock's last ``window`` traded days (models.sequence), trained on
+    ``days_per_step`` whole days a step, stopped when the validation Rank IC has not risen
+    for ``patience`` epochs."""
+
+    window: int = Field(60, gt=1)
+    units: list[int] = Field(default_factory=lambda: [64])
+    dropout: float = Field(0.0, ge=0, lt=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    epochs: int = Field(20, gt=0)
+    patience: int = Field(3, gt=0)
+    # whole days per training step, each day its own correlation in the loss
+    days_per_step: int = Field(1, gt=0)
+
+
+class EnsembleSettings(Section):
+    """The rank average of other cross-sectional models (models.ensemble), each with its
+    own section's settings."""
+
+    members: list[str] = Field(default_factory=lambda: ["lightgbm", "mlp", "lstm_cs"])
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, names: list[str]) -> list[str]:
+        names = _models_of(CROSS_SECTION, names)
+        if "ensemble" in names or len(set(names)) != len(names) or len(names) < 2:
+            raise ValueError("an ensemble needs two or more distinct models other than itself")
+        return names
+
+
 class CrossSectionSettings(Section):
     """The market-wide walk-forward: models pooled over a universe, refit every
     ``retrain_every`` trading days on the trailing ``train_days`` whose labels are known,
@@ -419,6 +449,8 @@ class CrossSectionSettings(Section):
     lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)
     xgboost: CrossXGBoostSettings = Field(default_factory=CrossXGBoostSettings)
     mlp: MLPSettings = Field(default_factory=MLPSettings)
+    sequence: SequenceSettings = Field(default_factory=SequenceSettings)
+    ensemble: EnsembleSettings = Field(default_factory=EnsembleSettings)
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
 
     @field_validator("models")
@@ -438,7 +470,9 @@ class CrossSectionSettings(Section):
             "lightgbm": self.lightgbm.model_copy(update={"n_estimators": 20, "num_leaves": 15,
                                                          "reg_alpha": 0.0, "reg_lambda": 1.0}),
             "xgboost": self.xgboost.model_copy(update={"n_estimators": 20, "max_depth": 3}),
-            "mlp": self.mlp.model_copy(update={"units": [16], "epochs": 2})})
+            "mlp": self.mlp.model_copy(update={"units": [16], "epochs": 2}),
+            "sequence": self.sequence.model_copy(update={"window": 10, "units": [8],
+                                                         "epochs": 2, "days_per_step": 8})})
 
 
 class ExperimentSettings(Section):

@@ -346,6 +346,91 @@ def load_stocks(config: Config, paths: Paths, ts_codes: list[str] | None,
 
 
 # -- the market-wide dataset: one row per (day, stock) of a universe --------------------------
+@dataclass(frozen=True)
+class BarHistory:
+    """Each stock's daily bars as a few scale-free series, from which a sequence model's
+    window of the last N traded days is rebuilt for any (day, stock) row on demand.
+
+    Why not 60 lagged columns per row (qlib's Alpha360): 5 series x 60 lags x 1,702
+    stocks x 2,500 days is 5 GB of float32, and every lag of a stock repeats in 60 rows.
+    Here each bar is held once (5 float32), so the market costs about 90 MB, and a window
+    is gathered per batch. Per bar, in this order: log close / previous traded close
+    (0 on a stock's first bar), log open, high and low / close, log volume / previous
+    traded volume (0 where either is not positive). Each is a ratio within one stock, so
+    multiplying a stock's prices (a forward adjustment) or its volume unit changes none.
+    Bars in (ts_code, trade_date) order.
+    """
+
+    codes: np.ndarray  # the stocks, sorted
+    bar_keys: np.ndarray  # per bar, its stock's place in ``codes`` and its day: increasing
+    starts: np.ndarray  # per bar, its stock's first bar's position
+    series: np.ndarray  # (bars, 5) float32, the five series above
+
+    # the window's channels (qlib's Alpha360 without VWAP, in logs): each lag's close, open,
+    # high and low over today's close, its volume over today's
+    CHANNELS = ("close", "open", "high", "low", "volume")
+
+    def positions(self, keys: pd.DataFrame) -> np.ndarray:
+        """The bar of each (trade_date, ts_code) row of ``keys``."""
+        codes = keys["ts_code"].to_numpy(dtype=str)
+        stock = np.minimum(np.searchsorted(self.codes, codes), len(self.codes) - 1)
+        wanted = _bar_keys(stock, keys["trade_date"].to_numpy(dtype=str))
+        at = np.minimum(np.searchsorted(self.bar_keys, wanted), len(self.bar_keys) - 1)
+        missing = (self.codes[stock] != codes) | (self.bar_keys[at] != wanted)
+        if missing.any():
+            raise InputError(f"{int(missing.sum())} rows have no bar in the panel's history, "
+                             f"the first {codes[missing][0]}")
+        return at
+
+    def windows(self, positions: np.ndarray, length: int) -> np.ndarray:
+        """(rows, length, CHANNELS) float32: the ``length`` bars ending at each position,
+        oldest first, as ratios to the last bar's close and volume; the lags before a
+        stock's first bar are 0 (as if flat). Reads no bar after a row's own."""
+        lags = positions[:, None] - np.arange(length - 1, -1, -1)[None, :]
+        present = lags >= self.starts[positions][:, None]
+        raw = self.series[np.where(present, lags, 0)] * present[..., None]
+        # log x_lag / x_today = -(the changes after the lag): cumulative sums from the right
+        close = np.cumsum(raw[..., 0], axis=1, dtype=np.float64)
+        close -= close[:, -1:]
+        volume = np.cumsum(raw[..., 4], axis=1, dtype=np.float64)
+        volume -= volume[:, -1:]
+        out = np.stack([close, raw[..., 1] + close, raw[..., 2] + close, raw[..., 3] + close,
+                        volume], axis=-1)
+        return (out * present[..., None]).astype(np.float32)
+
+
+def bar_history(bars: pd.DataFrame) -> BarHistory:
+    """The BarHistory of ``bars`` (trade_date, ts_code, open, high, low, close, vol)."""
+    bars = bars.sort_values(["ts_code", "trade_date"], kind="stable").reset_index(drop=True)
+    codes = bars["ts_code"].to_numpy(dtype=str)
+    new_stock = np.ones(len(bars), dtype=bool)
+    new_stock[1:] = codes[1:] != codes[:-1]
+    first_bar = np.flatnonzero(new_stock)
+    starts = np.repeat(first_bar, np.diff(np.append(first_bar, len(bars))))
+    o, h, low, c, v = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close",
+                                                               "vol"))
+
+    def change(x: np.ndarray) -> np.ndarray:
+        previous = np.roll(x, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.log(x / previous)
+        out[new_stock | ~np.isfinite(out)] = 0.0
+        return out
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        series = np.stack([change(c), np.log(o / c), np.log(h / c), np.log(low / c), change(v)],
+                          axis=1)
+    series[~np.isfinite(series)] = 0.0
+    stock = np.cumsum(new_stock) - 1
+    return BarHistory(codes[first_bar], _bar_keys(stock, bars["trade_date"].to_numpy(dtype=str)),
+                      starts, series.astype(np.float32))
+
+
+def _bar_keys(stock: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """(stock, day) as one int64 that sorts as the pair does (days are YYYYMMDD)."""
+    return stock.astype(np.int64) * 100_000_000 + dates.astype(np.int64)
+
+
 @dataclass
 class FactorPanel:
     """A universe's rows with what cross-sectional models learn from and are scored on.
@@ -357,7 +442,8 @@ class FactorPanel:
     close ``label`` becomes known (the stock's second next traded day for ret_2), which
     walk-forward compares with each block's first day; ``returns``: the raw labels ret_1
     and ret_2 for scoring; ``last_return``: close t over the previous traded close, the
-    naive score.
+    naive score; ``history``: the stocks' bars as scale-free series, from which a sequence
+    model rebuilds each row's window of past days (shared, never cut by ``rows``).
     """
 
     keys: pd.DataFrame
@@ -368,6 +454,7 @@ class FactorPanel:
     last_return: np.ndarray
     features: list[str]
     label: str
+    history: BarHistory | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -380,7 +467,8 @@ class FactorPanel:
         return FactorPanel(self.keys.loc[mask].reset_index(drop=True), self.x[mask],
                            self.y[mask], self.known_on[mask],
                            self.returns.loc[mask].reset_index(drop=True),
-                           self.last_return[mask], self.features, self.label)
+                           self.last_return[mask], self.features, self.label,
+                           self.history)
 
     PREDICTIONS = ["trade_date", "ts_code", "score", "refit_before"]
 
@@ -453,7 +541,8 @@ def build_factor_panel(factors: pd.DataFrame | Iterable[pd.DataFrame], members: 
                        bars: pd.DataFrame, label: str = "ret_2", method: str = "zscore",
                        mad_k: float | None = 3.0) -> FactorPanel:
     """The member rows of ``factors`` (trade_date, ts_code, factor columns), normalised on
-    each day's members, with labels from ``bars`` (the stocks' traded closes).
+    each day's members, with labels and the bar history from ``bars`` (the stocks' daily
+    bars).
 
     ``factors`` is one frame, or frames in date order that share no day (a universe's year
     files, read one at a time): each is normalised and let go before the next is taken, so
@@ -486,7 +575,8 @@ def build_factor_panel(factors: pd.DataFrame | Iterable[pd.DataFrame], members: 
     return FactorPanel(rows[keys].astype(str), x, y,
                        rows["known_on"].fillna("99999999").to_numpy(dtype=str),
                        rows[["ret_1", "ret_2"]].reset_index(drop=True),
-                       rows["last_return"].to_numpy(np.float64), features, label)
+                       rows["last_return"].to_numpy(np.float64), features, label,
+                       bar_history(bars))
 
 
 def _in_key_order(rows: pd.DataFrame, keys: list[str]) -> bool:

@@ -116,7 +116,7 @@ def test_a_refit_learns_nothing_of_the_bars_after_the_cut(scrambled):
         np.testing.assert_array_equal(before.y, after.y)
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "xgboost_cs", "mlp"])
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost_cs", "mlp", "lstm_cs", "ensemble"])
 def test_scores_before_a_cut_ignore_the_bars_after_it(name, panel, scrambled):
     """Scrambling every close after 2018-08-15 in the bars leaves every earlier score
     bit-identical, and changes later ones."""
@@ -299,3 +299,39 @@ def test_evaluate_reads_no_factor_year_outside_its_window(market, panel, tmp_pat
         pd.testing.assert_frame_equal(mine, scores[["trade_date", "ts_code", "score"]])
         rows += score_rows(name, scores, whole, bars, config.cross_section.backtest.execution)
     assert json.loads(json.dumps(rows)) == [r for r in board["rows"] if r["model"] in models]
+
+
+def test_a_window_is_the_alpha360_ratios_of_past_bars_alone_and_scale_free():
+    """BarHistory rebuilds each row's window from its stock's bars up to that row: the
+    log of each lag's close, open, high, low over today's close and volume over today's;
+    a stock's prices (or volume unit) times a constant, or its later bars changed, leave
+    it as it was; lags before the first bar are 0."""
+    from stockpred.dataset import bar_history
+
+    rng = np.random.default_rng(0)
+    days = [f"201801{d:02d}" for d in range(1, 13)]
+    bars = pd.DataFrame({"trade_date": days * 2, "ts_code": ["A.SH"] * 12 + ["B.SZ"] * 12,
+                         "close": rng.uniform(9, 11, 24), "vol": rng.uniform(1e3, 2e3, 24)})
+    bars["open"], bars["high"], bars["low"] = (bars["close"] * f for f in (0.99, 1.03, 0.97))
+    keys = pd.DataFrame({"trade_date": ["20180105", "20180112"], "ts_code": ["B.SZ", "B.SZ"]})
+    history = bar_history(bars.sample(frac=1, random_state=0))
+    got = history.windows(history.positions(keys), 6)
+    b = bars[bars["ts_code"] == "B.SZ"].reset_index(drop=True)
+    today = b.iloc[4]
+    expected = np.log(np.stack([b.loc[:4, "close"] / today["close"],
+                                b.loc[:4, "open"] / today["close"],
+                                b.loc[:4, "high"] / today["close"],
+                                b.loc[:4, "low"] / today["close"],
+                                b.loc[:4, "vol"] / today["vol"]], axis=1))
+    np.testing.assert_allclose(got[0, 1:], expected, atol=1e-5)
+    assert (got[0, 0] == 0).all()  # before B.SZ's first bar
+
+    scaled = bars.copy()
+    mine = scaled["ts_code"] == "B.SZ"
+    scaled.loc[mine, ["open", "high", "low", "close"]] *= 1024.0
+    scaled.loc[mine, "vol"] *= 100.0
+    later = mine & (scaled["trade_date"] > "20180105")
+    scaled.loc[later, "close"] *= 3.0
+    again = bar_history(scaled)
+    np.testing.assert_array_equal(again.windows(again.positions(keys[:1]), 6), got[:1])
+    assert not np.array_equal(again.windows(again.positions(keys[1:]), 6), got[1:])

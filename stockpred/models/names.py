@@ -41,6 +41,8 @@ MODELS = {
     "lightgbm": (CROSS_SECTION, "stockpred.models.cross_section:LightGBMModel"),
     "xgboost_cs": (CROSS_SECTION, "stockpred.models.cross_section:XGBoostModel"),
     "mlp": (CROSS_SECTION, "stockpred.models.cross_section:MLPModel"),
+    "lstm_cs": (CROSS_SECTION, "stockpred.models.sequence:SequenceModel"),
+    "ensemble": (CROSS_SECTION, "stockpred.models.ensemble:RankEnsemble"),
     "vae": (ENCODER, "stockpred.generative.vae:WindowVAE"),
     "minute_encoder": (ENCODER, "stockpred.generative.minutes:MinuteDayEncoder"),
     "news_seq2seq": (ENCODER, "stockpred.news.seq2seq:NewsSeq2Seq"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -46,7 +47,8 @@ BASELINES = ["last_return", "random"]
 _RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]*")
 SIGNAL_COLUMNS = ["model", "label", "rows", "ic", "rank_ic", "rank_ic_lo90", "rank_ic_hi90",
                   "icir", "rank_icir", "ic_t_nw", "rank_ic_t_nw", "coverage",
-                  "long_short_mean", "top_quantile_turnover"]
+                  "long_short_mean", "top_quantile_turnover", "walk_seconds",
+                  "walk_cpu_seconds"]
 BACKTEST_COLUMNS = ["model", "annualised_return", "excess_return_with_cost_equal_weight",
                     "excess_return_without_cost_equal_weight",
                     "information_ratio_with_cost_equal_weight", "max_drawdown",
@@ -128,16 +130,21 @@ def run(config: Config, paths: Paths, universe: str | None = None,
         config, {m: paths.cross_section_tune_dir(name, m) for m in tunable(CROSS_SECTION)},
         leaderboard.tuning_scope(config, universe=name)))
     on_dask = any(model.settings.get("on_dask") for model in prototypes.values())
+    scores, costs = {}, {}
     with compute_client(config) if on_dask else nullcontext():
-        scores = {m: walk_forward(model, panel, protocol, progress)
-                  for m, model in prototypes.items()}
+        for m, model in prototypes.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            scores[m] = walk_forward(model, panel, protocol, progress)
+            costs[m] = {"walk_seconds": round(time.perf_counter() - wall, 1),
+                        "walk_cpu_seconds": round(time.process_time() - cpu, 1)}
     settings = config.cross_section.backtest
     marks = benchmarks(config, paths, bars, member_rows)
     listings = reference_tables(paths)
     signal_rows, backtests, dailies, monthly, quintiles = [], [], [], [], []
     test_keys = panel.keys[in_test]
     for model, frame in scores.items():
-        signal_rows += score_rows(model, frame, panel, bars, settings.execution)
+        signal_rows += [{**row, **costs[model]}
+                        for row in score_rows(model, frame, panel, bars, settings.execution)]
         row, daily = backtest_row(model, frame, bars, settings, marks, **listings)
         backtests.append(row)
         dailies.append(daily)
@@ -155,7 +162,9 @@ def run(config: Config, paths: Paths, universe: str | None = None,
               f"cross-sectional correlations of the score with ret_1 (close T -> T+1) and "
               f"ret_2 (close T+1 -> T+2); t_nw: Newey-West t of the daily series; "
               f"rank_ic_lo90..hi90: the 90% interval of the mean Rank IC, resampling whole "
-              f"months; "
+              f"months; walk_seconds, walk_cpu_seconds: the wall and CPU seconds of the "
+              f"model's whole walk-forward in this run (every refit and every block's "
+              f"scores; CPU counts every thread, Dask workers' not); "
               f"`tradeable` leaves out stocks that could not be entered the next day. "
               f"last_return and random are the naive scores; a `(tuned by ...)` row has "
               f"the settings `stockpred tune --universe` chose on the validation days. The "

@@ -36,6 +36,9 @@ SPACES: dict[str, dict[str, list]] = {
     "mlp": {"learning_rate": [3e-4, 1e-3, 3e-3],
             "units": [[64], [128, 64], [256, 128]],
             "dropout": [0.0, 0.1, 0.3]},
+    "lstm_cs": {"learning_rate": [3e-4, 1e-3, 3e-3],
+                "units": [[16], [32], [64]],
+                "window": [20, 40, 60]},
 }
 
 
