@@ -56,7 +56,7 @@ def test_a_bad_scheduler_stops_before_anything_is_written(address, code, phrase,
 
 
 class KillWorkers(SchedulerPlugin):
-    """Kills the worker a factor partition is sent to, ``times`` times in all."""
+    """Kills the worker a factor partition (a factor-part task) is sent to, ``times`` times in all."""
 
     def __init__(self, times: int):
         self.times, self.killed = times, []
@@ -66,7 +66,8 @@ class KillWorkers(SchedulerPlugin):
         cluster.scheduler.add_plugin(self, name="kill-workers")
 
     def transition(self, key, start, finish, *args, **kwargs):
-        if finish == "processing" and "_factor_block" in str(key) and len(self.killed) < self.times:
+        if finish == "processing" and str(key).startswith("factor-part") \
+                and len(self.killed) < self.times:
             worker = self.scheduler.tasks[key].processing_on
             self.killed.append(worker.address)
             os.kill(worker.pid, signal.SIGKILL)
