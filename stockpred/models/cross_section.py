@@ -110,6 +110,9 @@ class LightGBMModel(CrossSectionalModel):
         import lightgbm
 
         train = _known(train)
+        if self.settings["on_dask"]:
+            self.model_ = self._fit_on_dask(train, valid)
+            return self
         y, group = self._target(train)
         model = lightgbm.LGBMRanker if group is not None else lightgbm.LGBMRegressor
         self.model_ = model(n_estimators=self.settings["n_estimators"], **self._params())
@@ -126,8 +129,31 @@ class LightGBMModel(CrossSectionalModel):
         self.model_.fit(train.x, y, callbacks=callbacks, **fit_args)
         return self
 
+    def _fit_on_dask(self, train, valid):
+        """The same regression fit by lightgbm.dask on the current Dask client's workers,
+        each on the rows it holds; returns the in-process estimator holding its trees."""
+        import lightgbm
+        import lightgbm.dask
+
+        if self.settings["objective"] == "lambdarank":
+            raise InputError("cross_section.lightgbm.on_dask fits the regression only; set "
+                             "objective to regression or on_dask to false")
+        client = _dask_client("cross_section.lightgbm.on_dask")
+        # a worker trains with its own threads (lightgbm.dask sets them, warning of n_jobs)
+        params = {k: v for k, v in self._params().items() if k != "n_jobs"}
+        estimator = lightgbm.dask.DaskLGBMRegressor(
+            client=client, n_estimators=self.settings["n_estimators"], **params)
+        fit_args, callbacks = {}, []
+        if valid is not None and len(valid := _known(valid)):
+            vx, vy = _on_cluster(valid, client)
+            fit_args.update(eval_X=(vx,), eval_y=(vy,))
+            callbacks.append(lightgbm.early_stopping(self.settings["early_stopping_rounds"],
+                                                     verbose=False))
+        estimator.fit(*_on_cluster(train, client), callbacks=callbacks, **fit_args)
+        return estimator.to_local()
+
     def predict(self, panel):
-        return self.model_.predict(panel.x).astype(np.float64)
+        return _scores(self.model_, panel.x)
 
     def save(self, folder):
         super().save(folder)
@@ -196,38 +222,24 @@ class XGBoostModel(CrossSectionalModel):
         return self
 
     def _fit_on_dask(self, train, valid, ranking: bool):
-        """The same regression fit by xgboost.dask on the current Dask client's workers, the
-        rows split evenly among them; returns an in-process estimator holding its trees, so
-        prediction stays one batched call."""
-        import dask.array as da
+        """The same regression fit by xgboost.dask on the current Dask client's workers;
+        returns an in-process estimator holding its trees."""
         import xgboost.dask
-        from distributed import get_client
 
         if ranking:
             raise InputError("cross_section.xgboost.on_dask fits the regression only; set "
                              "objective to regression or on_dask to false")
-        try:
-            client = get_client()
-        except ValueError:
-            raise InputError("cross_section.xgboost.on_dask needs a Dask cluster: set "
-                             "compute.workers above 0 or compute.scheduler") from None
-        workers = max(1, len(client.scheduler_info()["workers"]))
-
-        def on_cluster(panel):
-            rows = -(-len(panel) // workers)
-            return (da.from_array(panel.x, chunks=(rows, panel.x.shape[1])),
-                    da.from_array(panel.y, chunks=rows))
-
+        client = _dask_client("cross_section.xgboost.on_dask")
         estimator = xgboost.dask.DaskXGBRegressor(**self._params())
         estimator.client = client
-        x, y = on_cluster(train)
-        estimator.fit(x, y, eval_set=[on_cluster(valid)], verbose=False)
+        estimator.fit(*_on_cluster(train, client), eval_set=[_on_cluster(valid, client)],
+                      verbose=False)
         local = self._estimator(ranking)
         local.load_model(bytearray(estimator.get_booster().save_raw("json")))
         return local
 
     def predict(self, panel):
-        return self.model_.predict(panel.x).astype(np.float64)
+        return _scores(self.model_, panel.x)
 
     def save(self, folder):
         super().save(folder)
@@ -236,6 +248,52 @@ class XGBoostModel(CrossSectionalModel):
     def _restore(self, state, folder):
         self.model_ = self._estimator(self.settings["objective"] == "rank:pairwise")
         self.model_.load_model(folder / self.MODEL_FILE)
+
+
+def _dask_client(setting: str):
+    from distributed import get_client
+
+    try:
+        return get_client()
+    except ValueError:
+        raise InputError(f"{setting} needs a Dask cluster: set compute.workers above 0 or "
+                         f"compute.scheduler") from None
+
+
+def _on_cluster(panel: FactorPanel, client):
+    """(x, y) of ``panel`` as dask arrays, one chunk of consecutive rows per worker, each
+    pinned to its worker. Factors already on the workers (``factor_panel_on_dask``) move
+    between workers, never through this process; factors held here are sent.
+
+    One chunk per worker because the learners concatenate a worker's chunks in the order
+    distributed lists them, not in row order, and row order moves their row subsampling:
+    with one chunk the fit on one worker is the in-process fit. Pinned (loosely: another
+    worker takes over a dead one's) because lightgbm.dask stops early only when every
+    worker holding training rows holds validation rows too."""
+    import dask.array as da
+
+    x, y = panel.x, panel.y
+    if not isinstance(x, da.Array):
+        x = da.from_array(x, chunks=(-1, x.shape[1]))
+    y = da.from_array(y, chunks=(x.chunks[0],))
+    workers = sorted(client.scheduler_info()["workers"])
+    bounds = np.linspace(0, len(y), len(workers) + 1).astype(int)
+    pieces = [client.persist([x[a:b].rechunk((b - a, x.shape[1])), y[a:b].rechunk(b - a)],
+                             workers=[w], allow_other_workers=True)
+              for w, a, b in zip(workers, bounds[:-1], bounds[1:]) if b > a]
+    return (da.concatenate([px for px, _ in pieces]),
+            da.concatenate([py for _, py in pieces]))
+
+
+def _scores(model, x) -> np.ndarray:
+    """The fitted estimator's scores of ``x``; of a dask array, predicted chunk by chunk on
+    the workers (the estimator travels, the factors stay)."""
+    import dask.array as da
+
+    if isinstance(x, da.Array):
+        return x.map_blocks(lambda block: model.predict(block).astype(np.float64),
+                            drop_axis=1, dtype=np.float64).compute()
+    return model.predict(x).astype(np.float64)
 
 
 def _day_ids(panel: FactorPanel) -> np.ndarray:
