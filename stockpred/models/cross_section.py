@@ -11,6 +11,8 @@ The naive scores are models too: the last day's return and a random score.
 
 from __future__ import annotations
 
+import threading
+import time
 import zlib
 from abc import abstractmethod
 from pathlib import Path
@@ -19,11 +21,15 @@ import numpy as np
 
 from stockpred.data.store import atomic_save
 from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
-from stockpred.errors import InputError
+from stockpred.errors import ComputeError, InputError
 from stockpred.models.base import Model
 from stockpred.models.learned import fit_xgboost
 from stockpred.models.names import CROSS_SECTION
 from stockpred.runtime import keras_seeded, native_stderr_to_log
+
+
+# how often a distributed fit's watcher asks the scheduler whether a worker died
+WATCH_S = 0.5
 
 
 class CrossSectionalModel(Model):
@@ -149,7 +155,8 @@ class LightGBMModel(CrossSectionalModel):
             fit_args.update(eval_X=(vx,), eval_y=(vy,))
             callbacks.append(lightgbm.early_stopping(self.settings["early_stopping_rounds"],
                                                      verbose=False))
-        estimator.fit(*_on_cluster(train, client), callbacks=callbacks, **fit_args)
+        _fit_watched(client, "lightgbm", lambda: estimator.fit(
+            *_on_cluster(train, client), callbacks=callbacks, **fit_args))
         return estimator.to_local()
 
     def predict(self, panel):
@@ -232,8 +239,8 @@ class XGBoostModel(CrossSectionalModel):
         client = _dask_client("cross_section.xgboost.on_dask")
         estimator = xgboost.dask.DaskXGBRegressor(**self._params())
         estimator.client = client
-        estimator.fit(*_on_cluster(train, client), eval_set=[_on_cluster(valid, client)],
-                      verbose=False)
+        _fit_watched(client, "xgboost_cs", lambda: estimator.fit(
+            *_on_cluster(train, client), eval_set=[_on_cluster(valid, client)], verbose=False))
         local = self._estimator(ranking)
         local.load_model(bytearray(estimator.get_booster().save_raw("json")))
         return local
@@ -258,6 +265,50 @@ def _dask_client(setting: str):
     except ValueError:
         raise InputError(f"{setting} needs a Dask cluster: set compute.workers above 0 or "
                          f"compute.scheduler") from None
+
+
+def _fit_watched(client, model: str, fit) -> None:
+    """Run ``fit()`` (a distributed fit) and end it in one ComputeError naming the worker
+    should one die meanwhile. A fit is one collective over the workers (their learners talk
+    to each other directly), so distributed cannot rerun a dead worker's share alone, and
+    the survivors wait for it on their sockets (lightgbm for its time_out, two hours by
+    default): the fit is watched from here instead of waited for. Its own errors pass."""
+    from distributed.scheduler import KilledWorker
+
+    before = set(client.scheduler_info()["workers"])
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            fit()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+        outcome["done"] = True
+
+    # a daemon: a fit abandoned for a dead worker must not hold the process open
+    thread = threading.Thread(target=run, name=f"{model}-fit", daemon=True)
+    thread.start()
+    while not outcome.get("done"):
+        thread.join(WATCH_S)
+        gone = sorted(before - set(client.scheduler_info()["workers"]))
+        if gone and not outcome.get("done"):
+            raise _lost(model, gone)
+    error = outcome.get("error")
+    if error is None:
+        return
+    gone = [error.last_worker.address] if isinstance(error, KilledWorker) else []
+    # a survivor's socket can hear of a death before the scheduler does
+    for _ in range(int(4 / WATCH_S)):
+        gone = gone or sorted(before - set(client.scheduler_info()["workers"]))
+        if gone:
+            raise _lost(model, gone) from None
+        time.sleep(WATCH_S)
+    raise error
+
+
+def _lost(model: str, workers: list[str]) -> ComputeError:
+    return ComputeError(f"{model}: the Dask worker {', '.join(workers)} died during a fit, "
+                        f"which cannot go on without it; see its log")
 
 
 def _on_cluster(panel: FactorPanel, client):
