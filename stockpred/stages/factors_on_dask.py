@@ -33,11 +33,13 @@ from stockpred.features.factors import _balanced_parts, _sorted, compute_factors
 
 
 def write_on_workers(client, whole: pd.DataFrame, later: pd.DataFrame, plan,
-                     year_files: dict[str, Path], parts_dir: Path,
+                     year_files: dict[str, Path], parts_dir: Path, rewrite_year,
                      progress: bool = False) -> list[str]:
     """Compute the factors of ``whole`` (from each stock's first bar) and of ``later`` (the
     rows after ``plan.since``) on the client's workers and rewrite ``year_files`` (year ->
-    path) from them as ``market.rewrite_year`` does; returns the years rewritten, sorted."""
+    path) from them with ``rewrite_year(path, rows, plan)`` (``market.rewrite_year``, the
+    in-process run's, handed in so this module does not import the stage back); returns
+    the years rewritten, sorted."""
     import dask
 
     threads = sum(client.nthreads().values())
@@ -58,7 +60,7 @@ def write_on_workers(client, whole: pd.DataFrame, later: pd.DataFrame, plan,
             written = _wait(client, parts, "factors", progress)
         years = [client.submit(_merge_year, year_files[year], plan,
                                sorted(p for done in written for p in done.get(year, [])),
-                               empty, key=f"factor-year-{year}-{run}", pure=False)
+                               empty, rewrite_year, key=f"factor-year-{year}-{run}", pure=False)
                  for year in sorted(year_files)]
         changed = _wait(client, years, "years", progress)
     finally:
@@ -107,10 +109,9 @@ def _factor_part(bars: pd.DataFrame, since: str | None, parts_dir: Path
     return out
 
 
-def _merge_year(path: Path, plan, parts: list[str], empty: pd.DataFrame) -> bool:
+def _merge_year(path: Path, plan, parts: list[str], empty: pd.DataFrame,
+                rewrite_year) -> bool:
     """On a worker: rewrite one year file from its parts; whether it changed."""
-    from stockpred.stages.market import rewrite_year
-
     rows = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts \
         else empty
     return rewrite_year(Path(path), rows, plan)

@@ -276,7 +276,7 @@ def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) 
 
             written = write_on_workers(client, bars[whole], bars[later], plan,
                                        {y: paths.factors_table(name, y) for y in plan.years},
-                                       paths.factor_parts_dir(name), progress)
+                                       paths.factor_parts_dir(name), rewrite_year, progress)
         else:
             written = _write_in_process(bars, whole, later, plan, paths, name)
     years = sorted(p.stem for p in folder.glob("*.parquet"))
