@@ -275,7 +275,7 @@ def _fit_watched(client, model: str, fit) -> None:
     default): the fit is watched from here instead of waited for. Its own errors pass."""
     from distributed.scheduler import KilledWorker
 
-    before = set(client.scheduler_info()["workers"])
+    before = _workers(client)
     outcome: dict = {}
 
     def run() -> None:
@@ -290,7 +290,7 @@ def _fit_watched(client, model: str, fit) -> None:
     thread.start()
     while not outcome.get("done"):
         thread.join(WATCH_S)
-        gone = sorted(before - set(client.scheduler_info()["workers"]))
+        gone = sorted(before - _workers(client))
         if gone and not outcome.get("done"):
             raise _lost(model, gone)
     error = outcome.get("error")
@@ -299,11 +299,18 @@ def _fit_watched(client, model: str, fit) -> None:
     gone = [error.last_worker.address] if isinstance(error, KilledWorker) else []
     # a survivor's socket can hear of a death before the scheduler does
     for _ in range(int(4 / WATCH_S)):
-        gone = gone or sorted(before - set(client.scheduler_info()["workers"]))
+        gone = gone or sorted(before - _workers(client))
         if gone:
             raise _lost(model, gone) from None
         time.sleep(WATCH_S)
     raise error
+
+
+def _workers(client) -> set[str]:
+    """The addresses of the scheduler's workers, asked now. Not client.scheduler_info():
+    it returns the client's shared copy, which a distributed fit running in another thread
+    (xgboost.dask) refreshes with the totals alone, no workers."""
+    return set(client.sync(client.scheduler.identity, n_workers=-1)["workers"])
 
 
 def _lost(model: str, workers: list[str]) -> ComputeError:
@@ -327,7 +334,7 @@ def _on_cluster(panel: FactorPanel, client):
     if not isinstance(x, da.Array):
         x = da.from_array(x, chunks=(-1, x.shape[1]))
     y = da.from_array(y, chunks=(x.chunks[0],))
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = sorted(_workers(client))
     bounds = np.linspace(0, len(y), len(workers) + 1).astype(int)
     pieces = [client.persist([x[a:b].rechunk((b - a, x.shape[1])), y[a:b].rechunk(b - a)],
                              workers=[w], allow_other_workers=True)
