@@ -378,6 +378,8 @@ class LightGBMSettings(Section):
     rank_bins: int = Field(10, gt=1)  # lambdarank: the label's relevance levels per day
     topk_eval: int = Field(50, gt=0)  # lambdarank: NDCG@k on validation
     threads: int = Field(2, gt=0)
+    # for panels larger than one process holds: fit on the compute section's Dask cluster
+    on_dask: bool = False
 
 
 class CrossXGBoostSettings(Section):

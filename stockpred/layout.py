@@ -78,6 +78,12 @@ class Paths:
     def factors_manifest(self, name: str) -> Path:
         return self.factors_dir(name) / "factors.json"
 
+    def factor_parts_dir(self, name: str) -> Path:
+        """Where the Dask workers of one `features --universe` run leave each partition's
+        rows of each year before the year files are merged from them; removed when the run
+        ends, swept as a temporary if the run was killed."""
+        return self.data_dir / f"factors{TMP_MARK}{name}.{os.getpid()}"
+
     # -- the nightly signal: tomorrow's scores and portfolio --------------------------------
     @property
     def signals_dir(self) -> Path:

@@ -56,17 +56,19 @@ def test_a_bad_scheduler_stops_before_anything_is_written(address, code, phrase,
 
 
 class KillWorkers(SchedulerPlugin):
-    """Kills the worker a factor partition is sent to, ``times`` times in all."""
+    """Kills the worker a task whose key starts with ``prefix`` (default: a factor
+    partition) is sent to, ``times`` times in all."""
 
-    def __init__(self, times: int):
-        self.times, self.killed = times, []
+    def __init__(self, times: int, prefix: str = "factor-part"):
+        self.times, self.prefix, self.killed = times, prefix, []
 
     def add_to(self, cluster) -> None:
         self.scheduler = cluster.scheduler
         cluster.scheduler.add_plugin(self, name="kill-workers")
 
     def transition(self, key, start, finish, *args, **kwargs):
-        if finish == "processing" and "_factor_block" in str(key) and len(self.killed) < self.times:
+        if finish == "processing" and str(key).startswith(self.prefix) \
+                and len(self.killed) < self.times:
             worker = self.scheduler.tasks[key].processing_on
             self.killed.append(worker.address)
             os.kill(worker.pid, signal.SIGKILL)
@@ -114,3 +116,35 @@ def test_workers_that_keep_dying_end_in_one_line_naming_the_last(data, cluster, 
     named = err.split("the last ")[1].split(";")[0]
     assert named in killer.killed, (named, killer.killed)
     assert not (data / "factors").exists()
+
+
+def test_a_worker_killed_during_a_distributed_fit_ends_in_one_line_naming_it(cluster):
+    """lightgbm.dask fits as one collective over the workers: a dead worker's share cannot
+    be rerun alone, so the fit ends in a ComputeError naming the worker."""
+    import numpy as np
+    import pandas as pd
+
+    from stockpred.config import Config
+    from stockpred.dataset import FactorPanel
+    from stockpred.errors import ComputeError
+    from stockpred.models.registry import prototype
+
+    rng = np.random.default_rng(0)
+    rows = 4000
+    dates = np.repeat([f"2018{d:04d}" for d in range(101, 101 + rows // 100)], 100)
+    keys = pd.DataFrame({"trade_date": dates, "ts_code": [f"{i:06d}.SZ" for i in
+                                                            range(100)] * (rows // 100)})
+    x = rng.normal(size=(rows, 5)).astype(np.float32)
+    panel = FactorPanel(keys, x, x[:, 0] + rng.normal(size=rows).astype(np.float32),
+                        np.full(rows, "20000101"), pd.DataFrame({"ret_1": x[:, 0],
+                                                                 "ret_2": x[:, 0]}),
+                        np.zeros(rows), [f"f{i}" for i in range(5)], "ret_2")
+    model = prototype(Config(), "lightgbm")
+    model = type(model)({**model.settings, "on_dask": True, "n_estimators": 2000}, model.seed)
+    killer = KillWorkers(times=1, prefix="_train_part")
+    killer.add_to(cluster)
+    with Client(cluster), pytest.raises(ComputeError) as raised:
+        model.fit(panel)
+    message = str(raised.value)
+    assert "\n" not in message and killer.killed, message
+    assert f"the Dask worker {killer.killed[0]} died during a fit" in message

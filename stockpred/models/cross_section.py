@@ -11,6 +11,8 @@ The naive scores are models too: the last day's return and a random score.
 
 from __future__ import annotations
 
+import threading
+import time
 import zlib
 from abc import abstractmethod
 from pathlib import Path
@@ -19,11 +21,15 @@ import numpy as np
 
 from stockpred.data.store import atomic_save
 from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
-from stockpred.errors import InputError
+from stockpred.errors import ComputeError, InputError
 from stockpred.models.base import Model
 from stockpred.models.learned import fit_xgboost
 from stockpred.models.names import CROSS_SECTION
 from stockpred.runtime import keras_seeded, native_stderr_to_log
+
+
+# how often a distributed fit's watcher asks the scheduler whether a worker died
+WATCH_S = 0.5
 
 
 class CrossSectionalModel(Model):
@@ -110,6 +116,9 @@ class LightGBMModel(CrossSectionalModel):
         import lightgbm
 
         train = _known(train)
+        if self.settings["on_dask"]:
+            self.model_ = self._fit_on_dask(train, valid)
+            return self
         y, group = self._target(train)
         model = lightgbm.LGBMRanker if group is not None else lightgbm.LGBMRegressor
         self.model_ = model(n_estimators=self.settings["n_estimators"], **self._params())
@@ -126,8 +135,32 @@ class LightGBMModel(CrossSectionalModel):
         self.model_.fit(train.x, y, callbacks=callbacks, **fit_args)
         return self
 
+    def _fit_on_dask(self, train, valid):
+        """The same regression fit by lightgbm.dask on the current Dask client's workers,
+        each on the rows it holds; returns the in-process estimator holding its trees."""
+        import lightgbm
+        import lightgbm.dask
+
+        if self.settings["objective"] == "lambdarank":
+            raise InputError("cross_section.lightgbm.on_dask fits the regression only; set "
+                             "objective to regression or on_dask to false")
+        client = _dask_client("cross_section.lightgbm.on_dask")
+        # a worker trains with its own threads (lightgbm.dask sets them, warning of n_jobs)
+        params = {k: v for k, v in self._params().items() if k != "n_jobs"}
+        estimator = lightgbm.dask.DaskLGBMRegressor(
+            client=client, n_estimators=self.settings["n_estimators"], **params)
+        fit_args, callbacks = {}, []
+        if valid is not None and len(valid := _known(valid)):
+            vx, vy = _on_cluster(valid, client)
+            fit_args.update(eval_X=(vx,), eval_y=(vy,))
+            callbacks.append(lightgbm.early_stopping(self.settings["early_stopping_rounds"],
+                                                     verbose=False))
+        _fit_watched(client, "lightgbm", lambda: estimator.fit(
+            *_on_cluster(train, client), callbacks=callbacks, **fit_args))
+        return estimator.to_local()
+
     def predict(self, panel):
-        return self.model_.predict(panel.x).astype(np.float64)
+        return _scores(self.model_, panel.x)
 
     def save(self, folder):
         super().save(folder)
@@ -196,38 +229,24 @@ class XGBoostModel(CrossSectionalModel):
         return self
 
     def _fit_on_dask(self, train, valid, ranking: bool):
-        """The same regression fit by xgboost.dask on the current Dask client's workers, the
-        rows split evenly among them; returns an in-process estimator holding its trees, so
-        prediction stays one batched call."""
-        import dask.array as da
+        """The same regression fit by xgboost.dask on the current Dask client's workers;
+        returns an in-process estimator holding its trees."""
         import xgboost.dask
-        from distributed import get_client
 
         if ranking:
             raise InputError("cross_section.xgboost.on_dask fits the regression only; set "
                              "objective to regression or on_dask to false")
-        try:
-            client = get_client()
-        except ValueError:
-            raise InputError("cross_section.xgboost.on_dask needs a Dask cluster: set "
-                             "compute.workers above 0 or compute.scheduler") from None
-        workers = max(1, len(client.scheduler_info()["workers"]))
-
-        def on_cluster(panel):
-            rows = -(-len(panel) // workers)
-            return (da.from_array(panel.x, chunks=(rows, panel.x.shape[1])),
-                    da.from_array(panel.y, chunks=rows))
-
+        client = _dask_client("cross_section.xgboost.on_dask")
         estimator = xgboost.dask.DaskXGBRegressor(**self._params())
         estimator.client = client
-        x, y = on_cluster(train)
-        estimator.fit(x, y, eval_set=[on_cluster(valid)], verbose=False)
+        _fit_watched(client, "xgboost_cs", lambda: estimator.fit(
+            *_on_cluster(train, client), eval_set=[_on_cluster(valid, client)], verbose=False))
         local = self._estimator(ranking)
         local.load_model(bytearray(estimator.get_booster().save_raw("json")))
         return local
 
     def predict(self, panel):
-        return self.model_.predict(panel.x).astype(np.float64)
+        return _scores(self.model_, panel.x)
 
     def save(self, folder):
         super().save(folder)
@@ -236,6 +255,103 @@ class XGBoostModel(CrossSectionalModel):
     def _restore(self, state, folder):
         self.model_ = self._estimator(self.settings["objective"] == "rank:pairwise")
         self.model_.load_model(folder / self.MODEL_FILE)
+
+
+def _dask_client(setting: str):
+    from distributed import get_client
+
+    try:
+        return get_client()
+    except ValueError:
+        raise InputError(f"{setting} needs a Dask cluster: set compute.workers above 0 or "
+                         f"compute.scheduler") from None
+
+
+def _fit_watched(client, model: str, fit) -> None:
+    """Run ``fit()`` (a distributed fit) and end it in one ComputeError naming the worker
+    should one die meanwhile. A fit is one collective over the workers (their learners talk
+    to each other directly), so distributed cannot rerun a dead worker's share alone, and
+    the survivors wait for it on their sockets (lightgbm for its time_out, two hours by
+    default): the fit is watched from here instead of waited for. Its own errors pass."""
+    from distributed.scheduler import KilledWorker
+
+    before = _workers(client)
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            fit()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+        outcome["done"] = True
+
+    # a daemon: a fit abandoned for a dead worker must not hold the process open
+    thread = threading.Thread(target=run, name=f"{model}-fit", daemon=True)
+    thread.start()
+    while not outcome.get("done"):
+        thread.join(WATCH_S)
+        gone = sorted(before - _workers(client))
+        if gone and not outcome.get("done"):
+            raise _lost(model, gone)
+    error = outcome.get("error")
+    if error is None:
+        return
+    gone = [error.last_worker.address] if isinstance(error, KilledWorker) else []
+    # a survivor's socket can hear of a death before the scheduler does
+    for _ in range(int(4 / WATCH_S)):
+        gone = gone or sorted(before - _workers(client))
+        if gone:
+            raise _lost(model, gone) from None
+        time.sleep(WATCH_S)
+    raise error
+
+
+def _workers(client) -> set[str]:
+    """The addresses of the scheduler's workers, asked now. Not client.scheduler_info():
+    it returns the client's shared copy, which a distributed fit running in another thread
+    (xgboost.dask) refreshes with the totals alone, no workers."""
+    return set(client.sync(client.scheduler.identity, n_workers=-1)["workers"])
+
+
+def _lost(model: str, workers: list[str]) -> ComputeError:
+    return ComputeError(f"{model}: the Dask worker {', '.join(workers)} died during a fit, "
+                        f"which cannot go on without it; see its log")
+
+
+def _on_cluster(panel: FactorPanel, client):
+    """(x, y) of ``panel`` as dask arrays, one chunk of consecutive rows per worker, each
+    pinned to its worker. Factors already on the workers (``factor_panel_on_dask``) move
+    between workers, never through this process; factors held here are sent.
+
+    One chunk per worker because the learners concatenate a worker's chunks in the order
+    distributed lists them, not in row order, and row order moves their row subsampling:
+    with one chunk the fit on one worker is the in-process fit. Pinned (loosely: another
+    worker takes over a dead one's) because lightgbm.dask stops early only when every
+    worker holding training rows holds validation rows too."""
+    import dask.array as da
+
+    x, y = panel.x, panel.y
+    if not isinstance(x, da.Array):
+        x = da.from_array(x, chunks=(-1, x.shape[1]))
+    y = da.from_array(y, chunks=(x.chunks[0],))
+    workers = sorted(_workers(client))
+    bounds = np.linspace(0, len(y), len(workers) + 1).astype(int)
+    pieces = [client.persist([x[a:b].rechunk((b - a, x.shape[1])), y[a:b].rechunk(b - a)],
+                             workers=[w], allow_other_workers=True)
+              for w, a, b in zip(workers, bounds[:-1], bounds[1:]) if b > a]
+    return (da.concatenate([px for px, _ in pieces]),
+            da.concatenate([py for _, py in pieces]))
+
+
+def _scores(model, x) -> np.ndarray:
+    """The fitted estimator's scores of ``x``; of a dask array, predicted chunk by chunk on
+    the workers (the estimator travels, the factors stay)."""
+    import dask.array as da
+
+    if isinstance(x, da.Array):
+        return x.map_blocks(lambda block: model.predict(block).astype(np.float64),
+                            drop_axis=1, dtype=np.float64).compute()
+    return model.predict(x).astype(np.float64)
 
 
 def _day_ids(panel: FactorPanel) -> np.ndarray:

@@ -109,6 +109,20 @@ def universe_panel(config: Config, paths: Paths, name: str, first_block: str | N
     return panel, member_rows, bars
 
 
+def universe_panel_on_dask(config: Config, paths: Paths, name: str, client
+                           ) -> tuple[FactorPanel, pd.DataFrame, pd.DataFrame]:
+    """``universe_panel`` with the factors read and normalised by the client's workers and
+    held there (stockpred.dataset_on_dask)."""
+    from stockpred.dataset_on_dask import factor_panel_on_dask
+
+    cs = config.cross_section
+    member_rows = members(config, paths, name)
+    _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
+    panel = factor_panel_on_dask(client, factor_files(config, paths, name), member_rows, bars,
+                                 cs.label, cs.normalise, cs.mad_k)
+    return panel, member_rows, bars
+
+
 def run(config: Config, paths: Paths, universe: str | None = None,
         models: list[str] | None = None, quick: bool = False,
         progress: bool = True) -> CrossSectionReport:
@@ -119,19 +133,25 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     names = list(dict.fromkeys(BASELINES + check_models(list(models or cs.models),
                                                         CROSS_SECTION)))
     protocol = WalkForward.from_config(config, CROSS_SECTION)
-    panel, member_rows, bars = universe_panel(config, paths, name, protocol.test_start,
-                                              protocol.test_end)
-    in_test = (panel.dates >= protocol.test_start) & (panel.dates <= protocol.test_end)
-    if not in_test.any():
-        raise InputError(f"no member day of {name} between {protocol.test_start} and "
-                         f"{protocol.test_end}")
     prototypes = {m: prototype(config, m) for m in names}
     prototypes.update(leaderboard.tuned_models(
         config, {m: paths.cross_section_tune_dir(name, m) for m in tunable(CROSS_SECTION)},
         leaderboard.tuning_scope(config, universe=name)))
     on_dask = any(model.settings.get("on_dask") for model in prototypes.values())
     scores, costs = {}, {}
-    with compute_client(config) if on_dask else nullcontext():
+    with compute_client(config) if on_dask else nullcontext() as client:
+        # every learner on the cluster: the factors stay there too, this process never
+        # holds them; else the window's years are read here (and shipped to on_dask learners)
+        panel, member_rows, bars = (
+            universe_panel_on_dask(config, paths, name, client)
+            if client is not None and all(model.settings.get("on_dask")
+                                          for m, model in prototypes.items()
+                                          if m not in BASELINES)
+            else universe_panel(config, paths, name, protocol.test_start, protocol.test_end))
+        in_test = (panel.dates >= protocol.test_start) & (panel.dates <= protocol.test_end)
+        if not in_test.any():
+            raise InputError(f"no member day of {name} between {protocol.test_start} and "
+                             f"{protocol.test_end}")
         for m, model in prototypes.items():
             wall, cpu = time.perf_counter(), time.process_time()
             scores[m] = walk_forward(model, panel, protocol, progress)

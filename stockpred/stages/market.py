@@ -16,7 +16,7 @@ import inspect
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -269,36 +269,16 @@ def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) 
     later = ~whole & bars["ts_code"].isin(
         bars.loc[(bars["trade_date"] > plan.since).to_numpy(), "ts_code"].unique()
     ).to_numpy() if plan.since else np.zeros(len(bars), dtype=bool)
-    parts = []
-    if whole.any() or later.any():
-        with compute_client(config) as client:
-            if whole.any():
-                parts.append(factor_panel(bars[whole], client, progress=progress))
-            if later.any():
-                parts.append(factor_panel(bars[later], client, progress=progress,
-                                          since=plan.since))
-    # no copy of a full recompute's panel; nothing to compute still leaves the columns
-    fresh = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True) if parts \
-        else compute_factors(bars.iloc[:0])
-    del parts
-    fresh_year = fresh["trade_date"].str[:4]
-    written = []
-    for year in sorted(plan.years):
-        path = paths.factors_table(name, year)
-        rows = fresh[(fresh_year == year).to_numpy()]
-        old = pd.read_parquet(path) if plan.since and path.exists() else None
-        if old is not None:
-            kept = old[~(old["ts_code"].isin(plan.whole) | (old["trade_date"] > plan.since))
-                       .to_numpy()]
-            rows = pd.concat([kept, rows], ignore_index=True)
-        rows = rows.sort_values(["ts_code", "trade_date"], kind="stable").reset_index(drop=True)
-        if old is not None and old.equals(rows):
-            continue
-        if rows.empty:
-            path.unlink(missing_ok=True)
+    with compute_client(config) if whole.any() or later.any() else nullcontext() as client:
+        if client is not None:
+            # the workers compute and write the year files: the panel never reaches here
+            from stockpred.stages.factors_on_dask import write_on_workers
+
+            written = write_on_workers(client, bars[whole], bars[later], plan,
+                                       {y: paths.factors_table(name, y) for y in plan.years},
+                                       paths.factor_parts_dir(name), rewrite_year, progress)
         else:
-            atomic_write_parquet(rows, path)
-        written.append(year)
+            written = _write_in_process(bars, whole, later, plan, paths, name)
     years = sorted(p.stem for p in folder.glob("*.parquet"))
     total = sum(pq.ParquetFile(folder / f"{year}.parquet").metadata.num_rows for year in years)
     through = bars["trade_date"].max() if len(bars) else None
@@ -315,6 +295,42 @@ def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) 
         "versions": package_versions()})
     return FactorsReport(name, total, len(codes), years,
                          "incremental" if plan.since else "full", written)
+
+
+def _write_in_process(bars: pd.DataFrame, whole: np.ndarray, later: np.ndarray,
+                      plan: _FactorPlan, paths: Paths, name: str) -> list[str]:
+    """Compute the plan's factors here and rewrite its year files; the years rewritten."""
+    parts = []
+    if whole.any():
+        parts.append(compute_factors(bars[whole]))
+    if later.any():
+        parts.append(compute_factors(bars[later], since=plan.since))
+    # no copy of a full recompute's panel; nothing to compute still leaves the columns
+    fresh = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True) if parts \
+        else compute_factors(bars.iloc[:0])
+    del parts
+    fresh_year = fresh["trade_date"].str[:4]
+    return [year for year in sorted(plan.years)
+            if rewrite_year(paths.factors_table(name, year),
+                            fresh[(fresh_year == year).to_numpy()], plan)]
+
+
+def rewrite_year(path: Path, rows: pd.DataFrame, plan: _FactorPlan) -> bool:
+    """Write one year file: the freshly computed ``rows`` of that year beside the stored rows
+    the plan keeps, in (ts_code, trade_date) order. False when the file would not change."""
+    old = pd.read_parquet(path) if plan.since and path.exists() else None
+    if old is not None:
+        kept = old[~(old["ts_code"].isin(plan.whole) | (old["trade_date"] > plan.since))
+                   .to_numpy()]
+        rows = pd.concat([kept, rows], ignore_index=True)
+    rows = rows.sort_values(["ts_code", "trade_date"], kind="stable").reset_index(drop=True)
+    if old is not None and old.equals(rows):
+        return False
+    if rows.empty:
+        path.unlink(missing_ok=True)
+    else:
+        atomic_write_parquet(rows, path)
+    return True
 
 
 def read_parquet_files(files: list, start: str | None = None,
