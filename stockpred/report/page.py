@@ -20,7 +20,7 @@ import pandas as pd
 
 from stockpred import __version__
 from stockpred.evaluation import signal
-from stockpred.evaluation.scoring import LEADERBOARD_COLUMNS, observations_note
+from stockpred.evaluation.scoring import leaderboard_columns, observations_note
 from stockpred.features.cross_section import forward_labels
 from stockpred.models.names import CROSS_SECTION
 from stockpred.plots import report as figures
@@ -330,6 +330,10 @@ def losses(predictions: pd.DataFrame) -> pd.DataFrame:
     its mean difference from persistence's on the same stocks (the loss differential of the
     by-day Diebold-Mariano test)."""
     frame = predictions.dropna(subset=["next_close", "predicted_close"])
+    # a run of several horizons has a persistence per horizon: each model is drawn at the
+    # first (the next close when it is one of them)
+    if "horizon" in frame.columns:
+        frame = frame[frame["horizon"] == frame["horizon"].min()]
     frame = frame.assign(squared_error=(frame["predicted_close"] / frame["close"]
                                         - frame["next_close"] / frame["close"]) ** 2)
     base = frame.loc[frame["model"] == "persistence", ["ts_code", "trade_date", "squared_error"]]
@@ -346,7 +350,7 @@ def single_stock(record: dict, predictions: pd.DataFrame, index_href: str) -> st
     ``predictions`` its forecasts (ts_code, trade_date, close, next_close,
     predicted_close, model)."""
     rows = record["rows"]
-    columns = [(c, c) for c in LEADERBOARD_COLUMNS if any(c in r for r in rows)]
+    columns = [(c, c) for c in leaderboard_columns(rows) if any(c in r for r in rows)]
     stocks = list(dict.fromkeys(predictions["ts_code"]))
     shown = stocks[:STOCK_FIGURES]
     header = record["header"].split("\n\n", 1)[-1]

@@ -3,7 +3,10 @@
 Persistence (tomorrow = today) and drift are always rows, and so is every model `stockpred
 tune` tuned on these stocks and periods. A model named with input families
 (``xgboost+vae``, ``lstm+minutes``) is the same model given the codes of those encoders
-beside its features, so each such row is read against the model's own row. Writes
+beside its features, so each such row is read against the model's own row. Every model
+is walked forward at each of evaluation.horizons (the close h traded days ahead; rows and
+predictions say their horizon when any is not 1), against persistence at the same horizon.
+Writes
 <data dir>/runs/evaluate/<run id>/predictions.parquet and metrics.json, and the leaderboard
 <results dir>/leaderboard.{md,json} (stockpred.evaluation.leaderboard).
 """
@@ -19,7 +22,7 @@ from stockpred.data.store import atomic_write_parquet
 from stockpred.dataset import Periods, load_stocks, with_codes
 from stockpred.errors import InputError
 from stockpred.evaluation import leaderboard
-from stockpred.evaluation.scoring import LEADERBOARD_COLUMNS, observations_note, score
+from stockpred.evaluation.scoring import leaderboard_columns, observations_note, score
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import config_hash, package_versions, upstream
@@ -62,12 +65,21 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     models.update(leaderboard.tuned_models(
         config, {m: paths.tune_dir(m) for m in tunable(STOCK)},
         leaderboard.tuning_scope(config, stocks=sorted(s.ts_code for s in stocks))))
-    forecasts = {name: walk_forward(model, inputs[families.get(name, ())][0], protocol,
-                                    progress)
-                 for name, model in models.items()}
-    rows = [{"model": name, **score(frame, forecasts["persistence"])}
-            for name, frame in forecasts.items()]
-    header = (f"# Leaderboard\n\nWalk-forward next-day forecasts of {len(stocks)} "
+    # a board of the next close alone keeps the rows and files it had before horizons
+    tagged = ev.horizons != [1]
+    rows, frames = [], []
+    for horizon in ev.horizons:
+        tag = {"horizon": horizon} if tagged else {}
+        forecasts = {name: walk_forward(model, [s.ahead(horizon) for s in
+                                                inputs[families.get(name, ())][0]],
+                                        protocol, progress)
+                     for name, model in models.items()}
+        rows += [{"model": name, **tag, **score(frame, forecasts["persistence"], horizon)}
+                 for name, frame in forecasts.items()]
+        frames += [frame.assign(model=name, **tag) for name, frame in forecasts.items()]
+    what = ("next-day forecasts" if not tagged else
+            f"forecasts {', '.join(map(str, ev.horizons))} traded days ahead")
+    header = (f"# Leaderboard\n\nWalk-forward {what} of {len(stocks)} "
               f"stock(s) ({', '.join(s.ts_code for s in stocks[:5])}"
               f"{', ...' if len(stocks) > 5 else ''}), test period {ev.test_start}.."
               f"{ev.test_end}, refit every {ev.retrain_every} trading days on the trailing "
@@ -82,19 +94,26 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
                  "its features, the VAE's latent codes of the stock or the minute-bar day "
                  "codes of the index; each encoder was fit once on days before "
                  f"{ev.validation_start} and stopped early on days before {ev.test_start}, "
-                 "not refit per block." if any(families.values()) else ""))
+                 "not refit per block." if any(families.values()) else "")
+              + (" A row of horizon h forecasts the close h traded days ahead, refit on the "
+                 "rows whose such close is known at the block's first close (a gap of h "
+                 "days); persistence is then the close h days ahead = today's, and both "
+                 "DM tests allow for the h-1 days that consecutive forecasts share "
+                 "(h-1 autocovariances in HLN, at least h-1 Newey-West lags); pt_pvalue "
+                 "still counts each overlapping forecast as independent, so it overstates "
+                 "the evidence beyond horizon 1." if tagged else ""))
     with new_run_folder(paths.evaluation_runs, quick) as run_folder:
         board = {"run_id": run_folder.run_id, "world": STOCK, "header": header,
                  "test_period": [ev.test_start, ev.test_end], "protocol": vars(protocol),
-                 "quick": quick, "models": list(forecasts), "rows": rows,
-                 "tables": [leaderboard.table(rows, LEADERBOARD_COLUMNS)],
+                 "quick": quick, "models": list(models),
+                 **({"horizons": ev.horizons} if tagged else {}), "rows": rows,
+                 "tables": [leaderboard.table(rows, leaderboard_columns(rows))],
                  "notes": [observations_note(rows)], "config_sha256": config_hash(config),
                  "versions": package_versions(), "upstream": upstream(paths),
                  "stocks": [s.ts_code for s in stocks], "features": features,
                  "code_inputs": {"+".join(extra): columns
                                  for extra, (_, columns) in inputs.items() if extra}}
-        atomic_write_parquet(pd.concat([f.assign(model=n) for n, f in forecasts.items()],
-                                       ignore_index=True),
+        atomic_write_parquet(pd.concat(frames, ignore_index=True),
                              run_folder.writing / "predictions.parquet")
         leaderboard.write_metrics(board, run_folder.writing)
     return EvaluationReport(rows, run_folder.run_id, leaderboard.publish(paths, board))
