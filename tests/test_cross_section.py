@@ -254,6 +254,10 @@ def test_evaluate_cross_section_at_two_horizons(market, tmp_path):
     assert code == 0, err
     again = json.loads((runs / "backtest.json").read_text())
     assert again == [r for r in board["backtest"] if r["model"] == "lightgbm"]
+    code, _, err = run_cli("report", board["run_id"], "--results-dir", str(results), *common)
+    assert code == 0, err
+    page = (results / "report" / board["run_id"] / "index.html").read_text(encoding="utf-8")
+    assert "This page shows horizon 1 " in page
 
 
 def test_tune_on_a_universe_reads_nothing_of_the_test_period(market, tmp_path):

@@ -94,6 +94,11 @@ def test_evaluate_at_several_horizons(built, tmp_path, workdir):
     predictions = pd.read_parquet(built / "runs" / "evaluate" / board["run_id"]
                                   / "predictions.parquet")
     assert sorted(predictions["horizon"].unique()) == [1, 5]
+    code, _, err = run_cli("report", board["run_id"], "--data-dir", str(built),
+                           "--results-dir", str(results))
+    assert code == 0, err
+    page = (results / "report" / board["run_id"] / "index.html").read_text(encoding="utf-8")
+    assert "<th>horizon</th>" in page
 
 
 @pytest.mark.parametrize("args, phrase", [
