@@ -322,6 +322,13 @@ class ModelSettings(Section):
             "xgboost": self.xgboost.model_copy(update={"n_estimators": 30})})
 
 
+def _horizons(horizons: list[int]) -> list[int]:
+    if not horizons or any(h < 1 for h in horizons):
+        raise ValueError(f"horizons must be one or more counts of traded days from 1 on, "
+                         f"not {horizons}")
+    return sorted(set(horizons))
+
+
 class EvaluationSettings(Section):
     section: ClassVar[str] = "evaluation"
     ts_codes: list[str] = Field(default_factory=lambda: ["600036.SH"])
@@ -331,6 +338,10 @@ class EvaluationSettings(Section):
     train_window_days: int = Field(1500, gt=50)
     validation_days: int = Field(120, gt=5)
     retrain_every: int = Field(60, gt=0)
+    # the forecast horizons in traded days, each its own rows of the leaderboard: a row of
+    # horizon h forecasts the close h traded days ahead and learns from rows whose such
+    # close is known (1: the next close)
+    horizons: list[int] = Field(default_factory=lambda: [1])
     models: list[str] = Field(default_factory=lambda: [
         "persistence", "drift", "arima", "svr", "xgboost", "lstm", "xgboost+vae", "lstm+vae",
         "xgboost+minutes", "lstm+minutes", "fusion+news"])
@@ -350,6 +361,11 @@ class EvaluationSettings(Section):
     @classmethod
     def _models(cls, names: list[str]) -> list[str]:
         return _models_of(STOCK, names)
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons(cls, horizons: list[int]) -> list[int]:
+        return _horizons(horizons)
 
     @model_validator(mode="after")
     def _ordered(self) -> "EvaluationSettings":
@@ -443,6 +459,9 @@ class CrossSectionSettings(Section):
     universe: str = "top800"
     models: list[str] = Field(default_factory=lambda: ["lightgbm", "xgboost_cs", "mlp"])
     label: Literal["ret_1", "ret_2"] = "ret_2"
+    # the label's horizons in traded days, each its own rows of the leaderboard: at horizon
+    # h ret_1 is close T -> T+h and ret_2 close T+1 -> T+1+h (1: qlib's labels)
+    horizons: list[int] = Field(default_factory=lambda: [1])
     normalise: Literal["zscore", "rank"] = "zscore"
     mad_k: float = Field(3.0, gt=0)
     retrain_every: int = Field(21, gt=0)
@@ -459,6 +478,11 @@ class CrossSectionSettings(Section):
     @classmethod
     def _models(cls, names: list[str]) -> list[str]:
         return _models_of(CROSS_SECTION, names)
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons(cls, horizons: list[int]) -> list[int]:
+        return _horizons(horizons)
 
     @model_validator(mode="after")
     def _window(self) -> "CrossSectionSettings":

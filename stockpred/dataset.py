@@ -1,8 +1,9 @@
-"""What models learn from: one stock's traded days, its features, the next day's close,
-and the periods (train / validation / test) that every stage cuts the same way.
+"""What models learn from: one stock's traded days, its features, the close ``horizon``
+traded days ahead, and the periods (train / validation / test) that every stage cuts the
+same way.
 
 Row t holds what was known at the close of day t (its features) and, as the target,
-the close of the next traded day. Scalers are fit on training rows only and say so
+the close of the ``horizon``-th next traded day (1, the default: the next). Scalers are fit on training rows only and say so
 (``fit_rows``); windows of ``sequence_length`` rows end at t and reach back, never forward.
 """
 
@@ -41,21 +42,25 @@ class DailyNews:
 
 @dataclass
 class StockData:
-    """One stock's traded days: features at t, the close at t and at the next traded day,
+    """One stock's traded days: features at t, the close at t and the target, the close
+    ``horizon`` traded days later (``next_close``: the next traded day's at horizon 1),
     and, for a model that reads it, the news known at t."""
 
     ts_code: str
     dates: np.ndarray  # YYYYMMDD strings
     close: np.ndarray
     features: pd.DataFrame
-    next_close: np.ndarray  # NaN on the last day
-    # the day of next_close: the next traded day, which a suspension can push far ahead
+    next_close: np.ndarray  # NaN on the last ``horizon`` days
+    # the day of next_close, the day at whose close the target is known: a suspension can
+    # push it far ahead
     next_dates: np.ndarray | None = None
     news: DailyNews | None = None
+    horizon: int = 1
 
     def __post_init__(self):
         if self.next_dates is None:
-            self.next_dates = np.append(self.dates[1:], "99999999")
+            self.next_dates = np.append(self.dates[self.horizon:],
+                                        ["99999999"] * min(self.horizon, len(self.dates)))
 
     @property
     def next_return(self) -> np.ndarray:
@@ -72,10 +77,21 @@ class StockData:
     def rows(self, mask: np.ndarray) -> "StockData":
         return StockData(self.ts_code, self.dates[mask], self.close[mask],
                          self.features.loc[mask].reset_index(drop=True), self.next_close[mask],
-                         self.next_dates[mask], self.news and self.news.rows(mask))
+                         self.next_dates[mask], self.news and self.news.rows(mask),
+                         self.horizon)
+
+    def ahead(self, horizon: int) -> "StockData":
+        """The same rows with the target ``horizon`` traded days ahead: the close of the
+        ``horizon``-th next row, known at that row's close (NaN, and never known, on the
+        last ``horizon`` rows). Taken from the rows themselves, so call it on a stock's
+        whole history, before any selection of rows."""
+        later = np.full(len(self), np.nan)
+        later[:max(len(self) - horizon, 0)] = self.close[horizon:]
+        return replace(self, next_close=later, next_dates=None, horizon=horizon)
 
     def known_by(self, day: str) -> "StockData":
-        """Rows whose target (the next traded close) is known at the close of ``day``."""
+        """Rows whose target (the close ``horizon`` traded days ahead) is known at the close
+        of ``day``."""
         return self.rows(self.next_dates <= day)
 
     def tail(self, rows: int) -> "StockData":
@@ -107,8 +123,8 @@ class StockSet(list):
 
     def training(self, first: str, train_days: int, validation_days: int | None):
         """The trailing ``train_days`` rows of each stock whose target is known at ``first``'s
-        close (a suspension can push a row's next traded close past it); with
-        ``validation_days`` the last of them apart, else None."""
+        close (the gap is the stocks' horizon, and a suspension can push a row's target
+        further past it); with ``validation_days`` the last of them apart, else None."""
         train = [s for s in (s.known_by(first).tail(train_days) for s in self) if len(s)]
         return split_validation(train, validation_days) if validation_days else (train, None)
 
@@ -132,7 +148,7 @@ class Periods:
     """The one cut of time every stage uses (qlib's "segments").
 
     Training rows are the days before ``validation_start``. Validation rows are the days
-    from ``validation_start`` whose target (the next traded close) falls before
+    from ``validation_start`` whose target (the close ``horizon`` traded days ahead) falls before
     ``test_start``, so early stopping and tuning never read a close of the test period.
     The test period is ``test_start``..``test_end``, both included.
     """
@@ -444,6 +460,7 @@ class FactorPanel:
     and ret_2 for scoring; ``last_return``: close t over the previous traded close, the
     naive score; ``history``: the stocks' bars as scale-free series, from which a sequence
     model rebuilds each row's window of past days (shared, never cut by ``rows``).
+    ``ahead`` gives the labels, their days and the naive score of a longer horizon.
     """
 
     keys: pd.DataFrame
@@ -496,6 +513,19 @@ class FactorPanel:
         scored = self.rows((self.dates >= first) & (self.dates <= last))
         return scored.keys.assign(score=model.predict(scored), refit_before=first)
 
+    def ahead(self, bars: pd.DataFrame, horizon: int) -> "FactorPanel":
+        """The same rows and factors with the labels, the days they become known and the
+        naive score of ``horizon`` traded days (``stock_labels``), from ``bars`` (the
+        stocks' traded closes, the ones the panel was built from)."""
+        from stockpred.features.cross_section import KEYS
+
+        labels = self.keys.merge(stock_labels(bars, self.label, horizon).astype(
+            {"trade_date": str, "ts_code": str}), on=list(KEYS), how="left")
+        return replace(self, y=ranked_by_day(self.dates, labels[self.label].to_numpy()),
+                       known_on=labels["known_on"].fillna("99999999").to_numpy(dtype=str),
+                       returns=labels[["ret_1", "ret_2"]],
+                       last_return=labels["last_return"].to_numpy(np.float64))
+
     def known_at(self, day: str, mask: np.ndarray) -> "FactorPanel":
         """The rows of ``mask`` whose label is known at the close of ``day``, with ``y``
         ranked on each day among those rows alone: a stock whose label is still unknown
@@ -519,21 +549,23 @@ def ranked_by_day(dates: np.ndarray, values: np.ndarray) -> np.ndarray:
     return (((ranked - 0.5 / counts) - 0.5) * RANK_TO_UNIT_VARIANCE).to_numpy(np.float32)
 
 
-def stock_labels(bars: pd.DataFrame, label: str = "ret_2") -> pd.DataFrame:
+def stock_labels(bars: pd.DataFrame, label: str = "ret_2", horizon: int = 1) -> pd.DataFrame:
     """Per bar of ``bars`` (the stocks' traded closes), in (ts_code, trade_date) order:
-    trade_date, ts_code, the forward labels ret_1 and ret_2, known_on (the day at whose
-    close ``label`` becomes known: the stock's second next traded day for ret_2, its next
-    for ret_1; 99999999 while the bars do not reach it) and last_return (close over the
-    previous traded close)."""
+    trade_date, ts_code, the forward labels ret_1 and ret_2 of ``horizon`` traded days
+    (``forward_labels``), known_on (the day at whose close ``label`` becomes known: the
+    stock's (1 + horizon)-th next traded day for ret_2, its horizon-th for ret_1; 99999999
+    while the bars do not reach it) and last_return (close over the close ``horizon``
+    traded days before: the naive score looks back as far as the label looks ahead)."""
     from stockpred.features.cross_section import forward_labels
 
     closes = bars[["trade_date", "ts_code", "close"]].sort_values(["ts_code", "trade_date"],
                                                                    kind="stable")
-    labels = forward_labels(closes)[["trade_date", "ts_code", "ret_1", "ret_2"]]
+    labels = forward_labels(closes, horizon)[["trade_date", "ts_code", "ret_1", "ret_2"]]
     by_stock = closes.groupby("ts_code", sort=False)
-    ahead = 2 if label == "ret_2" else 1
+    ahead = horizon + 1 if label == "ret_2" else horizon
     labels["known_on"] = by_stock["trade_date"].shift(-ahead).fillna("99999999").to_numpy()
-    labels["last_return"] = (closes["close"] / by_stock["close"].shift(1) - 1).to_numpy()
+    labels["last_return"] = (closes["close"] / by_stock["close"].shift(horizon)
+                             - 1).to_numpy()
     return labels
 
 

@@ -57,6 +57,29 @@ def test_labels_become_known_two_traded_days_later(panel):
         assert known == days[np.searchsorted(days, day) + 2]
 
 
+def test_labels_of_a_longer_horizon(panel):
+    """At horizon 3 ret_2 is close T+1 -> T+4, known at the close of T+4; ret_1 close T ->
+    T+3; the naive score looks back three days; horizon 1 is the panel as built."""
+    _, data, bars = panel
+    same = data.ahead(bars, 1)
+    for field in ("y", "known_on", "last_return"):
+        np.testing.assert_array_equal(getattr(same, field), getattr(data, field))
+    pd.testing.assert_frame_equal(same.returns, data.returns)
+    longer = data.ahead(bars, 3)
+    code = data.keys["ts_code"].iloc[0]
+    own = bars[bars["ts_code"] == code].sort_values("trade_date")
+    days, close = own["trade_date"].to_numpy(str), own["close"].to_numpy(float)
+    mine = np.flatnonzero((data.keys["ts_code"] == code).to_numpy())[5:50]
+    for row in mine:
+        t = np.searchsorted(days, data.dates[row])
+        assert longer.known_on[row] == days[t + 4]
+        assert longer.returns["ret_2"][row] == pytest.approx(close[t + 4] / close[t + 1] - 1,
+                                                             rel=1e-5)
+        assert longer.returns["ret_1"][row] == pytest.approx(close[t + 3] / close[t] - 1,
+                                                             rel=1e-5)
+        assert longer.last_return[row] == pytest.approx(close[t] / close[t - 3] - 1)
+
+
 REFIT, CUT = "20180702", "20180815"  # the first refit of the test period; bars scrambled after
 LAST_BAR = "20180227"  # the suspended stock's last bar before the cut
 
@@ -77,7 +100,8 @@ def _panel_from_bars(config, paths, bars: pd.DataFrame):
 
 @pytest.fixture(scope="module")
 def scrambled(market, panel):
-    """(clean, dirty, suspended stock) panels from the stored bars: one member stock
+    """(clean, dirty, suspended stock, clean bars, dirty bars) panels from the stored
+    bars: one member stock
     suspended from the day after 2018-02-27 (a training day, before the validation days)
     to 2018-08-20, across the refit of 2018-07-02 and the cut, so its labels of its last
     two days become known only after the cut; the
@@ -95,14 +119,14 @@ def scrambled(market, panel):
     dirty = bars.copy()
     dirty.loc[after, "close"] *= 1.2 ** (dirty[after].groupby("ts_code").cumcount() + 1)
     return (_panel_from_bars(config, paths, bars), _panel_from_bars(config, paths, dirty),
-            suspended)
+            suspended, bars, dirty)
 
 
 def test_a_refit_learns_nothing_of_the_bars_after_the_cut(scrambled):
     """The training rows of the refit at 2018-07-02 (keys, factors and ranked labels) are
     the same whatever the bars after the cut; a stock suspended across the refit has a
     label then unknown, which must move no other stock's rank."""
-    clean, dirty, suspended = scrambled
+    clean, dirty, suspended, _, _ = scrambled
     mine = (clean.keys["ts_code"] == suspended) & (clean.dates == LAST_BAR)
     assert mine.sum() == 1 and clean.known_on[mine][0] > CUT
     # ranked among every label of its day, as if all were known, the stock moves
@@ -121,13 +145,43 @@ def test_scores_before_a_cut_ignore_the_bars_after_it(name, panel, scrambled):
     """Scrambling every close after 2018-08-15 in the bars leaves every earlier score
     bit-identical, and changes later ones."""
     config, _, _ = panel
-    clean, dirty, _ = scrambled
+    clean, dirty, _, _, _ = scrambled
     assert ((clean.dates >= "20180701") & (clean.dates <= CUT)).sum() > 100
     later = clean.days_between(CUT, "99999999")
     # the first day whose bars differ is the one after the cut
     conformance.check_no_look_ahead(prototype(config, name), clean, dirty,
                                     WalkForward("20180701", "20181228", 40, 400, 80),
                                     later[later > CUT][0])
+
+
+# at horizon 3 ret_2 is known at T+4: with blocks of 31 days the second refit is on
+# 2018-08-14, so the labels of 2018-08-08 (closes to 2018-08-14) are the last it may
+# learn; a next-day gap would add those of 2018-08-09 and 2018-08-10, the latter ending
+# on the scrambled close of 2018-08-16, and change its scores of 2018-08-14 and
+# 2018-08-15, before the first scrambled close
+SECOND_REFIT, FIRST_DIRTY = "20180814", "20180816"
+
+
+def test_a_refit_at_a_longer_horizon_learns_nothing_after_the_cut(scrambled):
+    """The training rows of a refit at horizon 3 two days before the first scrambled close
+    are the same whatever the bars after the cut, and reach labels of the day before."""
+    clean, dirty, _, bars, dirty_bars = scrambled
+    learned = clean.ahead(bars, 3).training(SECOND_REFIT, 400, 80)
+    assert max(learned[1].known_on) == SECOND_REFIT and max(learned[1].dates) == "20180808"
+    for before, after in zip(learned, dirty.ahead(dirty_bars, 3).training(SECOND_REFIT, 400,
+                                                                          80), strict=True):
+        pd.testing.assert_frame_equal(before.keys, after.keys)
+        np.testing.assert_array_equal(before.y, after.y)
+
+
+def test_scores_at_a_longer_horizon_ignore_the_bars_after_the_cut(panel, scrambled):
+    """The scramble test at horizon 3 (lightgbm, the default model)."""
+    config, _, _ = panel
+    clean, dirty, _, bars, dirty_bars = scrambled
+    protocol = WalkForward("20180701", "20181228", 31, 400, 80)
+    assert clean.days_between(protocol.test_start, "99999999")[31] == SECOND_REFIT
+    conformance.check_no_look_ahead(prototype(config, "lightgbm"), clean.ahead(bars, 3),
+                                    dirty.ahead(dirty_bars, 3), protocol, FIRST_DIRTY)
 
 
 @pytest.mark.parametrize("name", names_in(CROSS_SECTION))
@@ -171,6 +225,39 @@ def test_evaluate_cross_section_and_backtest_rerun(market):
     assert again == [r for r in board["backtest"] if r["model"] == "lightgbm"]
     code, _, err = run_cli("backtest", "--run", board["run_id"], "--model", "svr", *common)
     assert code == 2 and "has no model svr" in err
+
+
+def test_evaluate_cross_section_at_two_horizons(market, tmp_path):
+    """--horizons 1,5: the baselines and the model each have their rows at both horizons,
+    the predictions and the backtest rerun keep the horizons apart."""
+    folder, common = market
+    results = tmp_path / "results"
+    code, out, err = run_cli("evaluate", "--cross-section", "--quick", "--models", "lightgbm",
+                             "--horizons", "1,5", "--results-dir", str(results), *common)
+    assert code == 0, err
+    board = json.loads((results / "cross_section" / "leaderboard.json").read_text())
+    assert board["horizons"] == [1, 5]
+    signal = pd.DataFrame(board["rows"])
+    models = ["last_return", "random", "lightgbm"]
+    assert list(signal.drop_duplicates(["horizon", "model"])[["horizon", "model"]]
+                .itertuples(index=False, name=None)) == [(h, m) for h in (1, 5) for m in models]
+    assert signal[["rank_ic", "rank_ic_t_nw", "rank_ic_lo90"]].notna().all().all()
+    assert [(r["horizon"], r["model"]) for r in board["backtest"]] == \
+        [(h, m) for h in (1, 5) for m in models]
+    assert "| model | horizon | label |" in (results / "cross_section" / "leaderboard.md") \
+        .read_text()
+    runs = folder / "data" / "runs" / "evaluate" / board["run_id"]
+    predictions = pd.read_parquet(runs / "predictions.parquet")
+    assert not predictions.duplicated(["trade_date", "ts_code", "model", "horizon"]).any()
+    code, _, err = run_cli("backtest", "--run", board["run_id"], "--model", "lightgbm",
+                           *common)
+    assert code == 0, err
+    again = json.loads((runs / "backtest.json").read_text())
+    assert again == [r for r in board["backtest"] if r["model"] == "lightgbm"]
+    code, _, err = run_cli("report", board["run_id"], "--results-dir", str(results), *common)
+    assert code == 0, err
+    page = (results / "report" / board["run_id"] / "index.html").read_text(encoding="utf-8")
+    assert "This page shows horizon 1 " in page
 
 
 def test_tune_on_a_universe_reads_nothing_of_the_test_period(market, tmp_path):

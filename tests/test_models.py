@@ -73,7 +73,36 @@ def test_evaluate_writes_the_leaderboard(built, tmp_path, workdir):
     assert "| persistence |" in (results / "leaderboard.md").read_text()
 
 
+def test_evaluate_at_several_horizons(built, tmp_path, workdir):
+    """--horizons 1,5: every model, persistence included, has a row at each horizon,
+    tested against persistence at the same horizon, and its forecasts say their horizon."""
+    results = tmp_path / "results"
+    code, out, err = run_cli("evaluate", "--data-dir", str(built), "--results-dir",
+                             str(results), "--ts-code", STOCKS, "--models", "arima",
+                             "--test-start", "20180701", "--retrain-every", "60",
+                             "--horizons", "5,1", "--quick")
+    assert code == 0, err
+    board = json.loads((results / "leaderboard.json").read_text())
+    assert board["horizons"] == [1, 5]
+    rows = {(r["model"], r["horizon"]): r for r in board["rows"]}
+    assert list(rows) == [(m, h) for h in (1, 5) for m in ("persistence", "drift", "arima")]
+    assert all("dm_daily_nw_pvalue" in r and "beats_persistence" in r for r in rows.values())
+    # five-day moves are wider than one-day ones, and the Newey-West lags cover the overlap
+    assert rows["persistence", 5]["rmse_return"] > 1.5 * rows["persistence", 1]["rmse_return"]
+    assert rows["arima", 5]["dm_nw_lags"] >= 4
+    assert "| model | horizon |" in (results / "leaderboard.md").read_text()
+    predictions = pd.read_parquet(built / "runs" / "evaluate" / board["run_id"]
+                                  / "predictions.parquet")
+    assert sorted(predictions["horizon"].unique()) == [1, 5]
+    code, _, err = run_cli("report", board["run_id"], "--data-dir", str(built),
+                           "--results-dir", str(results))
+    assert code == 0, err
+    page = (results / "report" / board["run_id"] / "index.html").read_text(encoding="utf-8")
+    assert "<th>horizon</th>" in page
+
+
 @pytest.mark.parametrize("args, phrase", [
+    (["--horizons", "0,3"], "horizons must be one or more counts of traded days"),
     (["--test-start", "20190101", "--test-end", "20181231"], "is after test end"),
     (["--test-start", "20150101"], "must come after evaluation.validation_start"),
     (["--models", "lstm,prophet"], "unknown model prophet"),

@@ -17,8 +17,11 @@ from stockpred.evaluation import metrics
 from stockpred.evaluation.leaderboard import markdown, table
 
 
-def score(predictions: pd.DataFrame, persistence: pd.DataFrame) -> dict:
-    """A leaderboard row: errors, direction and tests against persistence on the same days."""
+def score(predictions: pd.DataFrame, persistence: pd.DataFrame, horizon: int = 1) -> dict:
+    """A leaderboard row: errors, direction and tests against persistence on the same days.
+    At ``horizon`` h the forecasts of consecutive days share h-1 days of their targets' moves,
+    so the Diebold-Mariano variances take h-1 autocovariances (HLN) or lags at least
+    (Newey-West)."""
     frame = predictions.merge(persistence[["ts_code", "trade_date", "predicted_close"]],
                               on=["ts_code", "trade_date"], suffixes=("", "_persistence"))
     frame = frame.dropna(subset=["next_close", "predicted_close"])
@@ -29,9 +32,10 @@ def score(predictions: pd.DataFrame, persistence: pd.DataFrame) -> dict:
     per_stock = frame.groupby("ts_code")
     persistence_return = frame["predicted_close_persistence"] / frame["close"] - 1
     pt_stat, pt_p = metrics.pesaran_timmermann(actual_change, predicted_change)
-    dm_stat, dm_p = metrics.diebold_mariano(actual_return, predicted_return, persistence_return)
+    dm_stat, dm_p = metrics.diebold_mariano(actual_return, predicted_return, persistence_return,
+                                            horizon)
     by_day = metrics.diebold_mariano_by_day(frame["trade_date"], actual_return,
-                                            predicted_return, persistence_return)
+                                            predicted_return, persistence_return, horizon)
     row = {
         "stocks": int(frame["ts_code"].nunique()),
         "forecasts": int(len(frame)),
@@ -92,6 +96,14 @@ LEADERBOARD_COLUMNS = ["model", "stocks", "forecasts", "rmse_price", "rmse_price
                        "ic", "rank_ic", "icir", "beats_persistence"]
 
 
+def leaderboard_columns(rows: list[dict]) -> list[str]:
+    """LEADERBOARD_COLUMNS, with the horizon after the model when ``rows`` have one (a
+    board of several horizons; a next-day board keeps the columns it always had)."""
+    if any("horizon" in r for r in rows):
+        return ["model", "horizon", *LEADERBOARD_COLUMNS[1:]]
+    return LEADERBOARD_COLUMNS
+
+
 def _counts(rows: list[dict], key: str, pvalue: str) -> str:
     """The range of ``key`` over the rows whose test gave a p-value (persistence against
     itself gives none)."""
@@ -119,5 +131,5 @@ def observations_note(rows: list[dict]) -> str:
 
 def leaderboard_markdown(rows: list[dict], header: str) -> str:
     """The single-stock leaderboard of ``rows`` under ``header``."""
-    return markdown({"header": header, "tables": [table(rows, LEADERBOARD_COLUMNS)],
+    return markdown({"header": header, "tables": [table(rows, leaderboard_columns(rows))],
                      "notes": [observations_note(rows)]})

@@ -3,10 +3,11 @@ test period.
 
 The test days are cut into blocks of ``retrain_every`` trading days. Before each block a
 clone of the model is refit on the trailing ``train_days`` of rows whose target is known
-at the close of the block's first day: for a forecaster (a StockSet) the next traded
-close, a gap of one day, the horizon; for a cross-sectional model (a FactorPanel) its
-label (for ret_2 the close two traded days after the row), ranked among the labels known
-then. Models that stop early hold back the last ``validation_days`` of those rows. No row
+at the close of the block's first day: for a forecaster (a StockSet) the close its
+horizon of h traded days after the row (StockData.ahead), a gap of h days; for a
+cross-sectional model (a FactorPanel) its label (for ret_2 of horizon h the close 1+h
+traded days after the row, FactorPanel.ahead), ranked among the labels known then. The
+gap is the data's, so one rule serves every horizon. Models that stop early hold back the last ``validation_days`` of those rows. No row
 of the block, or after it, reaches fitting or scaling. A forecaster then forecasts each
 day of the block from what is known at its close; a cross-sectional model scores every
 row of the block in one batched call.

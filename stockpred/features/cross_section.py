@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 KEYS = ("trade_date", "ts_code")
-# the only columns that look forward: the stock's next traded closes
+# the only columns that look forward: the stock's later traded closes
 FORWARD_LABELS = ("ret_1", "ret_2", "ret_1_rank", "ret_2_rank")
 # MAD x 1.4826 estimates the standard deviation of normal data, so k MADs reads as k sigma
 MAD_TO_SIGMA = 1.4826
@@ -103,23 +103,25 @@ def _clip_by_mad(values: np.ndarray, day: np.ndarray, rows_per_day: np.ndarray,
     np.clip(values, median - reach, median + reach, out=values)
 
 
-def forward_labels(bars: pd.DataFrame) -> pd.DataFrame:
-    """FORWARD-LOOKING labels from closes, per stock over its traded rows.
+def forward_labels(bars: pd.DataFrame, horizon: int = 1) -> pd.DataFrame:
+    """FORWARD-LOOKING labels from closes, per stock over its traded rows, ``horizon``
+    traded rows long.
 
-    ``ret_1``: close t -> close of the stock's next traded row; ``ret_2``: that next close ->
-    the close of the row after (qlib's Alpha158 label ``Ref($close,-2)/Ref($close,-1)-1``,
-    what a trade at the next close earns). ``*_rank``: the day's percentile rank (0, 1] among
-    the stocks with a label that day. Returns the keys and the labels, rows in
-    (ts_code, trade_date) order as ``factors.compute_factors``; float32.
+    ``ret_1``: close t -> close of the stock's ``horizon``-th next traded row; ``ret_2``:
+    the next close -> the close ``horizon`` rows after it (at horizon 1 qlib's Alpha158
+    label ``Ref($close,-2)/Ref($close,-1)-1``, what a trade at the next close earns).
+    ``*_rank``: the day's percentile rank (0, 1] among the stocks with a label that day.
+    Returns the keys and the labels, rows in (ts_code, trade_date) order as
+    ``factors.compute_factors``; float32.
     """
     bars = bars[[*KEYS, "close"]].sort_values(["ts_code", "trade_date"], kind="stable")
     bars = bars.reset_index(drop=True)
     close = bars["close"].astype(np.float64)
     by_stock = close.groupby(bars["ts_code"].to_numpy(), sort=False)
-    next_close, close_after = by_stock.shift(-1), by_stock.shift(-2)
+    next_close = by_stock.shift(-1)
     out = bars[list(KEYS)].copy()
-    out["ret_1"] = next_close / close - 1
-    out["ret_2"] = close_after / next_close - 1
+    out["ret_1"] = by_stock.shift(-horizon) / close - 1
+    out["ret_2"] = by_stock.shift(-1 - horizon) / next_close - 1
     day = pd.factorize(bars["trade_date"])[0]
     ranks = out[["ret_1", "ret_2"]].groupby(day, sort=False).rank(pct=True, method="average")
     out["ret_1_rank"], out["ret_2_rank"] = ranks["ret_1"], ranks["ret_2"]

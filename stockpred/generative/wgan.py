@@ -190,7 +190,8 @@ def critic_sequence(condition, path):
 
 # -- the forecaster -------------------------------------------------------------------------------
 class WGANForecaster(Forecaster):
-    """Next close = median of sampled next-day closes; ``sample_paths`` for fan charts."""
+    """Next close (the data's horizon ahead) = median of sampled closes; ``sample_paths`` for
+    fan charts."""
 
     name = "wgan"
     sections = ("generative.wgan",)
@@ -426,7 +427,10 @@ class WGANForecaster(Forecaster):
         return stock.close[:, None, None] * np.exp(np.cumsum(r, axis=2))
 
     def predict(self, data: StockData) -> np.ndarray:
-        closes = self.sample_paths(data, steps=1)[:, :, 0]
+        if data.horizon > self.horizon:
+            raise InputError(f"wgan samples paths of at most generative.wgan.horizon = "
+                             f"{self.horizon} days, not the {data.horizon} of this forecast")
+        closes = self.sample_paths(data, steps=data.horizon)[:, :, -1]
         out = np.full(len(data), np.nan)
         ok = np.isfinite(closes).all(axis=1)
         out[ok] = np.median(closes[ok], axis=1)

@@ -48,7 +48,8 @@ class Arima(Forecaster):
     """ARIMA(p,1,0): an AR(p) without constant on daily differences, fit once per stock.
 
     Fit by conditional least squares on the training rows (statsmodels' AutoReg with
-    trend='n' gives the same coefficients); the forecast at t uses differences up to t.
+    trend='n' gives the same coefficients); the forecast at t uses differences up to t, and
+    reaches the data's horizon by feeding its own forecast differences back in.
     """
 
     name = "arima"
@@ -79,7 +80,12 @@ class Arima(Forecaster):
         d = np.diff(data.close, prepend=np.nan)
         recent = np.column_stack([np.roll(d, i) for i in range(self.lags)])
         recent[:self.lags] = np.nan  # rows without p past differences
-        return data.close + recent @ phi
+        change = step = recent @ phi
+        for _ in range(data.horizon - 1):
+            recent = np.column_stack([step, recent[:, :-1]])
+            step = recent @ phi
+            change = change + step
+        return data.close + change
 
     def _state(self):
         return {"coefficients": self.coefficients_}

@@ -20,7 +20,7 @@ import pandas as pd
 
 from stockpred import __version__
 from stockpred.evaluation import signal
-from stockpred.evaluation.scoring import LEADERBOARD_COLUMNS, observations_note
+from stockpred.evaluation.scoring import leaderboard_columns, observations_note
 from stockpred.features.cross_section import forward_labels
 from stockpred.models.names import CROSS_SECTION
 from stockpred.plots import report as figures
@@ -132,10 +132,11 @@ class SignalSeries:
     spread: pd.DataFrame  # model, trade_date, spread
 
 
-def signal_series(predictions: pd.DataFrame, bars: pd.DataFrame, label: str) -> SignalSeries:
-    """The series behind a run's signal rows of ``label`` over all rows, from its scores
-    (trade_date, ts_code, model, score) and the stocks' closes."""
-    labels = forward_labels(bars)[["trade_date", "ts_code", label]]
+def signal_series(predictions: pd.DataFrame, bars: pd.DataFrame, label: str,
+                  horizon: int = 1) -> SignalSeries:
+    """The series behind a run's signal rows of ``label`` (of ``horizon`` days) over all
+    rows, from its scores (trade_date, ts_code, model, score) and the stocks' closes."""
+    labels = forward_labels(bars, horizon)[["trade_date", "ts_code", label]]
     frame = predictions.merge(labels, on=["trade_date", "ts_code"], how="inner")
     daily, monthly, quintiles, spread = [], [], [], []
     for model, rows in frame.groupby("model", sort=False):
@@ -212,6 +213,11 @@ def _backtest_columns(rows: list[dict]) -> list[tuple[str, str]]:
             ("total_cost", "total_cost (CNY)")]
 
 
+def _at(row: dict) -> str:
+    """A row's horizon, when its run had several."""
+    return f" at n+{row['horizon']}" if "horizon" in row else ""
+
+
 def headline(record: dict) -> str:
     """One line for the index: the best model of a run."""
     if record["world"] == CROSS_SECTION:
@@ -221,8 +227,9 @@ def headline(record: dict) -> str:
         if not rows:
             return "no Rank IC"
         best = max(rows, key=lambda r: r["rank_ic"])
-        return f"best Rank IC ({record['label']}): {best['model']} {best['rank_ic']:.4g}"
-    winners = [r["model"] for r in record["rows"] if r.get("beats_persistence")]
+        return (f"best Rank IC ({record['label']}): {best['model']}{_at(best)} "
+                f"{best['rank_ic']:.4g}")
+    winners = [r["model"] + _at(r) for r in record["rows"] if r.get("beats_persistence")]
     return ("beats persistence: " + ", ".join(winners)) if winners else \
         "none beats persistence"
 
@@ -235,7 +242,15 @@ def cross_section(record: dict, predictions: pd.DataFrame, bars: pd.DataFrame,
     when the run kept none), ``rerun`` the rows of a later `stockpred backtest` (or None)."""
     label, protocol = record["label"], record["protocol"]
     trade = record["settings"]["backtest"]
-    series = signal_series(predictions, bars, label)
+    horizon = 1
+    if "horizons" in record:  # a run of several horizons: the page shows the first
+        horizon = record["horizons"][0]
+        record = {**record, **{key: [r for r in record[key] if r["horizon"] == horizon]
+                               for key in ("rows", "backtest")}}
+        predictions = predictions[predictions["horizon"] == horizon]
+        daily = None if daily is None else daily[daily["horizon"] == horizon]
+        rerun = rerun and [r for r in rerun if r.get("horizon") == horizon]
+    series = signal_series(predictions, bars, label, horizon)
     main = [{**r, "rank_ic_interval": _interval(r["rank_ic"], r["rank_ic_t_nw"]),
              "rank_ic_months": f"[{r['rank_ic_lo90']:.4g}, {r['rank_ic_hi90']:.4g}]",
              "ic_interval": _interval(r["ic"], r["ic_t_nw"]),
@@ -307,7 +322,12 @@ def cross_section(record: dict, predictions: pd.DataFrame, bars: pd.DataFrame,
             [Figure("Paper track record: cumulative returns and realised Rank IC", png)]))
     sections.append(Section("every-signal-row", "Every signal row",
                             ["Both labels (ret_1: close T -> T+1; ret_2: close T+1 -> T+2), "
-                             "over all rows and over the rows tradeable the next day."],
+                             "over all rows and over the rows tradeable the next day."
+                             + (f" This page shows horizon {horizon} (ret_1: close T -> "
+                                f"T+{horizon}; ret_2: close T+1 -> T+{1 + horizon}) of the "
+                                f"run's {', '.join(map(str, record['horizons']))}; its "
+                                f"leaderboard has every horizon." if "horizons" in record
+                                else "")],
                             [table(record["rows"], EVERY_SIGNAL_COLUMNS, "signal-rows")]))
     facts = [("run", record["run_id"]), ("world", "cross-section"),
              ("universe", f"{record['universe']} ({predictions['ts_code'].nunique()} stocks "
@@ -330,6 +350,10 @@ def losses(predictions: pd.DataFrame) -> pd.DataFrame:
     its mean difference from persistence's on the same stocks (the loss differential of the
     by-day Diebold-Mariano test)."""
     frame = predictions.dropna(subset=["next_close", "predicted_close"])
+    # a run of several horizons has a persistence per horizon: each model is drawn at the
+    # first (the next close when it is one of them)
+    if "horizon" in frame.columns:
+        frame = frame[frame["horizon"] == frame["horizon"].min()]
     frame = frame.assign(squared_error=(frame["predicted_close"] / frame["close"]
                                         - frame["next_close"] / frame["close"]) ** 2)
     base = frame.loc[frame["model"] == "persistence", ["ts_code", "trade_date", "squared_error"]]
@@ -346,7 +370,7 @@ def single_stock(record: dict, predictions: pd.DataFrame, index_href: str) -> st
     ``predictions`` its forecasts (ts_code, trade_date, close, next_close,
     predicted_close, model)."""
     rows = record["rows"]
-    columns = [(c, c) for c in LEADERBOARD_COLUMNS if any(c in r for r in rows)]
+    columns = [(c, c) for c in leaderboard_columns(rows) if any(c in r for r in rows)]
     stocks = list(dict.fromkeys(predictions["ts_code"]))
     shown = stocks[:STOCK_FIGURES]
     header = record["header"].split("\n\n", 1)[-1]

@@ -76,6 +76,11 @@ def reference_tables(paths: Paths) -> dict[str, pd.DataFrame | None]:
     return {name: _optional(store, name) for name in ("namechange", "stock_basic")}
 
 
+def _by_horizon(columns: list[str], tagged: bool) -> list[str]:
+    """A table's columns, with the horizon after the model on a board of several."""
+    return [columns[0], "horizon", *columns[1:]] if tagged else columns
+
+
 def _cap(settings) -> str:
     return "no share" if settings.participation is None else f"{settings.participation:.0%}"
 
@@ -138,7 +143,9 @@ def run(config: Config, paths: Paths, universe: str | None = None,
         config, {m: paths.cross_section_tune_dir(name, m) for m in tunable(CROSS_SECTION)},
         leaderboard.tuning_scope(config, universe=name)))
     on_dask = any(model.settings.get("on_dask") for model in prototypes.values())
-    scores, costs = {}, {}
+    # a board of the next-close label alone keeps the rows and files it had before horizons
+    tagged = cs.horizons != [1]
+    signal_rows, backtests, dailies, monthly, quintiles, predictions = [], [], [], [], [], []
     with compute_client(config) if on_dask else nullcontext() as client:
         # every learner on the cluster: the factors stay there too, this process never
         # holds them; else the window's years are read here (and shipped to on_dask learners)
@@ -152,28 +159,33 @@ def run(config: Config, paths: Paths, universe: str | None = None,
         if not in_test.any():
             raise InputError(f"no member day of {name} between {protocol.test_start} and "
                              f"{protocol.test_end}")
-        for m, model in prototypes.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            scores[m] = walk_forward(model, panel, protocol, progress)
-            costs[m] = {"walk_seconds": round(time.perf_counter() - wall, 1),
+        settings = config.cross_section.backtest
+        marks = benchmarks(config, paths, bars, member_rows)
+        listings = reference_tables(paths)
+        test_keys = panel.keys[in_test]
+        for horizon in cs.horizons:
+            data = panel.ahead(bars, horizon)
+            tag = {"horizon": horizon} if tagged else {}
+            for m, model in prototypes.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                frame = walk_forward(model, data, protocol, progress)
+                cost = {"walk_seconds": round(time.perf_counter() - wall, 1),
                         "walk_cpu_seconds": round(time.process_time() - cpu, 1)}
-    settings = config.cross_section.backtest
-    marks = benchmarks(config, paths, bars, member_rows)
-    listings = reference_tables(paths)
-    signal_rows, backtests, dailies, monthly, quintiles = [], [], [], [], []
-    test_keys = panel.keys[in_test]
-    for model, frame in scores.items():
-        signal_rows += [{**row, **costs[model]}
-                        for row in score_rows(model, frame, panel, bars, settings.execution)]
-        row, daily = backtest_row(model, frame, bars, settings, marks, **listings)
-        backtests.append(row)
-        dailies.append(daily)
-        labelled = test_keys.assign(label=panel.returns.loc[in_test, cs.label].to_numpy()) \
-            .merge(frame, on=["trade_date", "ts_code"])
-        monthly.append(signal.monthly_ic(labelled).reset_index().assign(model=model))
-        means = signal.quantile_returns(labelled).mean
-        quintiles.append(pd.DataFrame({"quantile": means.index, "mean": means.to_numpy(),
-                                       "model": model}))
+                signal_rows += [{**row, **tag, **cost} for row in score_rows(
+                    m, frame, data, bars, settings.execution, horizon)]
+                row, daily = backtest_row(m, frame, bars, settings, marks, **listings)
+                backtests.append({**row, **tag})
+                dailies.append(daily.assign(**tag))
+                predictions.append(frame[["trade_date", "ts_code"]].assign(
+                    model=m, **tag, score=frame["score"]))
+                if horizon != cs.horizons[0]:
+                    continue  # the figures show the first horizon
+                labelled = test_keys.assign(label=data.returns.loc[in_test, cs.label]
+                                            .to_numpy()).merge(frame, on=["trade_date", "ts_code"])
+                monthly.append(signal.monthly_ic(labelled).reset_index().assign(model=m))
+                means = signal.quantile_returns(labelled).mean
+                quintiles.append(pd.DataFrame({"quantile": means.index,
+                                               "mean": means.to_numpy(), "model": m}))
     header = (f"# Cross-sectional leaderboard\n\nUniverse {name} ({member_rows['ts_code'].nunique()}"
               f" stocks), test {protocol.test_start}..{protocol.test_end}, refit every "
               f"{protocol.retrain_every} trading days on the trailing {protocol.train_days} "
@@ -192,19 +204,29 @@ def run(config: Config, paths: Paths, universe: str | None = None,
               f"{settings.topk} / drop {settings.n_drop} at the next {settings.execution} with "
               f"A-share rules, {settings.costs} costs, {settings.slippage_bp:g} bp of "
               f"slippage a side, orders capped at {_cap(settings)} of the day's amount; "
-              f"excess is over the equal-weight universe of the day before's members.")
+              f"excess is over the equal-weight universe of the day before's members."
+              + (f" Rows of horizon h (here {', '.join(map(str, cs.horizons))}) score and "
+                 f"train on labels h traded days long: ret_1 close T -> T+h, ret_2 close "
+                 f"T+1 -> T+1+h (tradeable from the next close), each refit learning only "
+                 f"from labels known at its first close (a gap of 1+h days for ret_2); "
+                 f"last_return is then the past h days' return; t_nw takes at least h-1 "
+                 f"lags, as labels overlapping h-1 days need (the month blocks of the "
+                 f"bootstrap share a few days at their edges beyond horizon 1); the "
+                 f"backtest trades each horizon's scores by the same daily rule; the "
+                 f"figures show horizon {cs.horizons[0]}." if tagged else ""))
     with new_run_folder(paths.evaluation_runs, quick) as run_folder:
-        predictions = pd.concat([f[["trade_date", "ts_code"]].assign(model=m, score=f["score"])
-                                 for m, f in scores.items()], ignore_index=True)
-        atomic_write_parquet(predictions, run_folder.writing / "predictions.parquet")
+        atomic_write_parquet(pd.concat(predictions, ignore_index=True),
+                             run_folder.writing / "predictions.parquet")
         atomic_write_parquet(pd.concat(dailies, ignore_index=True),
                              run_folder.writing / "backtest_daily.parquet")
         board = {"run_id": run_folder.run_id, "world": CROSS_SECTION, "header": header,
                  "test_period": [protocol.test_start, protocol.test_end],
                  "protocol": vars(protocol), "quick": quick, "models": list(prototypes),
-                 "rows": signal_rows,
-                 "tables": [leaderboard.table(signal_rows, SIGNAL_COLUMNS, "Signal"),
-                            leaderboard.table(backtests, BACKTEST_COLUMNS, "Backtest")],
+                 **({"horizons": cs.horizons} if tagged else {}), "rows": signal_rows,
+                 "tables": [leaderboard.table(signal_rows, _by_horizon(SIGNAL_COLUMNS, tagged),
+                                              "Signal"),
+                            leaderboard.table(backtests, _by_horizon(BACKTEST_COLUMNS, tagged),
+                                              "Backtest")],
                  "notes": [f"Note: {n}" for n in rule_notes(**listings)],
                  "config_sha256": config_hash(config), "versions": package_versions(),
                  "upstream": upstream(paths), "universe": name, "label": cs.label,
@@ -214,8 +236,10 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     out = paths.figures_dir("cross_section")
     drawn = drawn_from("stockpred evaluate --cross-section", config, paths, run_folder.final,
                        None, run_id=run_folder.run_id, quick=quick)
-    figures.cumulative_excess(pd.concat(dailies, ignore_index=True), "equal_weight",
-                              out / "cumulative_excess.png", drawn)
+    daily = pd.concat(dailies, ignore_index=True)
+    if tagged:
+        daily = daily[daily["horizon"] == cs.horizons[0]]
+    figures.cumulative_excess(daily, "equal_weight", out / "cumulative_excess.png", drawn)
     figures.monthly_rank_ic(pd.concat(monthly, ignore_index=True), out / "monthly_rank_ic.png",
                             drawn)
     figures.quintile_returns(pd.concat(quintiles, ignore_index=True), out / "quintiles.png",
@@ -249,8 +273,13 @@ def rerun_backtest(config: Config, paths: Paths, run_id: str,
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
     marks = benchmarks(config, paths, bars, member_rows)
     listings = reference_tables(paths)
-    rows = [backtest_row(m, predictions[predictions["model"] == m], bars,
-                         config.cross_section.backtest, marks, **listings)[0] for m in chosen]
+    # a run of several horizons holds each model's scores once per horizon
+    tagged = "horizon" in predictions.columns
+    runs = predictions.groupby("horizon", sort=True) if tagged else [(None, predictions)]
+    rows = [{**backtest_row(m, scored[scored["model"] == m], bars,
+                            config.cross_section.backtest, marks, **listings)[0],
+             **({"horizon": int(horizon)} if tagged else {})}
+            for horizon, scored in runs for m in chosen]
     atomic_write_text(folder / "backtest.json", json.dumps(rows, indent=1) + "\n")
-    return [*leaderboard.table_lines(rows, BACKTEST_COLUMNS),
+    return [*leaderboard.table_lines(rows, _by_horizon(BACKTEST_COLUMNS, tagged)),
             *[f"note: {n}" for n in rule_notes(**listings)]]

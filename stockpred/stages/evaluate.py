@@ -3,7 +3,10 @@
 Persistence (tomorrow = today) and drift are always rows, and so is every model `stockpred
 tune` tuned on these stocks and periods. A model named with input families
 (``xgboost+vae``, ``lstm+minutes``) is the same model given the codes of those encoders
-beside its features, so each such row is read against the model's own row. Writes
+beside its features, so each such row is read against the model's own row. Every model
+is walked forward at each of evaluation.horizons (the close h traded days ahead; rows and
+predictions say their horizon when any is not 1), against persistence at the same horizon.
+Writes
 <data dir>/runs/evaluate/<run id>/predictions.parquet and metrics.json, and the leaderboard
 <results dir>/leaderboard.{md,json} (stockpred.evaluation.leaderboard).
 """
@@ -19,7 +22,7 @@ from stockpred.data.store import atomic_write_parquet
 from stockpred.dataset import Periods, load_stocks, with_codes
 from stockpred.errors import InputError
 from stockpred.evaluation import distribution, leaderboard
-from stockpred.evaluation.scoring import LEADERBOARD_COLUMNS, observations_note, score
+from stockpred.evaluation.scoring import leaderboard_columns, observations_note, score
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import config_hash, package_versions, upstream
@@ -66,24 +69,34 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
     for extra in dict.fromkeys(families.values()):
         if extra:
             inputs[extra] = with_codes(stocks, paths, extra, ev.test_start)
-    forecasts, sampled = {}, {}
-    for name, model in models.items():
-        data = inputs[families.get(name, ())][0]
-        on_refit = None
-        if model.samples_returns:  # its sampled distributions, scored with the same refits
-            blocks = sampled.setdefault(name, [])
-            on_refit = (lambda fitted, first, last, data=data, blocks=blocks: blocks.append(
-                distribution.block_scores(fitted, data, first, last, ev.seed)))
-        forecasts[name] = walk_forward(model, data, protocol, progress, on_refit)
-    rows = [{"model": name, **score(frame, forecasts["persistence"])}
-            for name, frame in forecasts.items()]
-    tables = [leaderboard.table(rows, LEADERBOARD_COLUMNS)]
+    # a board of the next close alone keeps the rows and files it had before horizons
+    tagged = ev.horizons != [1]
+    rows, frames, sampled = [], [], {}
+    for horizon in ev.horizons:
+        tag = {"horizon": horizon} if tagged else {}
+        forecasts = {}
+        for name, model in models.items():
+            data = [s.ahead(horizon) for s in inputs[families.get(name, ())][0]]
+            on_refit = None
+            # the sampled next-day distributions, scored with the next-day refits
+            if model.samples_returns and horizon == 1:
+                blocks = sampled.setdefault(name, [])
+                on_refit = (lambda fitted, first, last, data=data, blocks=blocks:
+                            blocks.append(distribution.block_scores(fitted, data, first, last,
+                                                                    ev.seed)))
+            forecasts[name] = walk_forward(model, data, protocol, progress, on_refit)
+        rows += [{"model": name, **tag, **score(frame, forecasts["persistence"], horizon)}
+                 for name, frame in forecasts.items()]
+        frames += [frame.assign(model=name, **tag) for name, frame in forecasts.items()]
+    tables = [leaderboard.table(rows, leaderboard_columns(rows))]
     if sampled:
         tables.append(leaderboard.table(
             distribution.distribution_rows({name: pd.concat(blocks, ignore_index=True)
                                             for name, blocks in sampled.items()}),
             distribution.COLUMNS, "Sampled next-day log returns: CRPS and band coverage"))
-    header = (f"# Leaderboard\n\nWalk-forward next-day forecasts of {len(stocks)} "
+    what = ("next-day forecasts" if not tagged else
+            f"forecasts {', '.join(map(str, ev.horizons))} traded days ahead")
+    header = (f"# Leaderboard\n\nWalk-forward {what} of {len(stocks)} "
               f"stock(s) ({', '.join(s.ts_code for s in stocks[:5])}"
               f"{', ...' if len(stocks) > 5 else ''}), test period {ev.test_start}.."
               f"{ev.test_end}, refit every {ev.retrain_every} trading days on the trailing "
@@ -105,19 +118,26 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
                  "Diebold-Mariano by day (Newey-West) on the CRPS differential against the "
                  "Gaussian random walk with each refit's training mean and volatility and, "
                  "for a conditioned WGAN, against the plain wgan; beats_* needs dm < 0 at "
-                 "p < 0.05." if sampled else ""))
+                 "p < 0.05." if sampled else "")
+              + (" A row of horizon h forecasts the close h traded days ahead, refit on the "
+                 "rows whose such close is known at the block's first close (a gap of h "
+                 "days); persistence is then the close h days ahead = today's, and both "
+                 "DM tests allow for the h-1 days that consecutive forecasts share "
+                 "(h-1 autocovariances in HLN, at least h-1 Newey-West lags); pt_pvalue "
+                 "still counts each overlapping forecast as independent, so it overstates "
+                 "the evidence beyond horizon 1." if tagged else ""))
     with new_run_folder(paths.evaluation_runs, quick) as run_folder:
         board = {"run_id": run_folder.run_id, "world": STOCK, "header": header,
                  "test_period": [ev.test_start, ev.test_end], "protocol": vars(protocol),
-                 "quick": quick, "models": list(forecasts), "rows": rows,
+                 "quick": quick, "models": list(models),
+                 **({"horizons": ev.horizons} if tagged else {}), "rows": rows,
                  "tables": tables,
                  "notes": [observations_note(rows)], "config_sha256": config_hash(config),
                  "versions": package_versions(), "upstream": upstream(paths),
                  "stocks": [s.ts_code for s in stocks], "features": features,
                  "code_inputs": {"+".join(extra): columns
                                  for extra, (_, columns) in inputs.items() if extra}}
-        atomic_write_parquet(pd.concat([f.assign(model=n) for n, f in forecasts.items()],
-                                       ignore_index=True),
+        atomic_write_parquet(pd.concat(frames, ignore_index=True),
                              run_folder.writing / "predictions.parquet")
         leaderboard.write_metrics(board, run_folder.writing)
     return EvaluationReport(rows, run_folder.run_id, leaderboard.publish(paths, board))

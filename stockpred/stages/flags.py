@@ -72,6 +72,13 @@ def names(value: str, flag: str) -> list[str]:
     return split(value)
 
 
+def horizons(value: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in split(value)]
+    except ValueError:
+        raise InputError(f"{flag}: give counts of traded days, e.g. 1,3,7,21") from None
+
+
 def absolute_path(value: str, flag: str) -> str:
     """A folder given on the command line is relative to the working directory, not to
     config.json's folder as the config key it overrides would be."""
@@ -156,6 +163,9 @@ _TEST_PERIOD = (
 )
 _RETRAIN_HELP = "Refit every K trading days (evaluation.retrain_every: 60; with " \
                 "--cross-section cross_section.retrain_every: 21)."
+_HORIZONS_HELP = "Forecast horizons in traded days, each its own leaderboard rows, e.g. " \
+                 "1,3,7,21 (evaluation.horizons; with --cross-section cross_section.horizons: " \
+                 "the label close T+1 -> T+1+h). Default 1."
 CROSS_SECTION = Flag(("--cross-section", "cross_section"), "Score the market-wide models "
                      "(cross_section.models: lightgbm, xgboost, mlp; last_return and random "
                      "always) on a universe instead.", options=dict(is_flag=True))
@@ -168,6 +178,8 @@ EVALUATE = (
     *_TEST_PERIOD,
     Flag(("--retrain-every",), _RETRAIN_HELP, config="evaluation.retrain_every",
          options=dict(type=int, min=1, metavar="K")),
+    Flag(("--horizons",), _HORIZONS_HELP, config="evaluation.horizons", parse=horizons,
+         options=dict(metavar="H,H")),
     QUICK,
 )
 EVALUATE_CROSS_SECTION = (
@@ -180,6 +192,8 @@ EVALUATE_CROSS_SECTION = (
     *_TEST_PERIOD,
     Flag(("--retrain-every",), _RETRAIN_HELP, config="cross_section.retrain_every",
          options=dict(type=int, min=1, metavar="K")),
+    Flag(("--horizons",), _HORIZONS_HELP, config="cross_section.horizons", parse=horizons,
+         options=dict(metavar="H,H")),
     QUICK,
 )
 

@@ -57,8 +57,9 @@ def _verdict(rows: list[dict]) -> str:
     better, tied, worse = [], [], []
     for row in models:
         stat, p = _deciding_test(row)
+        horizon = f" at n+{row['horizon']}" if "horizon" in row else ""
         (tied if not p < 0.05 else better if stat < 0 else worse).append(
-            f"{row['model']} p {p:.3g}")
+            f"{row['model']}{horizon} p {p:.3g}")
     sentences = [f"Better than persistence (Diebold-Mariano at the 5% level): "
                  f"{', '.join(better)}." if better else
                  "No model beats persistence (Diebold-Mariano at the 5% level)."]
@@ -66,7 +67,10 @@ def _verdict(rows: list[dict]) -> str:
                   (("Tied with it", tied), ("Significantly worse", worse)) if group]
     accuracy = [r["directional_accuracy"] for r in models
                 if not math.isnan(r["directional_accuracy"])]
-    pvalues = {r["model"]: r["pt_pvalue"] for r in models if not math.isnan(r["pt_pvalue"])}
+    # Pesaran-Timmermann counts each forecast as independent, which overlapping forecasts
+    # beyond the next day are not: only next-day rows are read for it
+    pvalues = {r["model"]: r["pt_pvalue"] for r in models
+               if not math.isnan(r["pt_pvalue"]) and r.get("horizon", 1) == 1}
     if accuracy:
         sentences.append(f"Directional accuracy ranges from {min(accuracy):.1%} to "
                          f"{max(accuracy):.1%}.")

@@ -563,7 +563,9 @@ STAGES: tuple[Stage, ...] = (
     Newbold) against persistence, the same by day with a Newey-West variance and, over
     several stocks, IC, Rank IC and ICIR. Writes <results dir>/leaderboard.md and
     leaderboard.json. With --cross-section: the market-wide models on a universe, IC, Rank
-    IC, ICIR and an A-share TopK-Dropout backtest, into <results dir>/cross_section/.""",
+    IC, ICIR and an A-share TopK-Dropout backtest, into <results dir>/cross_section/. With
+    --horizons 1,3,7,21 (evaluation.horizons, cross_section.horizons) every model is walked
+    forward at each horizon, against its naive baselines at the same horizon.""",
           _evaluate, reads=("features", "selection", "tuning", "latent", "minute_codes",
                             "news_vectors"),
           writes=("leaderboard",),
