@@ -1,5 +1,5 @@
 """Dask without a gather: on a cluster the workers compute and write the factor year files
-(stockpred.stages.factors_on_dask). A real LocalCluster on 127.0.0.1 of one and of two
+(stockpred.stages.factor_parts). A real LocalCluster on 127.0.0.1 of one and of two
 workers; the files are bit-identical to the in-process run's, full and incremental."""
 
 from __future__ import annotations

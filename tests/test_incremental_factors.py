@@ -138,3 +138,23 @@ def test_a_changed_definition_recomputes_everything(nights, tmp_path):
     assert "; full, rewrote 2015, 2016, 2017, 2018" in _cli(night, "features", "--universe",
                                                               "top20")
     _same(_panel(night), _panel(full))
+
+
+def test_a_build_in_many_parts_writes_the_files_of_one_part(nights, tmp_path):
+    """In process, the factors are computed a run of stocks at a time and each year merged
+    from the runs' parts (so no process holds the panel): with parts of a few stocks the
+    year files are those of the run that computed every stock at once."""
+    from stockpred.stages.factor_parts import write_in_parts
+
+    _, full = nights
+    config = with_overrides(Config(), SETTINGS)
+    paths = resolve_paths(config, full / "data")
+    codes = sorted(market.members(config, paths, "top20")["ts_code"].unique())
+    _, bars = market.market_bars(paths, codes)
+    plan = market._plan(None, "qfq", bars, codes, tmp_path / "none")
+    files = {year: tmp_path / "parts" / f"{year}.parquet" for year in plan.years}
+    (tmp_path / "parts").mkdir()
+    write_in_parts(None, bars, bars.iloc[:0], plan, files, tmp_path / "scratch",
+                   market.rewrite_year, part_rows=2_000)
+    assert len(bars) > 4 * 2_000 and not (tmp_path / "scratch").exists()
+    _same({y: pd.read_parquet(files[y]) for y in sorted(files)}, _panel(full))

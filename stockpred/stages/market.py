@@ -34,7 +34,6 @@ from stockpred.errors import ComputeError, InputError, MissingInputError
 from stockpred.features.factors import (
     FACTORS,
     REQUIRED_COLUMNS,
-    compute_factors,
     factor_panel,
 )
 from stockpred.features.panel import PRICE_BASES
@@ -270,15 +269,12 @@ def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) 
         bars.loc[(bars["trade_date"] > plan.since).to_numpy(), "ts_code"].unique()
     ).to_numpy() if plan.since else np.zeros(len(bars), dtype=bool)
     with compute_client(config) if whole.any() or later.any() else nullcontext() as client:
-        if client is not None:
-            # the workers compute and write the year files: the panel never reaches here
-            from stockpred.stages.factors_on_dask import write_on_workers
+        # in parts, on the workers or here: the panel is never held whole
+        from stockpred.stages.factor_parts import write_in_parts
 
-            written = write_on_workers(client, bars[whole], bars[later], plan,
-                                       {y: paths.factors_table(name, y) for y in plan.years},
-                                       paths.factor_parts_dir(name), rewrite_year, progress)
-        else:
-            written = _write_in_process(bars, whole, later, plan, paths, name)
+        written = write_in_parts(client, bars[whole], bars[later], plan,
+                                 {y: paths.factors_table(name, y) for y in plan.years},
+                                 paths.factor_parts_dir(name), rewrite_year, progress)
     years = sorted(p.stem for p in folder.glob("*.parquet"))
     total = sum(pq.ParquetFile(folder / f"{year}.parquet").metadata.num_rows for year in years)
     through = bars["trade_date"].max() if len(bars) else None
@@ -295,24 +291,6 @@ def run_factors(config: Config, paths: Paths, name: str, progress: bool = True) 
         "versions": package_versions()})
     return FactorsReport(name, total, len(codes), years,
                          "incremental" if plan.since else "full", written)
-
-
-def _write_in_process(bars: pd.DataFrame, whole: np.ndarray, later: np.ndarray,
-                      plan: _FactorPlan, paths: Paths, name: str) -> list[str]:
-    """Compute the plan's factors here and rewrite its year files; the years rewritten."""
-    parts = []
-    if whole.any():
-        parts.append(compute_factors(bars[whole]))
-    if later.any():
-        parts.append(compute_factors(bars[later], since=plan.since))
-    # no copy of a full recompute's panel; nothing to compute still leaves the columns
-    fresh = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True) if parts \
-        else compute_factors(bars.iloc[:0])
-    del parts
-    fresh_year = fresh["trade_date"].str[:4]
-    return [year for year in sorted(plan.years)
-            if rewrite_year(paths.factors_table(name, year),
-                            fresh[(fresh_year == year).to_numpy()], plan)]
 
 
 def rewrite_year(path: Path, rows: pd.DataFrame, plan: _FactorPlan) -> bool:

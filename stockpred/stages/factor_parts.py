@@ -1,6 +1,7 @@
-"""`stockpred features --universe` on a Dask cluster, with no gather: the workers compute the
-factors and write the year files; the client sends bars and receives file names and row
-counts, never the panel.
+"""`stockpred features --universe` in parts: no process ever holds the whole panel. On a Dask
+cluster the workers compute the factors and write the year files (the client sends bars
+and receives file names and row counts, never the panel); in process the parts run one
+after another, so the peak is one part's factors or one year's rows, not the history's.
 
 Two rounds of tasks. Each partition (a run of whole stocks, ``factors._balanced_parts``)
 computes its factors and writes its rows of each year to a parts folder, one file per
@@ -29,32 +30,58 @@ from tqdm import tqdm
 
 from stockpred.data.store import atomic_write_parquet
 from stockpred.errors import ComputeError
-from stockpred.features.factors import _balanced_parts, _sorted, compute_factors
+from stockpred.features.factors import (_balanced_parts, _bounded_runs, _sorted,
+                                        compute_factors)
+
+# bars of one in-process part: its factors (173 float32 a row) are about 0.35 GB
+PART_ROWS = 500_000
 
 
-def write_on_workers(client, whole: pd.DataFrame, later: pd.DataFrame, plan,
-                     year_files: dict[str, Path], parts_dir: Path, rewrite_year,
-                     progress: bool = False) -> list[str]:
+def write_in_parts(client, whole: pd.DataFrame, later: pd.DataFrame, plan,
+                   year_files: dict[str, Path], parts_dir: Path, rewrite_year,
+                   progress: bool = False, part_rows: int = PART_ROWS) -> list[str]:
     """Compute the factors of ``whole`` (from each stock's first bar) and of ``later`` (the
-    rows after ``plan.since``) on the client's workers and rewrite ``year_files`` (year ->
-    path) from them with ``rewrite_year(path, rows, plan)`` (``market.rewrite_year``, the
-    in-process run's, handed in so this module does not import the stage back); returns
-    the years rewritten, sorted."""
+    rows after ``plan.since``) on the client's workers (in this process when ``client`` is
+    None) and rewrite ``year_files`` (year -> path) from them with
+    ``rewrite_year(path, rows, plan)`` (``market.rewrite_year``, handed in so this module
+    does not import the stage back); returns the years rewritten, sorted. In process, a
+    part holds whole stocks of at most ``part_rows`` bars (or one stock)."""
+    # the columns and dtypes of a year no partition has rows of
+    empty = compute_factors(whole.iloc[:0])
+    inputs = [(_sorted(bars), since, tag)
+              for bars, since, tag in ((whole, None, "whole"), (later, plan.since, "later"))
+              if len(bars)]
+    if client is None:
+        try:
+            written = [_factor_part(bars.iloc[start:stop], since, parts_dir)
+                       for bars, since, _ in inputs
+                       for start, stop in tqdm(_bounded_runs(bars["ts_code"], part_rows),
+                                               desc="factors", unit="part", leave=False,
+                                               disable=None if progress else True)]
+            changed = [_merge_year(year_files[year], plan,
+                                   sorted(p for done in written for p in done.get(year, [])),
+                                   empty, rewrite_year) for year in sorted(year_files)]
+        finally:
+            shutil.rmtree(parts_dir, ignore_errors=True)
+        return [year for year, rewritten in zip(sorted(year_files), changed) if rewritten]
+    return _write_on_workers(client, inputs, plan, year_files, parts_dir, rewrite_year,
+                             empty, progress)
+
+
+def _write_on_workers(client, inputs: list, plan, year_files: dict[str, Path],
+                      parts_dir: Path, rewrite_year, empty: pd.DataFrame,
+                      progress: bool) -> list[str]:
     import dask
 
     threads = sum(client.nthreads().values())
     run = uuid.uuid4().hex[:8]  # keys of their own, should another run share the scheduler
-    # the columns and dtypes of a year no partition has rows of
-    empty = compute_factors(whole.iloc[:0])
     try:
         # Bars ride inside their tasks (see the module's note on faults): the graph is large
         # on purpose, hence distributed's large-graph warning is lifted here.
         with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1PB"}):
             parts = [client.submit(_factor_part, bars.iloc[start:stop], since, parts_dir,
                                    key=f"factor-part-{tag}-{n}-{run}", pure=False)
-                     for bars, since, tag in ((_sorted(whole), None, "whole"),
-                                              (_sorted(later), plan.since, "later"))
-                     if len(bars)
+                     for bars, since, tag in inputs
                      for n, (start, stop) in enumerate(_balanced_parts(bars["ts_code"],
                                                                        2 * threads))]
             written = _wait(client, parts, "factors", progress)
