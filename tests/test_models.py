@@ -191,10 +191,8 @@ def test_fusion_blends_lstm_and_wgan_with_alpha_fit_on_validation(stocks):
                                fused.alpha_ * lstm + (1 - fused.alpha_) * wgan, equal_nan=True)
     # the chosen alpha is the grid's best on the validation rows
     a = valid[0].next_close / valid[0].close - 1
-    errors = {w: np.nanmean((a - (w * (c0 / valid[0].close - 1)
-                                  + (1 - w) * (c1 / valid[0].close - 1))) ** 2)
-              for w in np.linspace(0, 1, 21)
-              for c0, c1 in [tuple(c.predict(valid[0]) for c in fused.components_)]}
+    z0, z1 = (c.predict(valid[0]) / valid[0].close - 1 for c in fused.components_)
+    errors = {w: np.nanmean((a - (w * z0 + (1 - w) * z1)) ** 2) for w in np.linspace(0, 1, 21)}
     assert errors[min(errors, key=errors.get)] == pytest.approx(
         errors[min(errors, key=lambda w: abs(w - fused.alpha_))])
 
