@@ -91,9 +91,10 @@ def test_no_look_ahead(name, stocks):
 def test_no_look_ahead_at_a_longer_horizon(name, stocks):
     """The scramble test of a seven-day horizon, on the models that fit in seconds (the
     gap is the data's, not a model's; drift and the learners read their targets): the
-    rows of 2018-07-23 and 2018-07-24, before the one block, of 2018-07-25, have targets after
-    the cut, so a next-day gap would train that block on scrambled closes."""
-    protocol = WalkForward("20180725", "20180831", retrain_every=60, train_days=500,
+    rows of 2018-07-23 and 2018-07-24, before the block of 2018-07-25, have targets after
+    the cut, so a next-day gap would train that block on scrambled closes (the block of
+    2018-06-01 gives the forecasts before the cut that the check compares)."""
+    protocol = WalkForward("20180601", "20180831", retrain_every=37, train_days=500,
                            validation_days=100)
     data = [stocks[0], conformance.suspended(stocks[1], "20180720", "20180810"), stocks[2]]
     dirty = [conformance.scrambled_after(s, "20180801") for s in data]
