@@ -25,6 +25,7 @@ project_results/benchmarks/bench_nightly.json.
 
 Usage: python scripts/bench_nightly.py [--evaluate-minutes M] [--stand-in-only |
                                         --nightly-only]
+(--stand-in-only keeps the stored nightly figures, each marked with the run it is from.)
 """
 
 from __future__ import annotations
@@ -183,9 +184,32 @@ def main() -> None:
     if not args.stand_in_only:
         nightly(results, market)
         results.save()
+    else:  # the nightly figures of the last run that measured them, marked as such
+        results.figures = earlier_nightly_figures()
     if not args.nightly_only:
         stand_in(results, market, args.evaluate_minutes)
         results.save()
+
+
+def earlier_nightly_figures() -> list[dict]:
+    """The stored result's figures of part (b), each saying the run it is from."""
+    from stockpred.config import load_config
+    from stockpred.layout import resolve_paths
+
+    stored = resolve_paths(load_config(REPO / "config.json"), REPO / "data") \
+        .benchmark_results("bench_nightly")
+    if not stored.exists():
+        return []
+    result = json.loads(stored.read_text())
+    kept = []
+    for figure in result["figures"]:
+        if figure["what"].startswith("stand-in"):
+            break
+        what = figure["what"].split(" (from the run of ")[0]
+        kept.append({**figure, "what": f"{what} (from the run of {result['date']}, load "
+                                       f"{result['load_at_start']:.1f} to "
+                                       f"{result['load_at_end']:.1f})"})
+    return kept
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ from stockpred.models.registry import prototype
 QUICK_MARK = " [quick]"
 METRICS_FILE = "metrics.json"
 # what the run folder keeps and the published board leaves out: when the inputs were
-# written and the package versions of the machine, so that rerunning the same computation
-# elsewhere rewrites the committed board to the same bytes but its run id
-RUN_ONLY = ("upstream", "versions")
+# written, the package versions of the machine and how long the models took, so that
+# rerunning the same computation elsewhere rewrites the committed board to the same bytes
+# but its run id
+RUN_ONLY = ("upstream", "versions", "costs")
 
 
 def cell(value) -> str:

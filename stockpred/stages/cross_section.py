@@ -47,8 +47,7 @@ BASELINES = ["last_return", "random"]
 _RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]*")
 SIGNAL_COLUMNS = ["model", "label", "rows", "ic", "rank_ic", "rank_ic_lo90", "rank_ic_hi90",
                   "icir", "rank_icir", "ic_t_nw", "rank_ic_t_nw", "coverage",
-                  "long_short_mean", "top_quantile_turnover", "walk_seconds",
-                  "walk_cpu_seconds"]
+                  "long_short_mean", "top_quantile_turnover"]
 BACKTEST_COLUMNS = ["model", "annualised_return", "excess_return_with_cost_equal_weight",
                     "excess_return_without_cost_equal_weight",
                     "information_ratio_with_cost_equal_weight", "max_drawdown",
@@ -89,9 +88,12 @@ def _cap(settings) -> str:
 class CrossSectionReport:
     run_id: str
     markdown: str
+    costs: list[dict]
 
     def summary(self) -> list[str]:
-        return self.markdown.strip().splitlines()
+        return self.markdown.strip().splitlines() + ["", "Training cost (this run):"] + [
+            f"  {c['model']}{' at horizon ' + str(c['horizon']) if 'horizon' in c else ''}: "
+            f"{c['walk_seconds']:g} s wall, {c['walk_cpu_seconds']:g} CPU s" for c in self.costs]
 
 
 def universe_panel(config: Config, paths: Paths, name: str, first_block: str | None = None,
@@ -146,6 +148,7 @@ def run(config: Config, paths: Paths, universe: str | None = None,
     # a board of the next-close label alone keeps the rows and files it had before horizons
     tagged = cs.horizons != [1]
     signal_rows, backtests, dailies, monthly, quintiles, predictions = [], [], [], [], [], []
+    costs = []  # the run's own: no rerun reproduces a time, so it stays out of the board
     with compute_client(config) if on_dask else nullcontext() as client:
         # every learner on the cluster: the factors stay there too, this process never
         # holds them; else the window's years are read here (and shipped to on_dask learners)
@@ -169,9 +172,10 @@ def run(config: Config, paths: Paths, universe: str | None = None,
             for m, model in prototypes.items():
                 wall, cpu = time.perf_counter(), time.process_time()
                 frame = walk_forward(model, data, protocol, progress)
-                cost = {"walk_seconds": round(time.perf_counter() - wall, 1),
-                        "walk_cpu_seconds": round(time.process_time() - cpu, 1)}
-                signal_rows += [{**row, **tag, **cost} for row in score_rows(
+                costs.append({"model": m, **tag,
+                              "walk_seconds": round(time.perf_counter() - wall, 1),
+                              "walk_cpu_seconds": round(time.process_time() - cpu, 1)})
+                signal_rows += [{**row, **tag} for row in score_rows(
                     m, frame, data, bars, settings.execution, horizon)]
                 row, daily = backtest_row(m, frame, bars, settings, marks, **listings)
                 backtests.append({**row, **tag})
@@ -194,9 +198,10 @@ def run(config: Config, paths: Paths, universe: str | None = None,
               f"cross-sectional correlations of the score with ret_1 (close T -> T+1) and "
               f"ret_2 (close T+1 -> T+2); t_nw: Newey-West t of the daily series; "
               f"rank_ic_lo90..hi90: the 90% interval of the mean Rank IC, resampling whole "
-              f"months; walk_seconds, walk_cpu_seconds: the wall and CPU seconds of the "
-              f"model's whole walk-forward in this run (every refit and every block's "
-              f"scores; CPU counts every thread, Dask workers' not); "
+              f"months; each model's training cost (walk_seconds, walk_cpu_seconds: the wall "
+              f"and CPU seconds of its whole walk-forward, every refit and every block's "
+              f"scores; CPU counts every thread, Dask workers' not) is in the run folder's "
+              f"metrics.json, `costs`, as no rerun reproduces a time; "
               f"`tradeable` leaves out stocks that could not be entered the next day. "
               f"last_return and random are the naive scores; a `(tuned by ...)` row has "
               f"the settings `stockpred tune --universe` chose on the validation days. The "
@@ -230,7 +235,8 @@ def run(config: Config, paths: Paths, universe: str | None = None,
                  "notes": [f"Note: {n}" for n in rule_notes(**listings)],
                  "config_sha256": config_hash(config), "versions": package_versions(),
                  "upstream": upstream(paths), "universe": name, "label": cs.label,
-                 "settings": cs.model_dump(mode="json"), "backtest": backtests}
+                 "settings": cs.model_dump(mode="json"), "backtest": backtests,
+                 "costs": costs}
         leaderboard.write_metrics(board, run_folder.writing)
     markdown = leaderboard.publish(paths, board)
     out = paths.figures_dir("cross_section")
@@ -244,7 +250,7 @@ def run(config: Config, paths: Paths, universe: str | None = None,
                             drawn)
     figures.quintile_returns(pd.concat(quintiles, ignore_index=True), out / "quintiles.png",
                              drawn)
-    return CrossSectionReport(run_folder.run_id, markdown)
+    return CrossSectionReport(run_folder.run_id, markdown, costs)
 
 
 def rerun_backtest(config: Config, paths: Paths, run_id: str,
