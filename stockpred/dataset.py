@@ -39,6 +39,15 @@ class DailyNews:
     def rows(self, mask: np.ndarray) -> "DailyNews":
         return DailyNews(self.vectors[mask], self.present[mask], self.basis)
 
+    @staticmethod
+    def of(data: "StockData", basis: dict, model: str) -> "DailyNews":
+        """``data``'s news, refused unless it is made of the vectors ``model`` was fit on."""
+        if data.news is None or data.news.basis != basis:
+            raise InputError(f"this {model} was fit on the news vectors of {basis}, but its "
+                             f"data carry {data.news and data.news.basis} (rebuilt, or never "
+                             f"attached by with_news): refit it")
+        return data.news
+
 
 @dataclass
 class StockData:

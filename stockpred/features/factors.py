@@ -20,6 +20,7 @@ Where this differs from Alpha158:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -156,7 +157,6 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
     import dask
     from distributed import as_completed
     from distributed.client import FutureCancelledError
-    from distributed.scheduler import KilledWorker
 
     bars = _sorted(bars)
     parts = partitions or 2 * sum(client.nthreads().values())
@@ -173,7 +173,7 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
             futures[client.submit(_factor_block, bars.iloc[start:stop], since,
                                   pure=False)] = offsets[start]
     done = as_completed(futures, with_results=True)
-    try:
+    with partitions_lost_end_in_one_line():
         for future, part_block in tqdm(done, total=len(futures), desc="factors", unit="part",
                                        leave=False, disable=None if progress else True):
             if isinstance(part_block, FutureCancelledError):  # yielded, not raised
@@ -181,6 +181,18 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
             start = futures.pop(future)
             block[:, start:start + part_block.shape[1]] = part_block
             future.release()
+    return _frame(bars, block, since)
+
+
+@contextmanager
+def partitions_lost_end_in_one_line():
+    """A partition lost beyond distributed's retries, or cancelled, is one ComputeError
+    naming the last worker that died running it."""
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    try:
+        yield
     except KilledWorker as exc:
         raise ComputeError(f"factors: every worker that ran a partition died ("
                            f"{exc.allowed_failures + 1} tries), the last "
@@ -188,7 +200,6 @@ def factor_panel(bars: pd.DataFrame, client=None, partitions: int | None = None,
     except FutureCancelledError as exc:
         raise ComputeError(f"factors: the Dask cluster cancelled a partition: "
                            f"{exc.reason}") from None
-    return _frame(bars, block, since)
 
 
 def _sorted(bars: pd.DataFrame) -> pd.DataFrame:

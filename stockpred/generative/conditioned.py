@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stockpred.dataset import Standardizer, StockData
+from stockpred.dataset import DailyNews, Standardizer, StockData
 from stockpred.errors import InputError
 from stockpred.generative.minutes import code_columns_in
 from stockpred.generative.wgan import WGANForecaster
@@ -108,12 +108,9 @@ class NewsWGAN(WGANForecaster):
         mood = np.zeros((len(stock), self.mood_dims_))
         if self.components_ is None:
             return mood
-        if stock.news is None or stock.news.basis != self.basis_:
-            raise InputError(f"this wgan+news was fit on the news vectors of {self.basis_}, "
-                             f"but its data carry {stock.news and stock.news.basis} (rebuilt, "
-                             f"or never attached by with_news): refit it")
-        present = stock.news.present
-        mood[present] = (stock.news.vectors[present] - self.center_) @ self.components_
+        news = DailyNews.of(stock, self.basis_, "wgan+news")
+        present = news.present
+        mood[present] = (news.vectors[present] - self.center_) @ self.components_
         return mood
 
     def _state(self) -> dict:

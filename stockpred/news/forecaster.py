@@ -41,7 +41,7 @@ import pandas as pd
 
 from stockpred.data.store import RawStore
 from stockpred.dataset import DailyNews, StockData
-from stockpred.errors import InputError, MissingInputError
+from stockpred.errors import MissingInputError
 from stockpred.layout import Paths
 from stockpred.models.base import Forecaster
 from stockpred.news.embed import read_vectors, vector_columns
@@ -175,12 +175,9 @@ class NewsForecaster(Forecaster):
         returns, present = np.zeros(len(data)), np.zeros(len(data), bool)
         if self.coef_ is None:
             return returns, present
-        if data.news is None or data.news.basis != self.basis_:
-            raise InputError(f"this news model was fit on the news vectors of {self.basis_}, "
-                             f"but its data carry {data.news and data.news.basis} (rebuilt, or "
-                             f"never attached by with_news): refit it")
-        present = data.news.present
-        returns[present] = (data.news.vectors[present] - self.center_) @ self.coef_
+        news = DailyNews.of(data, self.basis_, "news model")
+        present = news.present
+        returns[present] = (news.vectors[present] - self.center_) @ self.coef_
         return returns, present
 
     def informed(self, data: StockData) -> np.ndarray:

@@ -29,9 +29,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from stockpred.data.store import atomic_write_parquet
-from stockpred.errors import ComputeError
 from stockpred.features.factors import (_balanced_parts, _bounded_runs, _sorted,
-                                        compute_factors)
+                                        compute_factors, partitions_lost_end_in_one_line)
 
 # bars of one in-process part: its factors (173 float32 a row) are about 0.35 GB
 PART_ROWS = 500_000
@@ -96,24 +95,14 @@ def _write_on_workers(client, inputs: list, plan, year_files: dict[str, Path],
 
 
 def _wait(client, futures: list, what: str, progress: bool) -> list:
-    """The futures' results in their order; a partition lost beyond distributed's retries
-    is one ComputeError naming the last worker that died running it."""
+    """The futures' results in their order (partitions_lost_end_in_one_line)."""
     from distributed import as_completed
-    from distributed.client import FutureCancelledError
-    from distributed.scheduler import KilledWorker
 
-    try:
+    with partitions_lost_end_in_one_line():
         for future in tqdm(as_completed(futures), total=len(futures), desc=what,
                            unit="task", leave=False, disable=None if progress else True):
             future.result()  # raises the task's error here, in the order tasks finish
         return client.gather(futures)
-    except KilledWorker as exc:
-        raise ComputeError(f"factors: every worker that ran a partition died ("
-                           f"{exc.allowed_failures + 1} tries), the last "
-                           f"{exc.last_worker.address}; see its log") from None
-    except FutureCancelledError as exc:
-        raise ComputeError(f"factors: the Dask cluster cancelled a partition: "
-                           f"{exc.reason}") from None
 
 
 def _factor_part(bars: pd.DataFrame, since: str | None, parts_dir: Path
