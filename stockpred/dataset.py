@@ -3,8 +3,9 @@ traded days ahead, and the periods (train / validation / test) that every stage 
 same way.
 
 Row t holds what was known at the close of day t (its features) and, as the target,
-the close of the ``horizon``-th next traded day (1, the default: the next). Scalers are fit on training rows only and say so
-(``fit_rows``); windows of ``sequence_length`` rows end at t and reach back, never forward.
+the close of the ``horizon``-th next traded day (1, the default: the next). Scalers are
+fit on training rows only and say so (``fit_rows``); windows of ``sequence_length`` rows
+end at t and reach back, never forward.
 """
 
 from __future__ import annotations
@@ -451,6 +452,20 @@ def bar_history(bars: pd.DataFrame) -> BarHistory:
                       starts, series.astype(np.float32))
 
 
+class DeferredHistory:
+    """The BarHistory of ``bars``, built when a model first reads it (only a sequence model
+    does) and then shared by every panel cut from the one that holds it: building it sorts
+    the market's bars, which no other model's run should pay for in time or memory."""
+
+    def __init__(self, bars: pd.DataFrame):
+        self._bars, self._built = bars, None
+
+    def get(self) -> BarHistory:
+        if self._built is None:
+            self._built, self._bars = bar_history(self._bars), None
+        return self._built
+
+
 def _bar_keys(stock: np.ndarray, dates: np.ndarray) -> np.ndarray:
     """(stock, day) as one int64 that sorts as the pair does (days are YYYYMMDD)."""
     return stock.astype(np.int64) * 100_000_000 + dates.astype(np.int64)
@@ -468,8 +483,9 @@ class FactorPanel:
     walk-forward compares with each block's first day; ``returns``: the raw labels ret_1
     and ret_2 for scoring; ``last_return``: close t over the previous traded close, the
     naive score; ``history``: the stocks' bars as scale-free series, from which a sequence
-    model rebuilds each row's window of past days (shared, never cut by ``rows``).
-    ``ahead`` gives the labels, their days and the naive score of a longer horizon.
+    model rebuilds each row's window of past days (shared, never cut by ``rows``, built
+    when first read: ``DeferredHistory``). ``ahead`` gives the labels, their days and the
+    naive score of a longer ``horizon``.
     """
 
     keys: pd.DataFrame
@@ -480,10 +496,15 @@ class FactorPanel:
     last_return: np.ndarray
     features: list[str]
     label: str
-    history: BarHistory | None = None
+    deferred_history: DeferredHistory | None = None
+    horizon: int = 1  # the traded days the labels span (build_factor_panel's: 1)
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    @property
+    def history(self) -> BarHistory | None:
+        return None if self.deferred_history is None else self.deferred_history.get()
 
     @property
     def dates(self) -> np.ndarray:
@@ -494,7 +515,7 @@ class FactorPanel:
                            self.y[mask], self.known_on[mask],
                            self.returns.loc[mask].reset_index(drop=True),
                            self.last_return[mask], self.features, self.label,
-                           self.history)
+                           self.deferred_history, self.horizon)
 
     PREDICTIONS = ["trade_date", "ts_code", "score", "refit_before"]
 
@@ -525,15 +546,19 @@ class FactorPanel:
     def ahead(self, bars: pd.DataFrame, horizon: int) -> "FactorPanel":
         """The same rows and factors with the labels, the days they become known and the
         naive score of ``horizon`` traded days (``stock_labels``), from ``bars`` (the
-        stocks' traded closes, the ones the panel was built from)."""
+        stocks' traded closes, the ones the panel was built from); the panel itself when its
+        labels already span ``horizon``."""
         from stockpred.features.cross_section import KEYS
+
+        if horizon == self.horizon:
+            return self
 
         labels = self.keys.merge(stock_labels(bars, self.label, horizon).astype(
             {"trade_date": str, "ts_code": str}), on=list(KEYS), how="left")
         return replace(self, y=ranked_by_day(self.dates, labels[self.label].to_numpy()),
                        known_on=labels["known_on"].fillna("99999999").to_numpy(dtype=str),
                        returns=labels[["ret_1", "ret_2"]],
-                       last_return=labels["last_return"].to_numpy(np.float64))
+                       last_return=labels["last_return"].to_numpy(np.float64), horizon=horizon)
 
     def known_at(self, day: str, mask: np.ndarray) -> "FactorPanel":
         """The rows of ``mask`` whose label is known at the close of ``day``, with ``y``
@@ -617,7 +642,7 @@ def build_factor_panel(factors: pd.DataFrame | Iterable[pd.DataFrame], members: 
                        rows["known_on"].fillna("99999999").to_numpy(dtype=str),
                        rows[["ret_1", "ret_2"]].reset_index(drop=True),
                        rows["last_return"].to_numpy(np.float64), features, label,
-                       bar_history(bars))
+                       DeferredHistory(bars))
 
 
 def _in_key_order(rows: pd.DataFrame, keys: list[str]) -> bool:
