@@ -83,8 +83,7 @@ def check_model(prototype: Model, train, valid, data: StockData | FactorPanel,
 
 def suspended(stock: StockData, first: str, last: str) -> StockData:
     """The stock as if it had not traded from ``first`` to ``last`` (its rows removed)."""
-    kept = stock.rows((stock.dates < first) | (stock.dates > last))
-    return replace(kept, next_close=np.append(kept.close[1:], np.nan), next_dates=None)
+    return stock.rows((stock.dates < first) | (stock.dates > last)).ahead(stock.horizon)
 
 
 def scrambled_after(stock: StockData, cut: str) -> StockData:
@@ -100,8 +99,7 @@ def scrambled_after(stock: StockData, cut: str) -> StockData:
         vectors, present = news.vectors.copy(), news.present.copy()
         vectors[later], present[later] = vectors[later][::-1] * 1.7 + 0.1, True
         news = DailyNews(vectors, present, news.basis)
-    return StockData(stock.ts_code, stock.dates, close, features, np.append(close[1:], np.nan),
-                     news=news)
+    return replace(stock, close=close, features=features, news=news).ahead(stock.horizon)
 
 
 def check_no_look_ahead(prototype: Model, clean, scrambled, protocol: WalkForward,
