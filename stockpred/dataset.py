@@ -636,9 +636,18 @@ def build_factor_panel(factors: pd.DataFrame | Iterable[pd.DataFrame], members: 
     if len(part_keys) > 1 and not _in_key_order(rows, keys):
         raise ValueError("factor parts must come in date order and share no day")
     x = _stacked(parts, len(features))
-    rows = rows.merge(stock_labels(bars, label), on=keys, how="left")
+    return labelled_panel(rows.merge(stock_labels(bars, label), on=keys, how="left"), x,
+                          features, label, bars)
+
+
+def labelled_panel(rows: pd.DataFrame, x, features: list[str], label: str,
+                   bars: pd.DataFrame) -> FactorPanel:
+    """The FactorPanel of member ``rows`` (in key order, with ``stock_labels``' columns of
+    ``bars``) and their normalised factors ``x`` (in process, or a dask array)."""
+    from stockpred.features.cross_section import KEYS
+
     y = ranked_by_day(rows["trade_date"].to_numpy(), rows[label].to_numpy())
-    return FactorPanel(rows[keys].astype(str), x, y,
+    return FactorPanel(rows[list(KEYS)].astype(str), x, y,
                        rows["known_on"].fillna("99999999").to_numpy(dtype=str),
                        rows[["ret_1", "ret_2"]].reset_index(drop=True),
                        rows["last_return"].to_numpy(np.float64), features, label,

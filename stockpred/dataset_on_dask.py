@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from stockpred.dataset import FactorPanel, ranked_by_day, stock_labels
+from stockpred.dataset import FactorPanel, labelled_panel, stock_labels
 from stockpred.features.cross_section import KEYS
 
 
@@ -54,12 +54,7 @@ def factor_panel_on_dask(client, files: list[Path], members: pd.DataFrame, bars:
             chunks.append(da.from_delayed(part, (len(at), len(features)), dtype=np.float32))
     x = (da.concatenate(chunks) if chunks else da.zeros((0, len(features)), np.float32,
                                                          chunks=(1, len(features))))
-    x = client.persist(x)
-    y = ranked_by_day(rows["trade_date"].to_numpy(), rows[label].to_numpy())
-    return FactorPanel(rows[keys].astype(str), x, y,
-                       rows["known_on"].fillna("99999999").to_numpy(dtype=str),
-                       rows[["ret_1", "ret_2"]].reset_index(drop=True),
-                       rows["last_return"].to_numpy(np.float64), features, label)
+    return labelled_panel(rows, client.persist(x), features, label, bars)
 
 
 def _normalised_file(path: str, features: list[str], rows: np.ndarray, method: str,
