@@ -210,6 +210,10 @@ def test_evaluate_cross_section_and_backtest_rerun(market):
     signal = pd.DataFrame(board["rows"])
     assert len(signal) == len(models) * 2 * 2  # labels ret_1, ret_2; all and tradeable rows
     assert signal[["ic", "rank_ic", "icir", "rank_icir", "coverage"]].notna().all().all()
+    # every row but the reversal's own is paired with it, day by day
+    paired = signal["model"] != "last_return"
+    assert signal.loc[paired, ["rank_ic_vs_reversal", "vs_reversal_pvalue"]].notna().all().all()
+    assert signal.loc[~paired, "rank_ic_vs_reversal"].isna().all()
     assert [r["model"] for r in board["backtest"]] == models
     predictions = pd.read_parquet(folder / "data" / "runs" / "evaluate" / board["run_id"]
                                   / "predictions.parquet")

@@ -197,6 +197,8 @@ SIGNAL_COLUMNS = [("model", "model"), ("rank_ic", "rank_ic"),
 EVERY_SIGNAL_COLUMNS = [("model", "model"), ("label", "label"), ("rows", "rows"),
                         ("ic", "ic"), ("ic_t_nw", "ic_t_nw"), ("rank_ic", "rank_ic"),
                         ("rank_ic_t_nw", "rank_ic_t_nw"), ("rank_icir", "rank_icir"),
+                        ("rank_ic_vs_reversal", "rank_ic less the reversal's"),
+                        ("vs_reversal_pvalue", "p, against the reversal"),
                         ("long_short_mean", "long_short_mean"),
                         ("long_short_t_nw", "long_short_t_nw"), ("coverage", "coverage"),
                         ("days", "days")]

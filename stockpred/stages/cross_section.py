@@ -46,7 +46,8 @@ BASELINES = ["last_return", "random"]
 # a folder name as new_run_folder makes them: no separator, no leading dot, hence no ".."
 _RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]*")
 SIGNAL_COLUMNS = ["model", "label", "rows", "ic", "rank_ic", "rank_ic_lo90", "rank_ic_hi90",
-                  "icir", "rank_icir", "ic_t_nw", "rank_ic_t_nw", "coverage",
+                  "icir", "rank_icir", "ic_t_nw", "rank_ic_t_nw", "rank_ic_vs_reversal",
+                  "vs_reversal_pvalue", "vs_reversal_lo90", "vs_reversal_hi90", "coverage",
                   "long_short_mean", "top_quantile_turnover"]
 BACKTEST_COLUMNS = ["model", "annualised_return", "excess_return_with_cost_equal_weight",
                     "excess_return_without_cost_equal_weight",
@@ -169,6 +170,7 @@ def run(config: Config, paths: Paths, universe: str | None = None,
         for horizon in cs.horizons:
             data = panel.ahead(bars, horizon)
             tag = {"horizon": horizon} if tagged else {}
+            reversal = None  # last_return's scores, walked first: every later row's pair
             for m, model in prototypes.items():
                 wall, cpu = time.perf_counter(), time.process_time()
                 frame = walk_forward(model, data, protocol, progress)
@@ -176,7 +178,9 @@ def run(config: Config, paths: Paths, universe: str | None = None,
                               "walk_seconds": round(time.perf_counter() - wall, 1),
                               "walk_cpu_seconds": round(time.process_time() - cpu, 1)})
                 signal_rows += [{**row, **tag} for row in score_rows(
-                    m, frame, data, bars, settings.execution, horizon)]
+                    m, frame, data, bars, settings.execution, horizon, reversal)]
+                if m == "last_return":
+                    reversal = frame
                 row, daily = backtest_row(m, frame, bars, settings, marks, **listings)
                 backtests.append({**row, **tag})
                 dailies.append(daily.assign(**tag))
@@ -198,7 +202,11 @@ def run(config: Config, paths: Paths, universe: str | None = None,
               f"cross-sectional correlations of the score with ret_1 (close T -> T+1) and "
               f"ret_2 (close T+1 -> T+2); t_nw: Newey-West t of the daily series; "
               f"rank_ic_lo90..hi90: the 90% interval of the mean Rank IC, resampling whole "
-              f"months; each model's training cost (walk_seconds, walk_cpu_seconds: the wall "
+              f"months; rank_ic_vs_reversal: the mean of the daily Rank IC less the "
+              f"reversal's (minus last_return) on the same days, vs_reversal_pvalue its "
+              f"two-sided Newey-West p and vs_reversal_lo90..hi90 its month-block 90% "
+              f"interval: beside zero, a model must beat what the reversal alone earns; "
+              f"each model's training cost (walk_seconds, walk_cpu_seconds: the wall "
               f"and CPU seconds of its whole walk-forward, every refit and every block's "
               f"scores; CPU counts every thread, Dask workers' not) is in the run folder's "
               f"metrics.json, `costs`, as no rerun reproduces a time; "
