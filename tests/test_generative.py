@@ -86,9 +86,25 @@ def test_vae_trains_saves_and_writes_latent_features(vae_run, paths, stock):
     assert metrics["checks"]["loss_positive"]
     assert min(h["neg_elbo"] + h["val_neg_elbo"]) > metrics["checks"]["nll_constant"] > 0
     assert h["beta"] == [0.0, 1.0]  # KL warm-up over one epoch at quick sizes
+    # fit again under each train/validation cut of the days before the test, each scored
+    # on the test windows against the training mean's reconstruction
+    known = stock.dates[stock.next_dates < "20170101"]
+    cuts = metrics["splits"]
+    assert [c["split"] for c in cuts] == ["evaluation.validation_start", "0.9 / 0.1",
+                                          "0.98 / 0.02"]
+    for cut, share in zip(cuts[1:], (0.9, 0.98)):
+        start = known[int(round(share * len(known)))]
+        assert cut["validation_start"] == start
+        assert cut["train_windows"] == (known < start).sum() - w + 1
+    assert cuts[0]["train_windows"] == metrics["train_windows"]
+    tested = stock.dates[stock.dates >= "20170101"]
+    for cut in cuts:
+        assert cut["test_windows"] == len(tested)
+        assert cut["dm_days"] == len(tested) and cut["dm_lags"] >= w - 1
+        assert 0 < cut["test_mse"] and 0 < cut["dm_pvalue"] <= 1
     # the training stage writes data; the plot stage draws it, loading no model
     plots.run(Config(), paths)
-    for name in ("vae_latent.png", "vae_loss.png"):
+    for name in ("vae_latent.png", "vae_loss.png", "vae_splits.png"):
         assert (paths.results_dir / "generative" / name).stat().st_size > 10_000
     assert any("loss positive: yes" in line for line in vae_run.summary())
 
@@ -115,6 +131,12 @@ def test_vae_latent_code_has_no_look_ahead(vae_run, stock):
     cut = stock.upto("20170630")
     np.testing.assert_allclose(vae_run.model.encode(cut), clean[:len(cut)], rtol=1e-6,
                                atol=1e-7, equal_nan=True)
+    # so the test windows' errors, which the cuts' comparison scores, end before the cut
+    # as they were
+    clean, dirty = (vae_run.model.window_errors(s) for s in (stock, scrambled(stock)))
+    ended = clean["trade_date"] < CUT
+    pd.testing.assert_frame_equal(clean[ended], dirty[ended])
+    assert not np.allclose(clean.loc[~ended, "mse"], dirty.loc[~ended, "mse"])
 
 
 # -- WGAN ----------------------------------------------------------------------------------------

@@ -201,6 +201,17 @@ class WindowVAE(Autoencoder):
         with native_stderr_to_log():
             return self.decoder_.predict(z, verbose=0, batch_size=1024)
 
+    def window_errors(self, stock: StockData) -> pd.DataFrame:
+        """Per window, by the day it ends (``trade_date``): the reconstruction's mean
+        squared error per standardised value (``mse``) and the training mean's
+        (``mse_training_mean``: the naive reconstruction, 0 in standardised units)."""
+        if len(stock) < self.window:
+            return pd.DataFrame(columns=["trade_date", "mse", "mse_training_mean"])
+        x = self._windows(stock)
+        return pd.DataFrame({"trade_date": stock.dates[self.window - 1:].astype(str),
+                             "mse": ((x - self.reconstruct(stock)) ** 2).mean(axis=(1, 2)),
+                             "mse_training_mean": (x ** 2).mean(axis=(1, 2))})
+
     def latent_frame(self, stock: StockData) -> pd.DataFrame:
         z = self.encode(stock)
         frame = pd.DataFrame(z, columns=latent_columns(z.shape[1]))

@@ -1,7 +1,11 @@
 """The generative stages: `stockpred train vae`, `train minutes` and `train wgan`.
 
 Each trains on rows before evaluation.validation_start and monitors the validation period.
-The VAE writes its latent codes of every day (<data dir>/latent/), the minute-bar day
+The VAE is fit again under the original design's train/validation cuts of the days before
+the test (experiments.train_fractions, 0.9 / 0.1 and 0.98 / 0.02, as the LSTM and the
+importance ranking are), and each fit's reconstructions of the test windows are scored
+against the training mean's (metrics.json, ``splits``; `stockpred plot generative` draws
+them). The VAE writes its latent codes of every day (<data dir>/latent/), the minute-bar day
 encoder the codes of every day with minute bars (<data dir>/minutes/); models read either
 as extra inputs (`<model>+vae`, `<model>+minutes`). The WGAN scores its sampled
 distributions on the test period against a Gaussian random walk and its sample-median
@@ -15,11 +19,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from stockpred.config import Config, quick_config
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.dataset import Periods, load_stocks
-from stockpred.errors import MissingInputError
+from stockpred.errors import InputError, MissingInputError
+from stockpred.evaluation.metrics import loss_differential_test
 from stockpred.evaluation.scoring import score
 from stockpred.evaluation.walkforward import forecast_period
 from stockpred.generative.common import check_enough
@@ -42,6 +48,7 @@ class VAEReport:
     latent_files: list[Path]
     checks: dict = field(default_factory=dict)
     model: WindowVAE | None = None
+    splits: list[dict] = field(default_factory=list)
 
     def summary(self) -> list[str]:
         h, c = self.history, self.checks
@@ -55,9 +62,61 @@ class VAEReport:
         lines.append(f"loss positive: {'yes' if c['loss_positive'] else 'NO'}; training loss "
                      f"falls: {'yes' if c['loss_falls'] else 'NO'}; "
                      f"{c['seconds_per_epoch']:.2f} s per epoch")
+        for cut in self.splits:
+            lines.append(f"validation from {cut['validation_start']} ({cut['split']}): test "
+                         f"reconstruction MSE {cut['test_mse']:.4f} against the training "
+                         f"mean's {cut['test_mse_training_mean']:.4f}, DM p "
+                         f"{cut['dm_pvalue']:.3g} ({cut['dm_days']} days, "
+                         f"{cut['dm_lags']} lags)")
         lines += [f"latent features: {p}" for p in self.latent_files]
         lines.append(DRAW_HINT)
         return lines
+
+
+def scored_cut(model: WindowVAE, stocks: list, periods: Periods, split: str,
+               validation_start: str) -> dict:
+    """One train/validation cut's VAE: its curves and kept epoch, and its reconstructions of
+    the windows ending in the test period against the training mean's, by a Diebold-Mariano
+    test on the daily mean of the squared-error difference (Newey-West, at least
+    window - 1 lags: a day's window shares its days with the window - 1 before it)."""
+    errors = pd.concat([model.window_errors(s) for s in stocks], ignore_index=True)
+    test = errors[periods.in_test(errors["trade_date"].to_numpy())]
+    paired = loss_differential_test(test["trade_date"].to_numpy(),
+                                    test["mse"] - test["mse_training_mean"], model.window)
+    h = model.history_
+    return {"split": split, "validation_start": validation_start,
+            "train_windows": model.train_windows_, "kept_epoch": int(model.best_epoch_) + 1,
+            "epochs": len(h["neg_elbo"]),
+            "validation_neg_elbo": (float(h["val_neg_elbo"][model.best_epoch_])
+                                    if h["val_neg_elbo"] else float("nan")),
+            "test_windows": int(len(test)), "test_mse": float(test["mse"].mean()),
+            "test_mse_training_mean": float(test["mse_training_mean"].mean()),
+            "dm_stat": paired["stat"], "dm_pvalue": paired["pvalue"],
+            "dm_days": paired["days"], "dm_lags": paired["lags"],
+            "neg_elbo": h["neg_elbo"], "val_neg_elbo": h["val_neg_elbo"]}
+
+
+def vae_under_cuts(config: Config, stocks: list, periods: Periods, settings: dict,
+                   fitted: WindowVAE) -> list[dict]:
+    """``fitted`` (cut at evaluation.validation_start) and a VAE fit under each of
+    experiments.train_fractions: the first share of the days before the test trains, the
+    rest validates (early stopping), as the LSTM's and the importance ranking's cuts."""
+    cuts = [scored_cut(fitted, stocks, periods, "evaluation.validation_start",
+                       periods.validation_start)]
+    known = [periods.before_test(s) for s in stocks]
+    days = np.unique(np.concatenate([k.dates for k in known]))
+    window = int(settings["window"])
+    for share in config.experiments.train_fractions:
+        start = str(days[min(int(round(share * len(days))), len(days) - 1)])
+        train = [k.rows(k.dates < start) for k in known]
+        valid = [k.rows(k.dates >= start) for k in known]
+        if min(sum(len(t) for t in train), max(len(v) for v in valid)) < window:
+            raise InputError(f"experiments.train_fractions: {share} of the {len(days)} days "
+                             f"before the test leaves a part shorter than the VAE's "
+                             f"{window}-day window")
+        model = WindowVAE(settings, config.evaluation.seed).fit(train, valid)
+        cuts.append(scored_cut(model, stocks, periods, f"{share:g} / {1 - share:g}", start))
+    return cuts
 
 
 def run_vae(config: Config, paths: Paths, ts_codes: list[str] | None = None,
@@ -88,6 +147,7 @@ def run_vae(config: Config, paths: Paths, ts_codes: list[str] | None = None,
                   "best_epoch": int(model.best_epoch_),
                   "nll_constant": 0.5 * settings["window"] * len(features) * LOG_2PI,
                   "seconds_per_epoch": float(np.mean(h["seconds"]))}
+        splits = vae_under_cuts(config, stocks, periods, settings, model)
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_manifest(paths.latent_manifest, {
             "stage": "vae", "finished_at": finished, "run_dir": str(run_dir),
@@ -101,9 +161,9 @@ def run_vae(config: Config, paths: Paths, ts_codes: list[str] | None = None,
             "train_until": periods.validation_start,
             "validation": [periods.validation_start, periods.test_start],
             "stocks": [s.ts_code for s in stocks], "train_windows": model.train_windows_,
-            "checks": checks, "history": h, "latent_files": [str(p) for p in files],
-            "finished_at": finished})
-    return VAEReport(run_dir, h, files, checks, model)
+            "checks": checks, "history": h, "splits": splits,
+            "latent_files": [str(p) for p in files], "finished_at": finished})
+    return VAEReport(run_dir, h, files, checks, model, splits)
 
 
 @dataclass

@@ -499,8 +499,10 @@ STAGES: tuple[Stage, ...] = (
           flags=(F.MODEL, F.TRAIN_STOCKS, F.QUICK), pipeline=True,
           records=_trains_the_refresh_model, epilog=_MODELS_HELP),
     Stage("vae", "train", "The VAE of the evaluated stocks and their latent codes "
-          "(`<model>+vae`).", _generative("run_vae"), reads=("features", "selection"),
-          writes=("latent",), settings=(VAESettings, EvaluationSettings),
+          "(`<model>+vae`), and the VAE under each train/validation cut of "
+          "experiments.train_fractions.", _generative("run_vae"), reads=("features", "selection"),
+          writes=("latent",), settings=(VAESettings, EvaluationSettings,
+                                        "experiments.train_fractions"),
           flags=(F.MODEL, F.TRAIN_STOCKS, F.QUICK), when=("model", "vae"), pipeline=True),
     Stage("minutes", "train", "The minute-bar day encoder and its daily codes "
           "(`<model>+minutes`).", _generative("run_minutes", stocks=False), reads=("raw",),
