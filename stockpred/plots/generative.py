@@ -1,5 +1,6 @@
-"""Figures of the generative models: the VAE's latent space and losses, the minute-bar day
-codes over time with the encoder's losses, the WGAN's training curves and fan charts of
+"""Figures of the generative models: the VAE's latent space and losses and its fits under
+each train/validation cut, the minute-bar day codes over time with the encoder's losses,
+the WGAN's training curves and fan charts of
 sampled paths against what happened (next to a Gaussian random walk's band, the honest
 baseline).
 
@@ -94,6 +95,42 @@ def vae_loss(history: dict, best_epoch: int, path: Path, drawn: Provenance) -> P
     beta.legend(*handles, fontsize=8, loc="center right")  # on top of both axes
     for a in ax:
         a.set_xlabel("epoch")
+        a.grid(alpha=0.3)
+    return save_figure(fig, path, drawn)
+
+
+def vae_splits(splits: list[dict], path: Path, drawn: Provenance) -> Path:
+    """The VAE under each train/validation cut (the VAE run's ``splits``): validation
+    -ELBO per epoch with the kept epoch, and the test windows' reconstruction error beside
+    the training mean's, with the Diebold-Mariano p of their difference."""
+    fig, ax = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [3, 2]})
+    fig.suptitle("VAE under each train/validation cut of the days before the test",
+                 fontsize=12)
+    for i, cut in enumerate(splits):
+        label = f"{cut['split']} (validation from {cut['validation_start']})"
+        if cut["val_neg_elbo"]:
+            epochs = np.arange(1, len(cut["val_neg_elbo"]) + 1)
+            line, = ax[0].plot(epochs, cut["val_neg_elbo"], marker="o", ms=2.5, label=label)
+            ax[0].plot(cut["kept_epoch"], cut["validation_neg_elbo"], marker="*", ms=12,
+                       color=line.get_color())
+    ax[0].plot([], [], "k*", ms=10, ls="none", label="kept epoch (lowest at full KL weight)")
+    ax[0].set_xlabel("epoch")
+    ax[0].set_ylabel("validation -ELBO per window (nats)")
+    ax[0].set_title("each cut validates on other days: compare shapes, not levels",
+                    fontsize=9)
+    ax[0].legend(fontsize=7)
+    x = np.arange(len(splits))
+    ax[1].bar(x - 0.2, [c["test_mse"] for c in splits], 0.4, label="VAE reconstruction")
+    ax[1].bar(x + 0.2, [c["test_mse_training_mean"] for c in splits], 0.4, color="gray",
+              label="training mean (naive)")
+    for i, cut in enumerate(splits):
+        ax[1].annotate(f"DM p {cut['dm_pvalue']:.2g}", (i, max(cut["test_mse"],
+                       cut["test_mse_training_mean"])), ha="center", va="bottom", fontsize=8)
+    ax[1].set_xticks(x, [c["split"].replace("evaluation.", "") for c in splits], fontsize=8)
+    ax[1].set_ylabel("test MSE per standardised value")
+    ax[1].set_title(f"test windows ({splits[0]['test_windows']} per cut)", fontsize=9)
+    ax[1].legend(fontsize=8, loc="lower right")
+    for a in ax:
         a.grid(alpha=0.3)
     return save_figure(fig, path, drawn)
 
@@ -236,6 +273,8 @@ def run(config: Config, paths: Paths) -> list[Path]:
         made.append(vae_latent(stocks, codes, config, out / "vae_latent.png", source))
         made.append(vae_loss(metrics["history"], metrics["checks"]["best_epoch"],
                               out / "vae_loss.png", source))
+        if metrics.get("splits"):  # runs before the cuts were compared have none
+            made.append(vae_splits(metrics["splits"], out / "vae_splits.png", source))
     if wgan_run is not None:
         metrics = _metrics(wgan_run)
         stocks, _ = load_stocks(config, paths, metrics["stocks"][:1], [])
