@@ -37,7 +37,7 @@ def versus_reversal(frame: pd.DataFrame, label: str, horizon: int,
                     exclude_untradeable: bool) -> dict[str, float]:
     """Of ``daily_versus_reversal``: the mean, the Newey-West t and two-sided p of the
     mean (lags as ``score_rows``', from ``loss_differential_test``) and the 90% interval of
-    the mean from the month-block bootstrap of the Rank IC's own interval. Positive: the
+    the mean from the month-block bootstrap behind the Rank IC's interval. Positive: the
     model ranks better than the reversal. A Rank IC above zero is no evidence of skill
     when the reversal alone earns it."""
     difference = daily_versus_reversal(frame, label, exclude_untradeable)
