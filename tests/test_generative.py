@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from stockpred.config import Config, quick_config
-from stockpred.dataset import StockData, load_stock, model_features
+from stockpred.config import Config, quick_config, with_overrides
+from stockpred.dataset import Periods, StockData, load_stock, model_features
 from stockpred.errors import MissingInputError
 from stockpred.generative import vae, wgan
 from stockpred.layout import resolve_paths
 from stockpred.models.registry import prototype
 from stockpred.plots import generative as plots
-from stockpred.stages.generative import run_vae, run_wgan
+from stockpred.stages.generative import run_vae, run_wgan, vae_under_cuts
 from stockpred.testing import conformance
 
 STOCK = "600036.SH"
@@ -107,6 +107,17 @@ def test_vae_trains_saves_and_writes_latent_features(vae_run, paths, stock):
     for name in ("vae_latent.png", "vae_loss.png", "vae_splits.png"):
         assert (paths.results_dir / "generative" / name).stat().st_size > 10_000
     assert any("loss positive: yes" in line for line in vae_run.summary())
+
+
+def test_a_vae_cut_too_short_for_a_window_is_skipped_and_said(vae_run, stock):
+    """0.999 of the days before the test leaves fewer validation days than a window: the
+    comparison says so and the codes' VAE is scored all the same."""
+    config = with_overrides(Config(), {"experiments": {"train_fractions": [0.999]}})
+    model = vae_run.model
+    cuts = vae_under_cuts(config, [stock], Periods.from_config(config), model.settings, model)
+    assert [c["split"] for c in cuts] == ["evaluation.validation_start", "0.999 / 0.001"]
+    assert f"shorter than the {model.window}-day window" in cuts[1]["skipped"]
+    assert "test_mse" in cuts[0]
 
 
 def test_vae_round_trips(vae_run, paths, stock):

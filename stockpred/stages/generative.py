@@ -24,7 +24,7 @@ import pandas as pd
 from stockpred.config import Config, quick_config
 from stockpred.data.store import RawStore, atomic_write_parquet
 from stockpred.dataset import Periods, load_stocks
-from stockpred.errors import InputError, MissingInputError
+from stockpred.errors import MissingInputError
 from stockpred.evaluation.metrics import loss_differential_test
 from stockpred.evaluation.scoring import score
 from stockpred.evaluation.walkforward import forecast_period
@@ -63,6 +63,9 @@ class VAEReport:
                      f"falls: {'yes' if c['loss_falls'] else 'NO'}; "
                      f"{c['seconds_per_epoch']:.2f} s per epoch")
         for cut in self.splits:
+            if "skipped" in cut:
+                lines.append(f"{cut['split']} cut skipped: {cut['skipped']}")
+                continue
             lines.append(f"validation from {cut['validation_start']} ({cut['split']}): test "
                          f"reconstruction MSE {cut['test_mse']:.4f} against the training "
                          f"mean's {cut['test_mse_training_mean']:.4f}, DM p "
@@ -100,7 +103,8 @@ def vae_under_cuts(config: Config, stocks: list, periods: Periods, settings: dic
                    fitted: WindowVAE) -> list[dict]:
     """``fitted`` (cut at evaluation.validation_start) and a VAE fit under each of
     experiments.train_fractions: the first share of the days before the test trains, the
-    rest validates (early stopping), as the LSTM's and the importance ranking's cuts."""
+    rest validates (early stopping), as the LSTM's and the importance ranking's cuts. A cut
+    that leaves no stock a window on either side is recorded as skipped, with the reason."""
     cuts = [scored_cut(fitted, stocks, periods, "evaluation.validation_start",
                        periods.validation_start)]
     known = [periods.before_test(s) for s in stocks]
@@ -110,12 +114,15 @@ def vae_under_cuts(config: Config, stocks: list, periods: Periods, settings: dic
         start = str(days[min(int(round(share * len(days))), len(days) - 1)])
         train = [k.rows(k.dates < start) for k in known]
         valid = [k.rows(k.dates >= start) for k in known]
-        if min(sum(len(t) for t in train), max(len(v) for v in valid)) < window:
-            raise InputError(f"experiments.train_fractions: {share} of the {len(days)} days "
-                             f"before the test leaves a part shorter than the VAE's "
-                             f"{window}-day window")
+        split = f"{share:g} / {1 - share:g}"
+        if min(max(len(t) for t in train), max(len(v) for v in valid)) < window:
+            # a comparison the history is too short for; the codes do not depend on it
+            cuts.append({"split": split, "validation_start": start, "skipped": (
+                f"{share:g} of the {len(days)} days before the test leaves a part shorter "
+                f"than the {window}-day window")})
+            continue
         model = WindowVAE(settings, config.evaluation.seed).fit(train, valid)
-        cuts.append(scored_cut(model, stocks, periods, f"{share:g} / {1 - share:g}", start))
+        cuts.append(scored_cut(model, stocks, periods, split, start))
     return cuts
 
 
