@@ -1,8 +1,7 @@
 """Figures of the generative models: the VAE's latent space and losses and its fits under
 each train/validation cut, the minute-bar day codes over time with the encoder's losses,
-the WGAN's training curves and fan charts of
-sampled paths against what happened (next to a Gaussian random walk's band, the honest
-baseline).
+the WGAN's training curves and fan charts of sampled paths against what happened (next to
+a Gaussian random walk's band, the honest baseline).
 
 `run` redraws every figure from the latest saved runs (`stockpred plot generative`).
 """
@@ -108,7 +107,7 @@ def vae_splits(splits: list[dict], path: Path, drawn: Provenance) -> Path:
     fig, ax = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [3, 2]})
     fig.suptitle("VAE under each train/validation cut of the days before the test",
                  fontsize=12)
-    for i, cut in enumerate(splits):
+    for cut in splits:
         label = f"{cut['split']} (validation from {cut['validation_start']})"
         if cut["val_neg_elbo"]:
             epochs = np.arange(1, len(cut["val_neg_elbo"]) + 1)
