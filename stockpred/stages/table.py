@@ -673,9 +673,10 @@ STAGES: tuple[Stage, ...] = (
     ARIMA, and (after `stockpred importance`) XGBoost's errors and importances. lstm: the
     LSTM experiments (after `stockpred train experiments`), each beside persistence's
     errors. tuning: best validation skill so far per agent. generative: VAE, minute codes
-    and WGAN. news: the news vectors in 2-D.""",
+    and WGAN. news: the news vectors in 2-D, and their first four dimensions in pairs
+    coloured by the index's next move.""",
           _plot, reads=("features", "selection", "leaderboard", "latent", "minute_codes",
-                        "experiments", "tuning", "wgan"),
+                        "experiments", "tuning", "wgan", "news_vectors"),
           writes=("figures",), settings=(PlotSettings,),
           flags=(F.FAMILY, F.PLOT_STOCK, F.Flag(("--model",), "tuning: the tuned model "
                                                 "(default: every model with trials).")),
