@@ -173,7 +173,7 @@ def _vectorizer(keras, finetune: FinetuneSettings, checkpoint, fit_texts: list[s
 
 def encode_finetuned(news: pd.DataFrame, index: pd.DataFrame, settings: NewsSettings,
                      finetune: FinetuneSettings, dimensions: int, checkpoint: Path | None,
-                     save_to: Path, verbose: int = 0) -> FinetunedEncoding:
+                     save_to: Path) -> FinetunedEncoding:
     """Fit the encoder on the articles (``read_news``) before news.fit_end whose next index
     move is known before it, save it (atomically) to ``save_to``, and return every
     article's vector."""
@@ -205,7 +205,7 @@ def encode_finetuned(news: pd.DataFrame, index: pd.DataFrame, settings: NewsSett
         history = network.fit(tokens[train], up[train], epochs=finetune.epochs,
                               batch_size=finetune.batch_size, shuffle=True,
                               validation_data=(tokens[valid], up[valid]), callbacks=[stop],
-                              verbose=verbose)
+                              verbose=0)
     # saved with its vocabulary, so that it can be the checkpoint of a later fine-tuning
     saved = keras.Sequential([keras.Input(shape=(1,), dtype="string"), vectorizer, network],
                              name="news_text_encoder")
