@@ -158,6 +158,11 @@ class Paths:
     def news_vectors_manifest(self) -> Path:
         return self.news_dir / "vectors.json"
 
+    @property
+    def news_encoder(self) -> Path:
+        """The fine-tuned news encoder (TextVectorization + network), a reusable checkpoint."""
+        return self.news_dir / "encoder.keras"
+
     # -- runs ---------------------------------------------------------------------------------
     def model_runs(self, model: str) -> Path:
         """<data dir>/models/<model>/: one folder per `stockpred train <model>` run."""

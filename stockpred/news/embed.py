@@ -15,6 +15,9 @@ Two encoders:
   refuses otherwise).
 - ``bert-service``: a bert-as-service server reached with bert-serving-client; the
   server's sentence vectors are stored as they come (their size is the server's).
+- ``finetuned``: a small transformer trained in Keras on the articles before fit_end to
+  predict the index's next move, from scratch or from a user's pre-trained checkpoint
+  (stockpred.news.finetune); fit_end binds it as it binds the offline encoder.
 
 The stage writes <data dir>/news/vectors.parquet (one row per article: datetime, src,
 channels, title, company, v0..v{d-1}) and vectors.json; read_vectors reads them back.
@@ -36,7 +39,7 @@ from stockpred.news.settings import BertServiceSettings, NewsSettings
 log = logging.getLogger(__name__)
 
 META_COLUMNS = ["datetime", "src", "channels", "title", "company"]
-ENCODERS = ("offline", "bert-service")
+ENCODERS = ("offline", "bert-service", "finetuned")
 QUICK_DIMENSIONS = 8
 
 
@@ -158,12 +161,17 @@ def read_news(paths: Paths) -> pd.DataFrame:
     return news.reset_index(drop=True)
 
 
+def before_fit_end(news: pd.DataFrame, fit_end: str) -> np.ndarray:
+    """Which articles were published before the day ``fit_end`` (YYYYMMDD) began."""
+    cutoff = f"{fit_end[:4]}-{fit_end[4:6]}-{fit_end[6:]} 00:00:00"
+    return (news["datetime"].astype(str) < cutoff).to_numpy()
+
+
 def encode_offline(news: pd.DataFrame, settings: NewsSettings, dimensions: int,
                    ngram_range: tuple[int, int]) -> tuple[np.ndarray, int]:
     """Vectors for every article from an encoder fit on those before settings.fit_end."""
     texts = article_texts(news, settings.text_max_chars)
-    cutoff = f"{settings.fit_end[:4]}-{settings.fit_end[4:6]}-{settings.fit_end[6:]} 00:00:00"
-    fit_mask = (news["datetime"].astype(str) < cutoff).to_numpy()
+    fit_mask = before_fit_end(news, settings.fit_end)
     fit_texts = [t for t, keep in zip(texts, fit_mask) if keep]
     if len(fit_texts) <= dimensions:
         raise InputError(f"only {len(fit_texts)} news articles before news.fit_end "

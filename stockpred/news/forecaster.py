@@ -17,8 +17,9 @@ zero return, "no information", as does every day when fewer than ``min_days`` tr
 had articles; ``informed`` says which days carry a news forecast, so that a fusion falls
 back to its price model on the others.
 
-Leakage: the offline encoder's vocabulary and SVD basis are fit on the articles published
-before ``news.fit_end`` (vectors.json records it). A vector holds text only, never a price,
+Leakage: the offline encoder's vocabulary and SVD basis (the fine-tuned encoder's
+vocabulary and weights) are fit on the articles published before ``news.fit_end``
+(vectors.json records it). A vector holds text only, never a price,
 but an encoder fit on articles up to fit_end writes their vocabulary and topics into the
 vector of every earlier article, so a model that uses the vectors at a time before fit_end
 reads text from its future. The model is therefore fit only when the last close it is
@@ -26,7 +27,10 @@ handed (the latest target among its training and validation rows, the fit's orig
 on or after fit_end; an earlier fit has no model. A forecast for a day after the origin is
 then made from text known by that day; forecasts for days before the origin are backcasts
 of a model from their future, as any model's predictions of its own training rows, and
-walk-forward never scores them. A bert-service encoder was trained elsewhere, on a corpus
+walk-forward never scores them. The fine-tuned encoder also learned the index's moves
+known before fit_end, so the vectors of earlier days were trained on those days' outcomes:
+a fit whose validation days fall before fit_end (fusion+news's alpha) validates on them
+optimistically, though no test day after the origin is touched. A bert-service encoder was trained elsewhere, on a corpus
 whose dates its provider knows: vectors.json has no fit_end and the rule does not apply.
 """
 

@@ -85,9 +85,38 @@ class NewsForecasterSettings(Section):
     min_days: int = Field(20, ge=2)
 
 
+class FinetuneSettings(Section):
+    """The fine-tuned encoder: a small transformer over character n-gram tokens, trained on
+    the articles before news.fit_end to tell whether the index (news.seq2seq.index_code)
+    rises over the trading day after each article's first close; its vectors are the
+    activations of the layer before that prediction."""
+
+    section: ClassVar[str] = "news.finetune"
+    # keras TextVectorization: characters (Chinese has no spaces), with their n-grams up to
+    # `ngrams` after them, the `vocabulary` most frequent in the fitted articles, the first
+    # `sequence_length` tokens of the article's text (title first)
+    vocabulary: int = Field(6000, gt=2)
+    ngrams: int = Field(1, ge=1, le=3)
+    sequence_length: int = Field(128, gt=1)
+    width: int = Field(32, gt=0)
+    heads: int = Field(2, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    epochs: int = Field(20, gt=0)
+    batch_size: int = Field(32, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    # the latest `validation_fraction` of the fitted articles stop the training early
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    patience: int = Field(4, gt=0)
+    seed: int = 42
+    # a user-supplied pre-trained .keras model (relative to config.json's folder): its
+    # layers are loaded by name where their weights' shapes match, and its TextVectorization
+    # layer, if it has one, brings its vocabulary; nothing is downloaded
+    checkpoint: str | None = None
+
+
 class NewsSettings(Section):
     section: ClassVar[str] = "news"
-    encoder: Literal["offline", "bert-service"] = "offline"
+    encoder: Literal["offline", "bert-service", "finetuned"] = "offline"
     dimensions: int = Field(64, gt=1)
     # offline encoder: character n-gram TF-IDF + TruncatedSVD, fit only on articles
     # published before fit_end (no later article shapes any vector)
@@ -96,6 +125,7 @@ class NewsSettings(Section):
     # an article's text: its title, then the first text_max_chars characters of its content
     text_max_chars: int = Field(1000, ge=0)
     bert: BertServiceSettings = Field(default_factory=BertServiceSettings)
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
     seq2seq: NewsSeq2SeqSettings = Field(default_factory=NewsSeq2SeqSettings)
     forecaster: NewsForecasterSettings = Field(default_factory=NewsForecasterSettings)
 
@@ -103,8 +133,10 @@ class NewsSettings(Section):
     def encoder_sections(cls) -> tuple[str, ...]:
         """What the news vectors depend on: every key of the section but the models that
         read the vectors."""
-        return tuple(f"{cls.section}.{key}" for key in cls.model_fields
-                     if key not in ("seq2seq", "forecaster"))
+        # the fine-tuned encoder learns the moves of the seq2seq's index
+        return (*(f"{cls.section}.{key}" for key in cls.model_fields
+                  if key not in ("seq2seq", "forecaster")),
+                f"{NewsSeq2SeqSettings.section}.index_code")
 
     @field_validator("fit_end")
     @classmethod

@@ -1,12 +1,21 @@
-"""The news-vector figure: every article's vector projected on its first two principal components.
+"""The news-vector figures, drawn from the stored vectors (and the index's stored closes).
 
+news_vectors.png: every article's vector projected on its first two principal components.
 Left, coloured by channel (tushare's ``channels``), as the original project's news_vectors
 plots; right, coloured by the month of publication, which shows how far the topics drift
 over time (the sample has a single channel, so the left panel is one colour there).
+
+news_dimension_pairs.png: a 2 x 3 grid, every pair of the first four vector dimensions,
+each article coloured by the index's move over the trading day after its first close (red
+up, green down, as A-share quotes colour them), as the fine-tuned encoder was trained to
+predict it; dots were published before news.fit_end (what an encoder fit on), crosses after.
+Without the index's stored closes (news.seq2seq.index_code) only the first figure is drawn.
 """
 
 from __future__ import annotations
 
+import logging
+from itertools import combinations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,13 +24,21 @@ import pandas as pd
 from matplotlib import font_manager
 
 from stockpred.config import Config
+from stockpred.errors import MissingInputError
 from stockpred.layout import Paths
-from stockpred.news.embed import read_vectors, vector_columns
+from stockpred.news.embed import before_fit_end, read_vectors, vector_columns
+from stockpred.news.finetune import index_moves, read_index
+from stockpred.news.samples import article_times
 from stockpred.plots import drawn_from, save_figure
 from stockpred.plots.features import _CJK_FONTS
 
+log = logging.getLogger(__name__)
+
 FIGURE = "news_vectors.png"
+PAIRS_FIGURE = "news_dimension_pairs.png"
 MAX_GROUPS = 10
+PAIRED_DIMENSIONS = 4
+MOVE_COLOURS = {"up": "tab:red", "down": "tab:green"}
 
 
 def _cjk_font() -> str | None:
@@ -90,4 +107,41 @@ def run(config: Config, paths: Paths) -> list[Path]:
              "coloured by month of publication", "month", ordered=True)
     drawn = drawn_from("stockpred plot news", config, paths, paths.news_vectors,
                        manifest.get("finished_at"))
-    return [save_figure(fig, paths.figures_dir("news") / FIGURE, drawn)]
+    made = [save_figure(fig, paths.figures_dir("news") / FIGURE, drawn)]
+    code = config.news.seq2seq.index_code
+    try:
+        index = read_index(paths.raw_dir, code)
+    except MissingInputError as exc:
+        log.warning("plot news: %s; %s is not drawn", exc, PAIRS_FIGURE)
+        return made
+    fig = _dimension_pairs(vectors, manifest, index, code)
+    return [*made, save_figure(fig, paths.figures_dir("news") / PAIRS_FIGURE, drawn)]
+
+
+def _dimension_pairs(vectors: pd.DataFrame, manifest: dict, index: pd.DataFrame, code: str):
+    """The 2 x 3 grid of the first four dimensions in pairs, coloured by the next move."""
+    cols = vector_columns(vectors)[:PAIRED_DIMENSIONS]
+    up, _ = index_moves(article_times(vectors), index)
+    move = np.where(np.isnan(up), "unknown", np.where(up == 1, "up", "down"))
+    fit_end = manifest.get("fit_end")
+    fitted = (before_fit_end(vectors, fit_end) if fit_end
+              else np.zeros(len(vectors), dtype=bool))
+    fig, axes = plt.subplots(2, 3, figsize=(13, 8.2))
+    cut = f"dots before news.fit_end {fit_end}, crosses after" if fit_end else "no fit_end"
+    fig.suptitle(f"News vector dimensions in pairs ({manifest.get('encoder', 'unknown encoder')}"
+                 f" encoder, {len(vectors)} articles),\ncoloured by {code}'s move over the "
+                 f"next trading day; {cut}", fontsize=11)
+    for ax, (a, b) in zip(axes.flat, combinations(cols, 2)):
+        for name, colour in MOVE_COLOURS.items():
+            for when, marker in ((fitted, "o"), (~fitted, "x")):
+                rows = (move == name) & when
+                if rows.any():
+                    ax.scatter(vectors.loc[rows, a], vectors.loc[rows, b], s=9, alpha=0.6,
+                               color=colour, marker=marker,
+                               label=f"{name}, {'fitted' if marker == 'o' else 'later'} "
+                                     f"({rows.sum()})")
+        ax.set_xlabel(a)
+        ax.set_ylabel(b)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7, loc="best", markerscale=1.5)
+    return fig

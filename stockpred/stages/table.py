@@ -526,11 +526,15 @@ STAGES: tuple[Stage, ...] = (
 
     The offline encoder (character n-gram TF-IDF + SVD, nothing to download) learns only
     from articles before news.fit_end, so no later article shapes an earlier vector;
-    bert-service asks a bert-as-service server (news.bert). `stockpred plot news` draws
-    them.""", _embed_news, reads=("raw",), writes=("news_vectors",),
+    bert-service asks a bert-as-service server (news.bert); finetuned trains a small
+    Keras transformer on the articles before news.fit_end to predict the index's next
+    move (news.finetune; from news.finetune.checkpoint when set) and saves it to
+    <data dir>/news/encoder.keras. `stockpred plot news` draws them.""",
+          _embed_news, reads=("raw",), writes=("news_vectors",),
           settings=(lambda c: NewsSettings.encoder_sections(),),
-          flags=(F.Flag(("--encoder",), "offline (default news.encoder) or bert-service.",
-                        config="news.encoder", options=dict(type=("offline", "bert-service"))),
+          flags=(F.Flag(("--encoder",), "offline (default news.encoder), bert-service or "
+                        "finetuned.", config="news.encoder",
+                        options=dict(type=("offline", "bert-service", "finetuned"))),
                  F.QUICK), pipeline=True, optional=True),
     Stage("tune", "tune",
           f"""Tune a model's hyperparameters by validation skill, for evaluate to test.
@@ -671,9 +675,10 @@ STAGES: tuple[Stage, ...] = (
     ARIMA, and (after `stockpred importance`) XGBoost's errors and importances. lstm: the
     LSTM experiments (after `stockpred train experiments`), each beside persistence's
     errors. tuning: best validation skill so far per agent. generative: VAE, minute codes
-    and WGAN. news: the news vectors in 2-D.""",
+    and WGAN. news: the news vectors in 2-D, and their first four dimensions in pairs
+    coloured by the index's next move.""",
           _plot, reads=("features", "selection", "leaderboard", "latent", "minute_codes",
-                        "experiments", "tuning", "wgan"),
+                        "experiments", "tuning", "wgan", "news_vectors"),
           writes=("figures",), settings=(PlotSettings,),
           flags=(F.FAMILY, F.PLOT_STOCK, F.Flag(("--model",), "tuning: the tuned model "
                                                 "(default: every model with trials).")),
