@@ -37,6 +37,9 @@ class FusionForecaster(Forecaster):
     uses_validation = True  # alpha is fit on the validation rows
     # what settings_from pairs; a fitted or loaded fusion reads settings["components"]
     default_components: ClassVar[tuple[str, str]] = ("lstm", "wgan")
+    # the fusion of the same pair whose fixed weight this one's weighting is read against
+    # (evaluate tests the two when both are rows); None: this is that fusion
+    weighs_against: ClassVar[str | None] = None
 
     @classmethod
     def settings_from(cls, config):
@@ -126,6 +129,7 @@ class EqualFusionForecaster(FusionForecaster):
     their weights."""
 
     name = "fusion+equal"
+    weighs_against = "fusion"
 
     @classmethod
     def settings_from(cls, config):

@@ -74,6 +74,7 @@ class DQNFusionForecaster(FusionForecaster):
     ``dqn``, the models.fusion_dqn section."""
 
     name = "fusion+dqn"
+    weighs_against = "fusion"
 
     @classmethod
     def settings_from(cls, config):
