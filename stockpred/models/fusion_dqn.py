@@ -6,9 +6,10 @@ The state at the close of a block's first row is each component's recent record:
 and mean error of the return over the last ``block_days`` and the last ``lookback_days``
 rows whose targets are known at that close (StockData.next_dates; at horizon h a row's
 target is known h rows later), in units of the return's spread. The chosen weight holds
-for that row and the next ``block_days - 1``; blocks start at the first row after the fit's
-origin (the last close its rows read) and every ``block_days`` rows from there. So a
-forecast reads only errors known by the close of its block's first day.
+for that row and the next ``block_days - 1``; blocks start at the row of the fit's origin
+(the last close its rows read: the first row a walk-forward block forecasts) and every
+``block_days`` rows from there. So a forecast reads only errors known by the close of its
+block's first day.
 
 Training uses the validation rows alone, which precede every row the walk-forward scores
 and which the components' fit did not train on (they only stopped it early): the agent
