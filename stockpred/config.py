@@ -295,6 +295,39 @@ class NeuralSettings(Section):
     normalisation: Literal["global", "window"] = "global"
 
 
+class FusionDQNSettings(Section):
+    """`fusion+dqn` (models.fusion_dqn): the weight of its two components for each coming
+    block of ``block_days`` rows, chosen by a DQN from ``alphas`` given their errors over
+    the last ``block_days`` and ``lookback_days`` rows whose targets are known; the agent
+    walks the validation rows ``episodes`` times (stockpred.models.fusion_dqn)."""
+
+    section: ClassVar[str] = "models.fusion_dqn"
+    alphas: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    block_days: int = Field(5, gt=0)
+    lookback_days: int = Field(20, gt=1)
+    episodes: int = Field(40, gt=0)
+    hidden: int = Field(32, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    # a weight does not move the next state (the components' errors), so the coming
+    # block's reward is the whole value of an action: 0 keeps the target of a Q-value free
+    # of another network's noisy estimate
+    gamma: float = Field(0.0, ge=0, lt=1)
+    epsilon_end: float = Field(0.05, ge=0, le=1)
+
+    @field_validator("alphas")
+    @classmethod
+    def _weights(cls, alphas: list[float]) -> list[float]:
+        if len(set(alphas)) < 2 or any(not 0 <= a <= 1 for a in alphas):
+            raise ValueError("alphas must be two or more distinct weights from 0 to 1")
+        return sorted(set(alphas))
+
+    @model_validator(mode="after")
+    def _windows(self) -> "FusionDQNSettings":
+        if self.lookback_days < self.block_days:
+            raise ValueError("lookback_days must be at least block_days")
+        return self
+
+
 class ModelSettings(Section):
     lstm: NeuralSettings = Field(default_factory=NeuralSettings)
     gru: NeuralSettings = Field(default_factory=NeuralSettings)
@@ -306,6 +339,7 @@ class ModelSettings(Section):
     arima_order: tuple[int, int, int] = (5, 1, 0)
     predict_window: int = Field(10, gt=0)
     seq2seq_lambda: float = Field(0.5, gt=0, lt=1)
+    fusion_dqn: FusionDQNSettings = Field(default_factory=FusionDQNSettings)
     quick: NeuralSettings = Field(default_factory=lambda: NeuralSettings(
         sequence_length=10, units=[8], epochs=2, batch_size=128, patience=1))
 
@@ -319,6 +353,7 @@ class ModelSettings(Section):
         return self.model_copy(update={
             "lstm": self.quick, "gru": self.quick, "tcn": self.quick,
             "svr_max_rows": min(self.svr_max_rows, 1000),
+            "fusion_dqn": self.fusion_dqn.model_copy(update={"episodes": 5}),
             "xgboost": self.xgboost.model_copy(update={"n_estimators": 30})})
 
 

@@ -60,10 +60,11 @@ def test_fit_predict_save_load(name, stocks, tmp_path):
                             tmp_path / name)
 
 
-# Fusion's own code (alpha fit on the validation rows, the blend) is the same whatever its
-# pair; lstm and wgan are each checked above. Here it pairs the LSTM with drift: its default
-# WGAN partner cost two more WGAN fits and checked nothing new.
-LOOK_AHEAD_SETTINGS = {"fusion": {"components": ["lstm", "drift"]}}
+# Fusion's own code (alpha fit on the validation rows, the blend, the DQN's weights) is the
+# same whatever its pair; lstm and wgan are each checked above. Here it pairs the LSTM with
+# drift: its default WGAN partner cost two more WGAN fits and checked nothing new.
+LOOK_AHEAD_SETTINGS = {name: {"components": ["lstm", "drift"]}
+                       for name in ("fusion", "fusion+equal", "fusion+dqn")}
 
 
 @pytest.mark.parametrize("name", names_in(STOCK))

@@ -197,6 +197,39 @@ def test_fusion_blends_lstm_and_wgan_with_alpha_fit_on_validation(stocks):
         errors[min(errors, key=lambda w: abs(w - fused.alpha_))])
 
 
+def test_fusion_dqn_sets_one_weight_a_block_from_errors_known_at_its_first_close(stocks):
+    """fusion+dqn (drift and ARIMA: seconds to fit) fit on the validation rows of 2016: each
+    block of block_days rows from the fit's origin on takes one of the alphas, chosen from
+    a state that is each component's RMSE and mean error over the rows whose targets are
+    known at the block's first close, and the forecast is that weight's blend."""
+    stock = stocks[0]
+    train = [stock.rows(stock.dates < "20160101")]
+    valid = [stock.rows((stock.dates >= "20160101") & (stock.dates < "20170101"))]
+    model = prototype(quick_config(Config()), "fusion+dqn",
+                      {"components": ["drift", "arima"]}).fit(train, valid)
+    assert model.origin_ == valid[0].next_dates[-1]
+    block, lookback = (model.settings["dqn"][k] for k in ("block_days", "lookback_days"))
+    p0, p1, where = model._forecasts(stock)
+    alpha = model.weights(stock, p0, p1)
+    first = int(np.searchsorted(stock.dates, model.origin_))
+    blocks = alpha[first:first + 12 * block].reshape(12, block)
+    assert (blocks == blocks[:, :1]).all() and set(blocks[:, 0]) <= set(model.alphas)
+    np.testing.assert_allclose(model.predict(stock)[first:],
+                               (alpha * p0 + (1 - alpha) * p1)[first:])
+    # the state of the block starting at row d reads the lookback rows before d: at
+    # horizon 1 the target of row d - 1 is d's close, known then
+    d = first + 5 * block
+    state = model._states(stock, np.array([d]), *model._returns(stock, p0, p1))[0]
+    error = stock.next_return[d - lookback:d] - (p1 / stock.close - 1)[d - lookback:d]
+    assert state[6] == pytest.approx(np.sqrt(np.mean(error ** 2)) / model.spread_)
+    assert state[7] == pytest.approx(np.mean(error) / model.spread_)
+    # later closes leave that block's weight as it was
+    later = stock.rows(stock.dates <= stock.dates[d])
+    np.testing.assert_array_equal(model.weights(later, p0[:d + 1], p1[:d + 1])[first:],
+                                  alpha[first:d + 1])
+    assert model.spread_ == pytest.approx(np.nanstd(valid[0].next_return))
+
+
 class CtrlCWhenRead(np.ndarray):
     """Features that send this process SIGINT whenever XGBoost asks for their memory, which
     it does inside the ctypes callbacks that build its training matrix: Ctrl-C at the worst

@@ -42,9 +42,13 @@ WITHIN_SHARE = 0.95
 # A refit on re-based bars learns from inputs moved by the rounding: greedy trees then
 # pick some other near-equal splits (xgboost: 8% of its forecasts' spread, the most).
 REFIT_RMS_OF_SPREAD = 0.10
+# fusion+dqn picks one of five weights per block: where two weights' Q-values nearly tie,
+# the rounding's small moves of its LSTM's errors flip the choice (about 21% of the spread)
+REFIT_RMS_OF_SPREAD_OF = {"fusion+dqn": 0.30}
 # Fusion's own code (the blend, alpha on the validation rows) is the same whatever its pair,
 # and lstm and wgan are checked on their own: paired with drift it costs no WGAN fits.
-SETTINGS = {"fusion": {"components": ["lstm", "drift"]}}
+SETTINGS = {name: {"components": ["lstm", "drift"]}
+            for name in ("fusion", "fusion+equal", "fusion+dqn")}
 
 
 def build(folder, factor: float):
@@ -125,4 +129,5 @@ def test_forecast_returns_are_the_same_after_rebasing(name, shipped, rebased):
     refit = _returns(fitted(after).predict(after), after)
     _share_within(refit, expected, np.inf)  # the same days forecast
     rms = np.sqrt(np.nanmean((refit - expected) ** 2))
-    assert rms <= REFIT_RMS_OF_SPREAD * np.nanstd(expected) + 1e-6  # drift: no spread
+    allowed = REFIT_RMS_OF_SPREAD_OF.get(name, REFIT_RMS_OF_SPREAD)
+    assert rms <= allowed * np.nanstd(expected) + 1e-6  # drift: no spread

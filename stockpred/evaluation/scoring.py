@@ -67,6 +67,24 @@ def score(predictions: pd.DataFrame, persistence: pd.DataFrame, horizon: int = 1
     return row
 
 
+def versus(predictions: pd.DataFrame, reference: pd.DataFrame, horizon: int = 1) -> dict:
+    """score's tests of ``predictions`` against another model's forecasts of the same days
+    (a fusion's weighting against the fixed weight of the same pair) in persistence's place:
+    negative statistics, the model is the better."""
+    row = score(predictions, reference, horizon)
+    return {"forecasts": row["forecasts"], "rmse_return": row["rmse_return"],
+            "dm_stat_vs_reference": row["dm_stat_vs_persistence"],
+            "dm_pvalue_vs_reference": row["dm_pvalue_vs_persistence"],
+            "dm_daily_nw_stat": row["dm_daily_nw_stat"],
+            "dm_daily_nw_pvalue": row["dm_daily_nw_pvalue"],
+            "beats_reference": row["beats_persistence"]}
+
+
+VERSUS_COLUMNS = ["model", "reference", "forecasts", "rmse_return", "dm_stat_vs_reference",
+                  "dm_pvalue_vs_reference", "dm_daily_nw_stat", "dm_daily_nw_pvalue",
+                  "beats_reference"]
+
+
 def deciding_test(row: dict) -> tuple[float, float]:
     """(statistic, p) of the DM test that decides against persistence. Pooled forecasts of
     one day share the market's move, so only the by-day test counts their evidence

@@ -26,11 +26,20 @@ from stockpred.models.names import STOCK, model_class
 ALPHAS = np.linspace(0.0, 1.0, 21)
 
 
+def fused(alpha, first: np.ndarray, second: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """alpha * first + (1 - alpha) * second where the partner informs, else ``first``
+    (prices or returns alike: the blend is linear)."""
+    return np.where(where, alpha * first + (1 - alpha) * second, first)
+
+
 class FusionForecaster(Forecaster):
     name = "fusion"
     uses_validation = True  # alpha is fit on the validation rows
     # what settings_from pairs; a fitted or loaded fusion reads settings["components"]
     default_components: ClassVar[tuple[str, str]] = ("lstm", "wgan")
+    # the fusion of the same pair whose fixed weight this one's weighting is read against
+    # (evaluate tests the two when both are rows); None: this is that fusion
+    weighs_against: ClassVar[str | None] = None
 
     @classmethod
     def settings_from(cls, config):
@@ -57,12 +66,14 @@ class FusionForecaster(Forecaster):
         return any(model_class(part, STOCK).reads_news for part in self.parts)
 
     def fit(self, train, valid=None, log_dir=None, verbose=0):
-        self.components_ = [
-            model_class(name, STOCK)(self.settings.get(name, {}), self.seed).fit(train, valid)
-            for name in self.parts]
+        self.components_ = self._fitted_components(train, valid)
         alpha = self.settings.get("alpha")
         self.alpha_ = float(self._best_alpha(valid or []) if alpha is None else alpha)
         return self
+
+    def _fitted_components(self, train, valid) -> list[Forecaster]:
+        return [model_class(name, STOCK)(self.settings.get(name, {}), self.seed).fit(train, valid)
+                for name in self.parts]
 
     def _forecasts(self, data: StockData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The price model's and the partner's close forecasts, and where the partner informs."""
@@ -89,7 +100,7 @@ class FusionForecaster(Forecaster):
 
     def predict(self, data: StockData) -> np.ndarray:
         p0, p1, where = self._forecasts(data)
-        return np.where(where, self.alpha_ * p0 + (1 - self.alpha_) * p1, p0)
+        return fused(self.alpha_, p0, p1, where)
 
     def save(self, folder: Path) -> None:
         super().save(folder)
@@ -109,3 +120,17 @@ class NewsFusionForecaster(FusionForecaster):
 
     name = "fusion+news"
     default_components = ("lstm", "news")
+
+
+class EqualFusionForecaster(FusionForecaster):
+    """``fusion``'s pair at equal weights (alpha 0.5): the naive weighting that a weight fit
+    on validation (``fusion``) or set block by block (``fusion+dqn``) has to beat. Its
+    components hold back the validation rows as theirs do, so the three differ only by
+    their weights."""
+
+    name = "fusion+equal"
+    weighs_against = "fusion"
+
+    @classmethod
+    def settings_from(cls, config):
+        return {**super().settings_from(config), "alpha": 0.5}

@@ -36,6 +36,8 @@ MODELS = {
     "fusion": (STOCK, "stockpred.models.fusion:FusionForecaster"),
     "news": (STOCK, "stockpred.news.forecaster:NewsForecaster"),
     "fusion+news": (STOCK, "stockpred.models.fusion:NewsFusionForecaster"),
+    "fusion+equal": (STOCK, "stockpred.models.fusion:EqualFusionForecaster"),
+    "fusion+dqn": (STOCK, "stockpred.models.fusion_dqn:DQNFusionForecaster"),
     "last_return": (CROSS_SECTION, "stockpred.models.cross_section:LastReturn"),
     "random": (CROSS_SECTION, "stockpred.models.cross_section:RandomScore"),
     "lightgbm": (CROSS_SECTION, "stockpred.models.cross_section:LightGBMModel"),

@@ -22,7 +22,8 @@ from stockpred.data.store import atomic_write_parquet
 from stockpred.dataset import Periods, load_stocks, with_codes
 from stockpred.errors import InputError
 from stockpred.evaluation import distribution, leaderboard
-from stockpred.evaluation.scoring import leaderboard_columns, observations_note, score
+from stockpred.evaluation.scoring import (VERSUS_COLUMNS, leaderboard_columns,
+                                          observations_note, score, versus)
 from stockpred.evaluation.walkforward import WalkForward, walk_forward
 from stockpred.layout import Paths, new_run_folder
 from stockpred.manifest import config_hash, package_versions, upstream
@@ -71,7 +72,7 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
             inputs[extra] = with_codes(stocks, paths, extra, ev.test_start)
     # a board of the next close alone keeps the rows and files it had before horizons
     tagged = ev.horizons != [1]
-    rows, frames, sampled = [], [], {}
+    rows, frames, sampled, against = [], [], {}, []
     for horizon in ev.horizons:
         tag = {"horizon": horizon} if tagged else {}
         forecasts = {}
@@ -88,12 +89,20 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
         rows += [{"model": name, **tag, **score(frame, forecasts["persistence"], horizon)}
                  for name, frame in forecasts.items()]
         frames += [frame.assign(model=name, **tag) for name, frame in forecasts.items()]
+        against += [{"model": name, **tag, "reference": model.weighs_against,
+                     **versus(forecasts[name], forecasts[model.weighs_against], horizon)}
+                    for name, model in models.items()
+                    if getattr(model, "weighs_against", None) in forecasts]
     tables = [leaderboard.table(rows, leaderboard_columns(rows))]
     if sampled:
         tables.append(leaderboard.table(
             distribution.distribution_rows({name: pd.concat(blocks, ignore_index=True)
                                             for name, blocks in sampled.items()}),
             distribution.COLUMNS, "Sampled next-day log returns: CRPS and band coverage"))
+    if against:
+        tables.append(leaderboard.table(
+            against, ["model", "horizon", *VERSUS_COLUMNS[1:]] if tagged else VERSUS_COLUMNS,
+            "Fusion weights against the fixed weight fit on validation"))
     what = ("next-day forecasts" if not tagged else
             f"forecasts {', '.join(map(str, ev.horizons))} traded days ahead")
     header = (f"# Leaderboard\n\nWalk-forward {what} of {len(stocks)} "
@@ -119,6 +128,12 @@ def run(config: Config, paths: Paths, ts_codes: list[str] | None = None,
                  "Gaussian random walk with each refit's training mean and volatility and, "
                  "for a conditioned WGAN, against the plain wgan; beats_* needs dm < 0 at "
                  "p < 0.05." if sampled else "")
+              + (" The last table tests each fusion whose weight is not fit once on "
+                 "validation (fusion+equal: 0.5; fusion+dqn: chosen block by block by a "
+                 "DQN trained on each refit's validation rows) against fusion, the same "
+                 "pair with its weight fit on the validation rows: the same DM tests, "
+                 "fusion in persistence's place (negative: the row is better)."
+                 if against else "")
               + (" A row of horizon h forecasts the close h traded days ahead, refit on the "
                  "rows whose such close is known at the block's first close (a gap of h "
                  "days); persistence is then the close h days ahead = today's, and both "

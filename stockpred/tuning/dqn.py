@@ -45,6 +45,7 @@ class DQNAgent:
         self.loss = keras.losses.Huber()
         self.memory: deque = deque(maxlen=self.settings.buffer)
         self.steps = 0
+        self._compiled = None
 
     def _network(self, keras, observations, actions):
         return keras.Sequential([keras.Input(shape=(observations,)),
@@ -76,17 +77,32 @@ class DQNAgent:
             self.target.set_weights(self.q.get_weights())
 
     def _learn(self) -> None:
-        import tensorflow as tf
-
         s = self.settings
         picks = self.rng.integers(len(self.memory), size=s.batch_size)
         batch = [self.memory[i] for i in picks]
         obs, actions, rewards, nxt, done = (np.array(x) for x in zip(*batch))
-        future = np.asarray(self.target(nxt.astype("float32"), training=False)).max(axis=1)
-        targets = (rewards + s.gamma * future * (1 - done)).astype("float32")
+        self._step(obs.astype("float32"), actions.astype("int32"), rewards.astype("float32"),
+                   nxt.astype("float32"), done.astype("float32"))
+
+    def _update(self, obs, actions, rewards, nxt, done):
+        """One gradient step of the Q-network towards r + gamma max Q_target(s')."""
+        import tensorflow as tf
+
+        future = tf.reduce_max(self.target(nxt, training=False), axis=1)
+        targets = rewards + self.settings.gamma * future * (1 - done)
         mask = tf.one_hot(actions, self.actions)
         with tf.GradientTape() as tape:
-            chosen = tf.reduce_sum(self.q(obs.astype("float32"), training=True) * mask, axis=1)
+            chosen = tf.reduce_sum(self.q(obs, training=True) * mask, axis=1)
             loss = self.loss(targets, chosen)
         grads = tape.gradient(loss, self.q.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.q.trainable_variables))
+
+    @property
+    def _step(self):
+        """``_update`` traced once into a TensorFlow graph: run eagerly, each step's Python
+        and op dispatch cost many times the arithmetic of these small networks."""
+        if self._compiled is None:
+            import tensorflow as tf
+
+            self._compiled = tf.function(self._update)
+        return self._compiled
