@@ -51,6 +51,7 @@ EDITS = {
     "cross_section.backtest.benchmark_index": "000905.SH",
     "refresh.train_model": "gru",
     "qlib.dir": "qlib_cn",
+    "news.finetune.checkpoint": "pretrained.keras",
 }
 # keys that are only valid edited together with another
 PAIRED_EDITS = {
