@@ -466,6 +466,46 @@ class DeferredHistory:
         return self._built
 
 
+class TakenRows:
+    """The rows at increasing positions ``at`` of a float matrix, gathered only when read
+    (``np.asarray``): a refit's training rows are most of the panel's, and gathering them
+    beside the panel was the largest block of a market-wide walk-forward's memory.
+    ``runs()`` gives them as views of the matrix's contiguous runs (a window of whole days
+    less the few rows whose label is unknown), which a learner taking a list of matrices
+    (lightgbm.Dataset) reads without any copy."""
+
+    def __init__(self, matrix: np.ndarray, at: np.ndarray):
+        self.matrix, self.at = matrix, at
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.at), self.matrix.shape[1]
+
+    @property
+    def dtype(self):
+        return self.matrix.dtype
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.matrix[self.at] if dtype is None else self.matrix[self.at].astype(dtype)
+
+    def __getitem__(self, mask: np.ndarray) -> "TakenRows":
+        return TakenRows(self.matrix, self.at[mask])
+
+    def runs(self) -> list[np.ndarray]:
+        cut = np.flatnonzero(np.diff(self.at) != 1) + 1
+        firsts = self.at[np.r_[0, cut]] if len(self.at) else []
+        lasts = self.at[np.r_[cut - 1, len(self.at) - 1]] if len(self.at) else []
+        return [self.matrix[a:b + 1] for a, b in zip(firsts, lasts)]
+
+
+def matrix_runs(x) -> list[np.ndarray]:
+    """``x`` (a FactorPanel's) as a list of row blocks, in order, copying nothing."""
+    return x.runs() if isinstance(x, TakenRows) else [x]
+
+
 def _bar_keys(stock: np.ndarray, dates: np.ndarray) -> np.ndarray:
     """(stock, day) as one int64 that sorts as the pair does (days are YYYYMMDD)."""
     return stock.astype(np.int64) * 100_000_000 + dates.astype(np.int64)
@@ -475,7 +515,9 @@ def _bar_keys(stock: np.ndarray, dates: np.ndarray) -> np.ndarray:
 class FactorPanel:
     """A universe's rows with what cross-sectional models learn from and are scored on.
 
-    ``x``: the factors, normalised day by day (float32); ``y``: the training label, the
+    ``x``: the factors, normalised day by day (float32; in a panel cut by ``rows``, the
+    TakenRows of its parent's matrix: ``np.asarray`` gathers them, ``matrix_runs`` views
+    them); ``y``: the training label, the
     day's rank of ``label`` scaled to unit variance (qlib's CSRankNorm), NaN while unknown,
     ranked among every label of the day as seen once all are known; a refit ranks among
     the labels known at its close instead (``known_at``); ``known_on``: the day at whose
@@ -511,7 +553,10 @@ class FactorPanel:
         return self.keys["trade_date"].to_numpy(dtype=str)
 
     def rows(self, mask: np.ndarray) -> "FactorPanel":
-        return FactorPanel(self.keys.loc[mask].reset_index(drop=True), self.x[mask],
+        # a dask array or TakenRows selects lazily; a matrix is not copied until read
+        x = TakenRows(self.x, np.flatnonzero(mask)) if isinstance(self.x, np.ndarray) \
+            else self.x[mask]
+        return FactorPanel(self.keys.loc[mask].reset_index(drop=True), x,
                            self.y[mask], self.known_on[mask],
                            self.returns.loc[mask].reset_index(drop=True),
                            self.last_return[mask], self.features, self.label,

@@ -342,6 +342,36 @@ def test_xgboost_on_dask_fits_the_same_trees_on_one_worker(panel):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("objective", ["regression", "lambdarank"])
+def test_lightgbm_fits_the_estimators_trees_from_views_of_the_panel(objective, panel):
+    """LightGBMModel trains through lightgbm.train on views of the panel's rows (issue 23:
+    no gathered copy): the same booster, parameters included, as LGBMRegressor/LGBMRanker's
+    own fit on the gathered rows, and the same scores."""
+    import lightgbm
+
+    config, data, _ = panel
+    train, valid = data.training("20180102", 300, 60)
+    # one stock left out (as a suspension would): each day's rows are a view of their own
+    left_out = data.keys["ts_code"].iloc[0]
+    train, valid = (p.rows((p.keys["ts_code"] != left_out).to_numpy()) for p in (train, valid))
+    assert len(train.x.runs()) > 10
+    model = prototype(config, "lightgbm")
+    model = type(model)({**model.settings, "objective": objective}, model.seed)
+    got = model.clone().fit(train, valid)
+    y, group = model._target(train)
+    vy, vgroup = model._target(valid)
+    estimator = (lightgbm.LGBMRanker if group is not None else lightgbm.LGBMRegressor)(
+        n_estimators=model.settings["n_estimators"], **model._params())
+    ranking = {} if group is None else dict(group=group, eval_group=[vgroup],
+                                            eval_at=[model.settings["topk_eval"]])
+    estimator.fit(np.asarray(train.x), y, eval_X=(np.asarray(valid.x),), eval_y=(vy,),
+                  callbacks=[lightgbm.early_stopping(
+                      model.settings["early_stopping_rounds"], verbose=False)], **ranking)
+    assert got.model_.booster_.model_to_string() == estimator.booster_.model_to_string()
+    test = data.rows(data.dates >= "20180102")
+    np.testing.assert_array_equal(got.predict(test), estimator.predict(np.asarray(test.x)))
+
+
 def test_the_windowed_panel_holds_the_whole_historys_rows(market, panel):
     """evaluate's panel holds only the days its walk-forward reads, from the first refit's
     trailing train_days through the test end, each row as the whole history's panel has it

@@ -55,6 +55,15 @@ def test_a_bad_scheduler_stops_before_anything_is_written(address, code, phrase,
     assert not (data / "universe").exists() and not (data / "factors").exists()
 
 
+def test_evaluate_cross_section_refuses_a_bad_scheduler_first(data, workdir):
+    # no factors are stored either: the scheduler is the first thing checked
+    got, _, err = run_cli("evaluate", "--cross-section", "--universe", "top2", "--scheduler",
+                          "tcp://127.0.0.1:1", "--data-dir", str(data))
+    assert got == 1 and "no Dask scheduler answers at tcp://127.0.0.1:1" in err, err
+    _one_line(err)
+    assert not (data / "runs").exists()
+
+
 class KillWorkers(SchedulerPlugin):
     """Kills the worker a task whose key starts with ``prefix`` (default: a factor
     partition) is sent to, ``times`` times in all."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from stockpred.data.store import atomic_save
-from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel
+from stockpred.dataset import RANK_TO_UNIT_VARIANCE, FactorPanel, matrix_runs
 from stockpred.errors import ComputeError, InputError
 from stockpred.models.base import Model
 from stockpred.models.learned import fit_xgboost
@@ -120,19 +120,35 @@ class LightGBMModel(CrossSectionalModel):
             self.model_ = self._fit_on_dask(train, valid)
             return self
         y, group = self._target(train)
-        model = lightgbm.LGBMRanker if group is not None else lightgbm.LGBMRegressor
-        self.model_ = model(n_estimators=self.settings["n_estimators"], **self._params())
-        fit_args = {"group": group} if group is not None else {}
-        callbacks = []
-        if valid is not None and len(valid := _known(valid)):
+        valid = _known(valid) if valid is not None else None
+        if valid is not None and not len(valid):
+            valid = None
+        # the estimator's own fit would gather the training rows into one matrix beside
+        # the panel: its parameters go to lightgbm.train instead, with Datasets built from
+        # views of the panel's rows (lightgbm.Dataset over a list of matrices is the one
+        # over their concatenation: LGBM_DatasetCreateFromMat is CreateFromMats of one)
+        estimator = (lightgbm.LGBMRanker if group is not None else lightgbm.LGBMRegressor)(
+            n_estimators=self.settings["n_estimators"], **self._params())
+        if group is not None:  # what LGBMRanker.fit sets before its parameters are read
+            estimator._eval_at = (1, 2, 3, 4, 5) if valid is None else \
+                [self.settings["topk_eval"]]
+        params = estimator._process_params(stage="fit")
+        metric = params["metric"]
+        params["metric"] = [m for m in (metric if isinstance(metric, list) else [metric])
+                            if m is not None]
+        train_set = lightgbm.Dataset(matrix_runs(train.x), label=y, group=group,
+                                     params=params)
+        valid_sets, callbacks = [], []
+        if valid is not None:
             vy, vgroup = self._target(valid)
-            fit_args.update(eval_X=(valid.x,), eval_y=(vy,))
-            if vgroup is not None:
-                fit_args["eval_group"] = [vgroup]
-                fit_args["eval_at"] = [self.settings["topk_eval"]]
+            valid_sets.append(lightgbm.Dataset(matrix_runs(valid.x), label=vy, group=vgroup,
+                                               params=params))
             callbacks.append(lightgbm.early_stopping(self.settings["early_stopping_rounds"],
                                                      verbose=False))
-        self.model_.fit(train.x, y, callbacks=callbacks, **fit_args)
+        booster = lightgbm.train(params, train_set, self.settings["n_estimators"],
+                                 valid_sets=valid_sets, feval=[], callbacks=callbacks)
+        booster.free_dataset()  # the binned rows, once the trees are grown
+        self.model_ = _BoosterScores(booster)
         return self
 
     def _fit_on_dask(self, train, valid):
@@ -174,7 +190,8 @@ class LightGBMModel(CrossSectionalModel):
 
 
 class _BoosterScores:
-    """A loaded booster behind the estimator's predict."""
+    """A fitted or loaded booster behind the estimator's predict (which is the booster's,
+    up to its best iteration)."""
 
     def __init__(self, booster):
         self.booster_ = booster
@@ -224,7 +241,10 @@ class XGBoostModel(CrossSectionalModel):
         extra = {}
         if ranking:
             extra = {"qid": _day_ids(train), "eval_qid": [_day_ids(valid)]}
-        fit_xgboost(self.model_, train.x, train.y, eval_set=[(valid.x, valid.y)],
+        # gathered once: xgboost reuses the training matrix for an eval set of that object
+        x = np.asarray(train.x)
+        fit_xgboost(self.model_, x, train.y,
+                    eval_set=[(x if valid is train else np.asarray(valid.x), valid.y)],
                     verbose=False, **extra)
         return self
 
@@ -332,6 +352,7 @@ def _on_cluster(panel: FactorPanel, client):
 
     x, y = panel.x, panel.y
     if not isinstance(x, da.Array):
+        x = np.asarray(x)
         x = da.from_array(x, chunks=(-1, x.shape[1]))
     y = da.from_array(y, chunks=(x.chunks[0],))
     workers = sorted(_workers(client))
@@ -351,7 +372,7 @@ def _scores(model, x) -> np.ndarray:
     if isinstance(x, da.Array):
         return x.map_blocks(lambda block: model.predict(block).astype(np.float64),
                             drop_axis=1, dtype=np.float64).compute()
-    return model.predict(x).astype(np.float64)
+    return model.predict(np.asarray(x)).astype(np.float64)
 
 
 def _day_ids(panel: FactorPanel) -> np.ndarray:
@@ -385,10 +406,10 @@ class MLPModel(CrossSectionalModel):
             network.compile(optimizer=keras.optimizers.Adam(s["learning_rate"]), loss="mse")
             callbacks, validation = [], None
             if valid is not None and len(valid := _known(valid)):
-                validation = (valid.x, valid.y)
+                validation = (np.asarray(valid.x), valid.y)
                 callbacks.append(keras.callbacks.EarlyStopping(
                     patience=s["patience"], restore_best_weights=True))
-            network.fit(train.x, train.y, validation_data=validation, epochs=s["epochs"],
+            network.fit(np.asarray(train.x), train.y, validation_data=validation, epochs=s["epochs"],
                         batch_size=s["batch_size"], callbacks=callbacks, verbose=0,
                         shuffle=True)
         self.network_ = network
@@ -396,7 +417,7 @@ class MLPModel(CrossSectionalModel):
 
     def predict(self, panel):
         with native_stderr_to_log():
-            return self.network_.predict(panel.x, verbose=0, batch_size=8192)[:, 0].astype(
+            return self.network_.predict(np.asarray(panel.x), verbose=0, batch_size=8192)[:, 0].astype(
                 np.float64)
 
     def save(self, folder):

@@ -194,6 +194,7 @@ EVALUATE_CROSS_SECTION = (
          options=dict(type=int, min=1, metavar="K")),
     Flag(("--horizons",), _HORIZONS_HELP, config="cross_section.horizons", parse=horizons,
          options=dict(metavar="H,H")),
+    SCHEDULER,
     QUICK,
 )
 

@@ -313,8 +313,12 @@ def _live(job: Job) -> list[str]:
 
 
 def _evaluate_cross_section(job: Job) -> list[str]:
-    from stockpred.stages import cross_section
+    from stockpred.stages import cross_section, market
 
+    if job.config.compute.scheduler is not None:
+        # the on_dask learners fit on it hours into the walk: one that does not answer
+        # stops the stage before it reads or writes anything
+        market.check_scheduler(job.config.compute.scheduler)
     return cross_section.run(job.config, job.paths, quick=job.arg("quick", False),
                              progress=job.progress).summary()
 
