@@ -418,11 +418,14 @@ def test_evaluate_reads_no_factor_year_outside_its_window(market, panel, tmp_pat
                              / "predictions.parquet")
     protocol = WalkForward.from_config(config, CROSS_SECTION)
     rows, models = [], ["last_return", "random", "lightgbm"]  # a tuned model may be there too
+    reversal = None  # every row after last_return's is paired with it, as the stage does
     for name in models:
         scores = walk_forward(prototype(config, name), whole, protocol, progress=False)
         mine = stored[stored["model"] == name].drop(columns="model").reset_index(drop=True)
         pd.testing.assert_frame_equal(mine, scores[["trade_date", "ts_code", "score"]])
-        rows += score_rows(name, scores, whole, bars, config.cross_section.backtest.execution)
+        rows += score_rows(name, scores, whole, bars, config.cross_section.backtest.execution,
+                           reference=reversal)
+        reversal = scores if name == "last_return" else reversal
     assert json.loads(json.dumps(rows)) == [r for r in board["rows"] if r["model"] in models]
 
 
