@@ -4,6 +4,7 @@ contract of every model, the evaluate --cross-section artefacts and the backtest
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -27,15 +28,11 @@ SETTINGS = {"compute": {"workers": 0},
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory):
+def market(tmp_path_factory, sample_top20):
     folder = tmp_path_factory.mktemp("cross")
     (folder / "config.json").write_text(json.dumps(SETTINGS))
-    common = ["--data-dir", str(folder / "data"), "--config", str(folder / "config.json")]
-    code, _, err = run_cli("fetch", "--source", "sample", "--start", "20150101", *common)
-    assert code == 0, err
-    code, _, err = run_cli("features", "--universe", "top20", *common)
-    assert code == 0, err
-    return folder, common
+    shutil.copytree(sample_top20, folder / "data")
+    return folder, ["--data-dir", str(folder / "data"), "--config", str(folder / "config.json")]
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +276,6 @@ def test_evaluate_cross_section_at_two_horizons(market, tmp_path):
 def test_tune_on_a_universe_reads_nothing_of_the_test_period(market, tmp_path):
     """Rank IC trials on the validation days; scrambling the factors and closes from the
     test period on leaves every trial's score as it was; evaluate picks the best up."""
-    import shutil
 
     from stockpred.evaluation.leaderboard import tuned_models
 
@@ -375,7 +371,6 @@ def test_evaluate_reads_no_factor_year_outside_its_window(market, panel, tmp_pat
     """With the factor file of a year before the first refit's window corrupted, evaluate
     --cross-section writes the predictions and leaderboard rows of a walk-forward over the
     whole history's panel, as it did when it read every year."""
-    import shutil
 
     from stockpred.evaluation.cross_section import score_rows
     from stockpred.evaluation.walkforward import walk_forward
