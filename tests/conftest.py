@@ -167,6 +167,22 @@ def sample_features(folder: Path, ts_codes: str, start: str | None = None) -> Pa
     return folder
 
 
+@pytest.fixture(scope="session")
+def sample_copy(tmp_path_factory) -> Callable[[str, str, Path], Path]:
+    """``sample_copy(ts_codes, start, to)``: a copy at ``to`` of the data folder that
+    ``sample_features`` builds, built once a session for every module that asks for the
+    same stocks and start (each writes its own stages' outputs into its copy)."""
+    built: dict[tuple[str, str], Path] = {}
+
+    def copy(ts_codes: str, start: str, to: Path) -> Path:
+        if (ts_codes, start) not in built:
+            built[ts_codes, start] = sample_features(tmp_path_factory.mktemp("sample"),
+                                                     ts_codes, start)
+        return Path(shutil.copytree(built[ts_codes, start], to))
+
+    return copy
+
+
 def tree_digest(folder: Path) -> dict[str, str]:
     """Content hashes of every parquet file under ``folder``."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import sample_features
 from stockpred.config import Config, quick_config, with_overrides
 from stockpred.dataset import StockSet, load_stocks, with_codes
 from stockpred.evaluation.walkforward import WalkForward
@@ -21,9 +20,9 @@ CONFIG = quick_config(Config())
 
 
 @pytest.fixture(scope="module")
-def paths(tmp_path_factory):
-    built = sample_features(tmp_path_factory.mktemp("conformance"), ",".join(STOCKS),
-                            "20120101")
+def paths(tmp_path_factory, sample_copy):
+    built = sample_copy(",".join(STOCKS), "20120101",
+                        tmp_path_factory.mktemp("conformance") / "data")
     return resolve_paths(CONFIG, built)
 
 
