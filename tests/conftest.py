@@ -90,27 +90,6 @@ def sample_top20(tmp_path_factory) -> Path:
     return root / "data"
 
 
-def _local_cluster(workers: int):
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None, processes=True) as cluster:
-        yield cluster
-
-
-# A real LocalCluster on 127.0.0.1 (worker processes of one thread), started once for the
-# tests that only compute on it: each start costs its processes and their imports (about 3
-# CPU seconds a worker). Tests that kill workers start their own.
-@pytest.fixture(scope="session")
-def one_worker():
-    yield from _local_cluster(1)
-
-
-@pytest.fixture(scope="session")
-def two_workers():
-    yield from _local_cluster(2)
-
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """An empty folder as cwd, no user config, no token, no inherited stockpred env."""

@@ -324,10 +324,10 @@ def test_tune_on_a_universe_reads_nothing_of_the_test_period(market, tmp_path):
         == {}
 
 
-def test_xgboost_on_dask_fits_the_same_trees_on_one_worker(panel, one_worker):
+def test_xgboost_on_dask_fits_the_same_trees_on_one_worker(panel):
     """cross_section.xgboost.on_dask: the fit on a real LocalCluster (127.0.0.1) of one
     worker is the in-process fit; without a cluster it says what to set."""
-    from distributed import Client
+    from distributed import Client, LocalCluster
 
     from stockpred.errors import InputError
 
@@ -340,7 +340,8 @@ def test_xgboost_on_dask_fits_the_same_trees_on_one_worker(panel, one_worker):
     with pytest.raises(InputError, match="needs a Dask cluster"):
         on_dask.clone().fit(train, valid)
     expected = in_process.clone().fit(train, valid).predict(test)
-    with Client(one_worker):
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster):
         got = on_dask.clone().fit(train, valid).predict(test)
     np.testing.assert_array_equal(got, expected)
 

@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from distributed import LocalCluster
 
 from conftest import run_cli, tree_digest
 
@@ -43,24 +44,26 @@ def stores(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("workers", ["one_worker", "two_workers"])
-def test_workers_write_the_in_process_files(stores, workers, request, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_write_the_in_process_files(stores, workers, tmp_path):
     here = tmp_path / "cluster"
     shutil.copytree(stores / "bare", here)
-    cluster = request.getfixturevalue(workers)
-    out = _cli(here, "features", "--universe", "top20", "--scheduler",
-               cluster.scheduler_address)
-    assert "; full," in out, out
-    assert tree_digest(here / "data" / "factors") == \
-        tree_digest(stores / "first" / "data" / "factors") != {}
-    # the next night: the bars fetched on, the factors of the new days only
-    shutil.rmtree(here / "data" / "raw")
-    shutil.rmtree(here / "data" / "universe")
-    shutil.copytree(stores / "bare-second" / "data" / "raw", here / "data" / "raw")
-    shutil.copytree(stores / "bare-second" / "data" / "universe", here / "data" / "universe")
-    out = _cli(here, "features", "--universe", "top20", "--scheduler",
-               cluster.scheduler_address)
-    assert "incremental, rewrote 2017, 2018" in out, out
+    with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, processes=True) as cluster:
+        out = _cli(here, "features", "--universe", "top20", "--scheduler",
+                   cluster.scheduler_address)
+        assert "; full," in out, out
+        assert tree_digest(here / "data" / "factors") == \
+            tree_digest(stores / "first" / "data" / "factors") != {}
+        # the next night: the bars fetched on, the factors of the new days only
+        shutil.rmtree(here / "data" / "raw")
+        shutil.rmtree(here / "data" / "universe")
+        shutil.copytree(stores / "bare-second" / "data" / "raw", here / "data" / "raw")
+        shutil.copytree(stores / "bare-second" / "data" / "universe",
+                        here / "data" / "universe")
+        out = _cli(here, "features", "--universe", "top20", "--scheduler",
+                   cluster.scheduler_address)
+        assert "incremental, rewrote 2017, 2018" in out, out
     assert tree_digest(here / "data" / "factors") == \
         tree_digest(stores / "second" / "data" / "factors")
     # the parts folder went with the run
@@ -85,7 +88,7 @@ CROSS = {"compute": {"workers": 0}, "evaluation": {"test_start": "20180701"},
                            "backtest": {"topk": 5, "n_drop": 1}}}
 
 
-def test_one_worker_normalises_and_learns_as_this_process_does(market, one_worker):
+def test_one_worker_normalises_and_learns_as_this_process_does(market):
     """The panel normalised by the workers from the year files is the in-process one, bit
     for bit, and on one worker lightgbm.dask and xgboost.dask walk forward to the
     in-process scores. (On two, the normalised factors are still identical, the fits are
@@ -108,7 +111,8 @@ def test_one_worker_normalises_and_learns_as_this_process_does(market, one_worke
     here = build_factor_panel(model_factors(config, paths, "top20"),
                               rows, bars)
     protocol = WalkForward.from_config(config, CROSS_SECTION)
-    with Client(one_worker) as client:
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
         there = factor_panel_on_dask(client, factor_files(config, paths, "top20"), rows, bars)
         assert there.x.chunks[0] == tuple(here.keys["trade_date"].str[:4].value_counts()
                                           .sort_index())  # one chunk a year file
@@ -144,7 +148,7 @@ def test_lightgbm_on_dask_without_a_cluster_says_what_to_set(market):
                     model.seed).fit(panel)
 
 
-def test_evaluate_on_one_worker_writes_the_in_process_scores(market, one_worker, tmp_path):
+def test_evaluate_on_one_worker_writes_the_in_process_scores(market, tmp_path):
     """`evaluate --cross-section` with every learner on_dask reads the factors on the
     workers (universe_panel_on_dask) and scores as the in-process run does."""
     def evaluate(tag: str, settings: dict) -> pd.DataFrame:
@@ -160,9 +164,11 @@ def test_evaluate_on_one_worker_writes_the_in_process_scores(market, one_worker,
                                / "predictions.parquet")
 
     here = evaluate("here", CROSS)
-    on_dask = {**CROSS, "compute": {"scheduler": one_worker.scheduler_address},
-               "cross_section": {**CROSS["cross_section"], "lightgbm": {"on_dask": True},
-                                 "xgboost": {"on_dask": True}}}
-    there = evaluate("there", on_dask)
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, processes=True) as cluster:
+        on_dask = {**CROSS, "compute": {"scheduler": cluster.scheduler_address},
+                   "cross_section": {**CROSS["cross_section"], "lightgbm": {"on_dask": True},
+                                     "xgboost": {"on_dask": True}}}
+        there = evaluate("there", on_dask)
     assert set(here["model"]) == {"last_return", "random", "lightgbm", "xgboost_cs"}
     pd.testing.assert_frame_equal(there, here, check_exact=True)

@@ -155,11 +155,12 @@ def test_no_look_ahead(panel):
         pd.testing.assert_frame_equal(early, expected, check_exact=True)
 
 
-def test_dask_equals_in_process(sample_panel, two_workers):
-    from distributed import Client
+def test_dask_equals_in_process(sample_panel):
+    from distributed import Client, LocalCluster
 
     bars, factors = sample_panel
-    with Client(two_workers) as client:
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
         distributed = factor_panel(bars, client=client, partitions=3)
         later = factor_panel(bars, client=client, partitions=3, since="20180615")
     pd.testing.assert_frame_equal(distributed, factors, check_exact=True)

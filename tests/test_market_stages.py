@@ -57,10 +57,14 @@ def test_export_is_the_panel_on_member_days(market):
         mine, alone[alone["trade_date"].isin(mine["trade_date"])].reset_index(drop=True))
 
 
-def test_an_existing_scheduler_gives_the_same_factors(market, two_workers):
+def test_an_existing_scheduler_gives_the_same_factors(market):
+    from distributed import LocalCluster
+
     local = _export(market, "--ts-code", "600036.SH,600519.SH")
-    remote = _export(market, "--ts-code", "600036.SH,600519.SH", "--scheduler",
-                     two_workers.scheduler_address)
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, processes=True) as cluster:
+        remote = _export(market, "--ts-code", "600036.SH,600519.SH", "--scheduler",
+                         cluster.scheduler_address)
     pd.testing.assert_frame_equal(local, remote, check_exact=True)
 
 
