@@ -74,6 +74,22 @@ def market_tables() -> dict[str, pd.DataFrame]:
     return market_replay_tables(read_market_tree(folder))
 
 
+@pytest.fixture(scope="session")
+def sample_top20(tmp_path_factory) -> Path:
+    """A data folder of the shipped sample from 2015 with the factors of its top20, built
+    once for the market modules (the same fetch and factors each built for itself); a
+    module copies it before writing to it. The factors read no section those modules'
+    configs set (the files are byte-identical built under theirs)."""
+    root = tmp_path_factory.mktemp("top20")
+    (root / "config.json").write_text(json.dumps({"compute": {"workers": 0}}))
+    common = ["--data-dir", str(root / "data"), "--config", str(root / "config.json")]
+    for command in (["fetch", "--source", "sample", "--start", "20150101"],
+                    ["features", "--universe", "top20"]):
+        code, _, err = run_cli(*command, *common)
+        assert code == 0, err
+    return root / "data"
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """An empty folder as cwd, no user config, no token, no inherited stockpred env."""
@@ -128,6 +144,22 @@ def sample_features(folder: Path, ts_codes: str, start: str | None = None) -> Pa
     code, _, err = run_cli("features", "--data-dir", str(folder))
     assert code == 0, err
     return folder
+
+
+@pytest.fixture(scope="session")
+def sample_copy(tmp_path_factory) -> Callable[[str, str, Path], Path]:
+    """``sample_copy(ts_codes, start, to)``: a copy at ``to`` of the data folder that
+    ``sample_features`` builds, built once a session for every module that asks for the
+    same stocks and start (each writes its own stages' outputs into its copy)."""
+    built: dict[tuple[str, str], Path] = {}
+
+    def copy(ts_codes: str, start: str, to: Path) -> Path:
+        if (ts_codes, start) not in built:
+            built[ts_codes, start] = sample_features(tmp_path_factory.mktemp("sample"),
+                                                     ts_codes, start)
+        return Path(shutil.copytree(built[ts_codes, start], to))
+
+    return copy
 
 
 def tree_digest(folder: Path) -> dict[str, str]:

@@ -73,13 +73,12 @@ def test_workers_write_the_in_process_files(stores, workers, tmp_path):
 # -- the cross-sectional step and the learners on the workers --------------------------------
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory):
+def market(tmp_path_factory, sample_top20):
     """A sample store from 2015 with the in-process factors of top20, and the quick
     cross-sectional settings of tests/test_cross_section.py."""
     folder = tmp_path_factory.mktemp("nogather-market")
     (folder / "config.json").write_text(json.dumps(CROSS))
-    _cli(folder, "fetch", "--source", "sample", "--start", "20150101")
-    _cli(folder, "features", "--universe", "top20")
+    shutil.copytree(sample_top20, folder / "data")
     return folder
 
 

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
 
 from stockpred.config import Config, quick_config, with_overrides
 from stockpred.dataset import Periods, StockData, load_stock, model_features
@@ -27,11 +26,9 @@ CUT = "20180801"  # rows from here on are scrambled in the look-ahead tests
 
 
 @pytest.fixture(scope="module")
-def paths(tmp_path_factory):
+def paths(tmp_path_factory, sample_copy):
     folder = tmp_path_factory.mktemp("generative")
-    assert run_cli("fetch", "--source", "sample", "--ts-code", STOCK, "--start", "20120101",
-                   "--data-dir", str(folder / "data"))[0] == 0
-    assert run_cli("features", "--data-dir", str(folder / "data"))[0] == 0
+    sample_copy(STOCK, "20120101", folder / "data")
     return resolve_paths(Config(), folder / "data", folder / "results")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,15 +47,14 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Built:
+def built(tmp_path_factory, sample_top20) -> Built:
     """Every test's reference: the factors of top20 and an uninterrupted `evaluate
     --cross-section` of them."""
     here = Built(tmp_path_factory.mktemp("market"))
     (here.root / "config.json").write_text(json.dumps(CONFIG))
-    for command in (["fetch", "--source", "sample", "--start", "20150101"],
-                    ["features", "--universe", "top20"], EVALUATE):
-        code, _, err = run_cli(*command, *here.args(here.data, here.results))
-        assert code == 0, err
+    shutil.copytree(sample_top20, here.data)
+    code, _, err = run_cli(*EVALUATE, *here.args(here.data, here.results))
+    assert code == 0, err
     return here
 
 

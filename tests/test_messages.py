@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_cli, sample_features
+from conftest import run_cli
 from stockpred.evaluation.scoring import verdict
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return sample_features(tmp_path_factory.mktemp("messages"), "600036.SH", "20160101")
+def built(tmp_path_factory, sample_copy):
+    return sample_copy("600036.SH", "20160101", tmp_path_factory.mktemp("messages") / "data")
 
 
 def _row(stat: float, p: float, beats: bool = False) -> dict:

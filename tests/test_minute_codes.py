@@ -28,12 +28,8 @@ TEST_START = Config().evaluation.test_start
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("codes") / "data"
-    assert run_cli("fetch", "--source", "sample", "--ts-code", STOCK, "--start", "20120101",
-                   "--data-dir", str(folder))[0] == 0
-    assert run_cli("features", "--data-dir", str(folder))[0] == 0
-    return folder
+def data(tmp_path_factory, sample_copy):
+    return sample_copy(STOCK, "20120101", tmp_path_factory.mktemp("codes") / "data")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli, sample_features
+from conftest import run_cli
 from stockpred.config import Config, quick_config
 from stockpred.dataset import load_stock, model_features
 from stockpred.layout import resolve_paths
@@ -19,8 +19,8 @@ STOCKS = "600036.SH,600519.SH,601318.SH"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return sample_features(tmp_path_factory.mktemp("models"), STOCKS, "20120101")
+def built(tmp_path_factory, sample_copy):
+    return sample_copy(STOCKS, "20120101", tmp_path_factory.mktemp("models") / "data")
 
 
 @pytest.fixture(scope="module")

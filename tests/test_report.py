@@ -32,16 +32,15 @@ STOCKS = "600036.SH,600519.SH"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, sample_top20):
     """A cross-sectional run on the sample's top20 and a forecast run of two stocks, each
     with its report; returns the paths and {world: run id}."""
     folder = tmp_path_factory.mktemp("report")
     (folder / "config.json").write_text(json.dumps(SETTINGS))
+    shutil.copytree(sample_top20, folder / "data")
     common = ["--data-dir", str(folder / "data"), "--results-dir", str(folder / "results"),
               "--config", str(folder / "config.json")]
-    for command in (["fetch", "--source", "sample", "--start", "20150101"],
-                    ["features", "--universe", "top20"],
-                    ["evaluate", "--cross-section", "--quick", "--models", "lightgbm"],
+    for command in (["evaluate", "--cross-section", "--quick", "--models", "lightgbm"],
                     ["features", "--ts-code", STOCKS],
                     ["evaluate", "--quick", "--models", "xgboost", "--ts-code", STOCKS,
                      "--retrain-every", "60"]):

@@ -15,7 +15,6 @@ from datetime import date, timedelta
 import pytest
 from pydantic import BaseModel
 
-from conftest import sample_features
 from stockpred.config import Config, load_config, with_overrides
 from stockpred.errors import InputError
 from stockpred.layout import Paths, resolve_paths
@@ -179,8 +178,8 @@ def test_every_artefact_read_is_written_by_a_stage_or_a_benchmark():
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return sample_features(tmp_path_factory.mktemp("stages"), "600036.SH", "20160101")
+def built(tmp_path_factory, sample_copy):
+    return sample_copy("600036.SH", "20160101", tmp_path_factory.mktemp("stages") / "data")
 
 
 def test_a_changed_input_makes_its_readers_stale(built, workdir):
