@@ -677,7 +677,13 @@ def main(argv=None) -> int:
                       if (outs[s] / f"qlib_{r}.parquet").exists()}
             entries = {**{r: f[f["segment"] == "test"] for r, f in theirs.items()},
                        **{f"stockpred_{m}": f for m, f in ours.items()}}
-            rows, naive, daily, same_rows = compare(panel, bars, members, entries, kind, s)
+            # the test days' bars (and a month before, for the first day's return and its
+            # limits) are all the scoring and the backtests read: a fraction of the history
+            since = (pd.Timestamp(SPLITS[s]["test"][0]) - pd.Timedelta(days=40)).strftime("%Y%m%d")
+            recent = bars[bars["trade_date"] >= since]
+            recent_members = members[members["trade_date"] >= since]
+            rows, naive, daily, same_rows = compare(panel, recent, recent_members, entries,
+                                                    kind, s)
             best = bars_ = None
             valid_file = outs[s] / f"stockpred_{kind}_valid.parquet"
             if kind == "once" and valid_file.exists():
@@ -687,8 +693,8 @@ def main(argv=None) -> int:
                 best = pick_best(panel, valid)
             qlib_bt = qlib_daily = None
             if not args.no_qlib_backtest:
-                qlib_bt, qlib_daily = qlib_backtest(args.data, args.universe, s, outs[s], bars,
-                                                    members, same_rows,
+                qlib_bt, qlib_daily = qlib_backtest(args.data, args.universe, s, outs[s], recent,
+                                                    recent_members, same_rows,
                                                     args.qlib_backtest_seeds)
                 for row in rows:
                     row["qlib_bt_excess_cost"] = qlib_bt[row["model"]]["excess_cost"]
