@@ -208,6 +208,7 @@ def run_qlib_backtest(data: Path, universe: str, split: str, out: Path) -> None:
     from qlib.backtest.exchange import Exchange
     from qlib.contrib.evaluate import risk_analysis
     from qlib.contrib.strategy import TopkDropoutStrategy
+    from qlib.data import D
 
     from stockpred.data.qlib_provider import qlib_code
 
@@ -218,6 +219,11 @@ def run_qlib_backtest(data: Path, universe: str, split: str, out: Path) -> None:
     bench = pd.Series(bench["return"].to_numpy(float),
                       index=pd.to_datetime(bench["trade_date"]), name="bench")
     settings = {k: v for k, v in QLIB_BACKTEST.items() if k not in ("topk", "n_drop", "account")}
+    # qlib's backtest steps to the trading day after its end, so it cannot end on the
+    # calendar's last day (split a and b end there): its last step is the day before
+    calendar = D.calendar(end_time=seg["test"][1])
+    full = D.calendar()
+    end = calendar[-2] if calendar[-1] == full[-1] else calendar[-1]
     exchange = Exchange(freq="day", start_time=seg["test"][0], end_time=seg["test"][1],
                         codes=universe, **settings)
     results, daily = {}, []
@@ -228,7 +234,7 @@ def run_qlib_backtest(data: Path, universe: str, split: str, out: Path) -> None:
             names=["datetime", "instrument"])).sort_index()
         strategy = TopkDropoutStrategy(signal=signal, topk=QLIB_BACKTEST["topk"],
                                        n_drop=QLIB_BACKTEST["n_drop"])
-        report, _ = backtest(start_time=seg["test"][0], end_time=seg["test"][1],
+        report, _ = backtest(start_time=seg["test"][0], end_time=end,
                              strategy=strategy,
                              executor=executor.SimulatorExecutor(time_per_step="day",
                                                                  generate_portfolio_metrics=True),
@@ -480,13 +486,19 @@ def compare(panel, bars, members, entries: dict[str, pd.DataFrame], kind: str,
 
 
 def qlib_backtest(data: Path, universe: str, split: str, out: Path, bars, members,
-                  same_rows: dict[str, pd.DataFrame], seeds: int) -> tuple[dict, pd.DataFrame]:
+                  same_rows: dict[str, pd.DataFrame], seeds: int,
+                  reuse: bool) -> tuple[dict, pd.DataFrame]:
     """Every row's scores (stockpred's included, the first ``seeds`` random seeds) through
-    qlib's own backtest in a child process (run_qlib_backtest)."""
+    qlib's own backtest in a child process (run_qlib_backtest); ``reuse`` keeps a stored
+    result that covers every row."""
     from stockpred.evaluation.backtest import equal_weight_returns
 
     wanted = [n for n in same_rows if not n.startswith("stockpred_random_")
               or int(n.rsplit("_", 1)[1]) < seeds]
+    stored = out / "qlib_backtest.json"
+    if reuse and stored.exists() and set(wanted) <= set(json.loads(stored.read_text())):
+        return (json.loads(stored.read_text()),
+                pd.read_parquet(out / "qlib_backtest_daily.parquet"))
     pd.concat([same_rows[n].assign(model=n) for n in wanted], ignore_index=True).to_parquet(
         out / "qlib_backtest_in.parquet", index=False)
     bench = equal_weight_returns(bars, members).dropna()
@@ -695,7 +707,7 @@ def main(argv=None) -> int:
             if not args.no_qlib_backtest:
                 qlib_bt, qlib_daily = qlib_backtest(args.data, args.universe, s, outs[s], recent,
                                                     recent_members, same_rows,
-                                                    args.qlib_backtest_seeds)
+                                                    args.qlib_backtest_seeds, args.reuse)
                 for row in rows:
                     row["qlib_bt_excess_cost"] = qlib_bt[row["model"]]["excess_cost"]
                     row["qlib_bt_ir_cost"] = qlib_bt[row["model"]]["ir_cost"]
