@@ -197,7 +197,7 @@ def run_qlib(data: Path, universe: str, split: str, out: Path, rows: list[str]) 
     log(f"[qlib] wall {time.perf_counter() - started:.0f}s")
 
 
-def run_qlib_backtest(data: Path, universe: str, split: str, out: Path) -> None:
+def run_qlib_backtest(data: Path, split: str, out: Path) -> None:
     """Every row of out/qlib_backtest_in.parquet (trade_date, ts_code, score, model) through
     qlib's own exchange and TopkDropoutStrategy with the benchmark YAML's settings
     (QLIB_BACKTEST); the benchmark is the equal-weight universe of
@@ -224,8 +224,11 @@ def run_qlib_backtest(data: Path, universe: str, split: str, out: Path) -> None:
     calendar = D.calendar(end_time=seg["test"][1])
     full = D.calendar()
     end = calendar[-2] if calendar[-1] == full[-1] else calendar[-1]
+    # quotes of every stock, as qlib's get_exchange defaults to: a universe's instruments
+    # give a stock's quotes only on its member days, so a holding that left the universe
+    # reads as suspended and can never be sold
     exchange = Exchange(freq="day", start_time=seg["test"][0], end_time=seg["test"][1],
-                        codes=universe, **settings)
+                        codes="all", **settings)
     results, daily = {}, []
     for name, frame in scores.groupby("model", sort=False):
         t = time.perf_counter()
@@ -640,7 +643,7 @@ def main(argv=None) -> int:
         run_qlib(args.data, args.universe, splits[0], Path.cwd(), qlib_rows)
         return 0
     if args.part == "qlib_backtest":
-        run_qlib_backtest(args.data, args.universe, splits[0], Path.cwd())
+        run_qlib_backtest(args.data, splits[0], Path.cwd())
         return 0
 
     started = time.perf_counter()
