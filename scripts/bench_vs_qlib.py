@@ -61,7 +61,40 @@ SPLITS = {
 QLIB_LGB = {"loss": "mse", "colsample_bytree": 0.8879, "learning_rate": 0.2,
             "subsample": 0.8789, "lambda_l1": 205.6999, "lambda_l2": 580.9768,
             "max_depth": 8, "num_leaves": 210, "num_threads": 2}
+# workflow_config_doubleensemble_Alpha158.yaml (qlib 0.9.7 benchmarks), num_threads cut to 2
+# and without its feature selection: DEnsembleModel.feature_selection predicts the whole
+# train set (about 1M rows x 158 features) once per feature and fitted sub-model, 158 x
+# (1 + ... + 5) = 2,370 predictions, about 40 minutes of two cores per split; the sample
+# re-weighting and the six-model ensemble stay
+QLIB_DENS = {"base_model": "gbm", "loss": "mse", "num_models": 6, "enable_sr": True,
+             "enable_fs": False, "alpha1": 1, "alpha2": 1, "bins_sr": 10, "bins_fs": 5,
+             "decay": 0.5, "sample_ratios": [0.8, 0.7, 0.6, 0.5, 0.4],
+             "sub_weights": [1, 0.2, 0.2, 0.2, 0.2, 0.2], "epochs": 28,
+             "colsample_bytree": 0.8879, "learning_rate": 0.2, "subsample": 0.8789,
+             "lambda_l1": 205.6999, "lambda_l2": 580.9768, "max_depth": 8, "num_leaves": 210,
+             "num_threads": 2, "verbosity": -1}
+# qlib's rows: name -> (processors, model); the two YAMLs name Alpha158's default processors
+QLIB_ROWS = {  # in the order they run: the two on the YAML's processors first
+    "qlib_lgb_alpha158": ("yaml", {"class": "LGBModel", "module_path": "qlib.contrib.model.gbdt",
+                                   "kwargs": QLIB_LGB}),
+    "qlib_dens_alpha158_nofs": ("yaml", {"class": "DEnsembleModel",
+                                         "module_path": "qlib.contrib.model.double_ensemble",
+                                         "kwargs": QLIB_DENS}),
+    "qlib_lgb_alpha158_strong": ("strong", {"class": "LGBModel",
+                                            "module_path": "qlib.contrib.model.gbdt",
+                                            "kwargs": QLIB_LGB}),
+}
 TOPK, N_DROP = 50, 5
+# port_analysis_config of qlib's benchmark YAMLs (the benchmark index aside: see
+# run_qlib_backtest)
+QLIB_BACKTEST = {"topk": TOPK, "n_drop": N_DROP, "account": 100_000_000,
+                 "limit_threshold": 0.095, "deal_price": "close", "open_cost": 0.0005,
+                 "close_cost": 0.0015, "min_cost": 5}
+# stockpred's backtest of every row: qlib's cost preset on stockpred's fills (A-share rules),
+# with the default slippage (10 bp) and no cap on an order's share of the day's amount
+STOCKPRED_BACKTEST = {"topk": TOPK, "n_drop": N_DROP, "costs": "qlib", "participation": None}
+# the naive row: the random score over these seeds, its mean and spread
+RANDOM_SEEDS = range(20)
 
 
 def log(*parts) -> None:
@@ -78,19 +111,52 @@ def _plain(day: str) -> str:
 
 # -- qlib's side (a child process) -----------------------------------------------------------
 
-def run_qlib(data: Path, universe: str, split: str, out: Path) -> None:
-    """Alpha158 + LGBModel as qlib's benchmark YAML; writes out/qlib_pred.parquet."""
+def _processors(kind: str, seg: dict) -> tuple[list, list]:
+    """(infer, learn) processors: ``yaml`` is Alpha158's default, the one of
+    workflow_config_lightgbm_Alpha158.yaml and of the DoubleEnsemble YAML (no infer
+    processors; DropnaLabel + CSZScoreNorm on the label); ``strong`` is the set of qlib's
+    Alpha360 and deep-model YAMLs (ProcessInf, RobustZScoreNorm with clip_outlier fit on the
+    train period and Fillna on the features; DropnaLabel + CSRankNorm on the label)."""
+    from qlib.data.dataset import processor as P
+
+    if kind == "yaml":
+        return [], [P.DropnaLabel(), P.CSZScoreNorm(fields_group="label")]
+    return ([P.ProcessInf(),
+             P.RobustZScoreNorm(fit_start_time=seg["train"][0], fit_end_time=seg["train"][1],
+                                fields_group="feature", clip_outlier=True),
+             P.Fillna(fields_group="feature")],
+            [P.DropnaLabel(), P.CSRankNorm(fields_group="label")])
+
+
+def _qlib_frame(pred: pd.Series, segment: str) -> pd.DataFrame:
+    frame = pred.rename("score").reset_index()
+    frame.columns = ["datetime", "instrument", "score"]
+    return pd.DataFrame({
+        "trade_date": pd.to_datetime(frame["datetime"]).dt.strftime("%Y%m%d"),
+        "ts_code": [ts_code_of(c) for c in frame["instrument"]],
+        "score": frame["score"].to_numpy(np.float64), "segment": segment})
+
+
+def _init_qlib(data: Path, out: Path) -> None:
     import qlib
     from qlib.constant import REG_CN
+
+    qlib.init(provider_uri=str(data.resolve()), region=REG_CN, kernels=2,
+              exp_manager={"class": "MLflowExpManager", "module_path": "qlib.workflow.expm",
+                           "kwargs": {"uri": "file:" + str((out / "mlruns").resolve()),
+                                      "default_exp_name": "bench_vs_qlib"}})
+
+
+def run_qlib(data: Path, universe: str, split: str, out: Path, rows: list[str]) -> None:
+    """qlib's rows (QLIB_ROWS) on one Alpha158 load: each row's processors are applied to
+    the loaded raw features again (DataHandlerLP.process_data), as the load dominates;
+    writes out/qlib_<row>.parquet (valid and test predictions) as each row finishes."""
     from qlib.utils import init_instance_by_config
     from qlib.workflow import R
 
     started = time.perf_counter()
     seg = SPLITS[split]
-    qlib.init(provider_uri=str(data.resolve()), region=REG_CN, kernels=2,
-              exp_manager={"class": "MLflowExpManager", "module_path": "qlib.workflow.expm",
-                           "kwargs": {"uri": "file:" + str((out / "mlruns").resolve()),
-                                      "default_exp_name": "bench_vs_qlib"}})
+    _init_qlib(data, out)
     handler = {"class": "Alpha158", "module_path": "qlib.contrib.data.handler",
                "kwargs": {"start_time": seg["train"][0], "end_time": seg["test"][1],
                           "fit_start_time": seg["train"][0], "fit_end_time": seg["train"][1],
@@ -99,33 +165,109 @@ def run_qlib(data: Path, universe: str, split: str, out: Path) -> None:
         "class": "DatasetH", "module_path": "qlib.data.dataset",
         "kwargs": {"handler": handler, "segments": {k: tuple(v) for k, v in seg.items()}}})
     loaded = time.perf_counter()
+    stats_file = out / "qlib_stats.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    stats |= {"load_s": loaded - started, "peak_rss_gb": peak_rss_gb()}
     log(f"[qlib] Alpha158 loaded in {loaded - started:.0f}s, peak RSS {peak_rss_gb():.2f} GB")
-    model = init_instance_by_config({"class": "LGBModel",
-                                     "module_path": "qlib.contrib.model.gbdt",
-                                     "kwargs": QLIB_LGB})
-    with R.start(experiment_name="bench_vs_qlib"):
-        model.fit(dataset)
-        fitted = time.perf_counter()
-        pred = model.predict(dataset, segment="test")
-    log(f"[qlib] LGBModel fit in {fitted - loaded:.0f}s ({model.model.best_iteration} trees)")
-    frame = pred.rename("score").reset_index()
-    frame.columns = ["datetime", "instrument", "score"]
-    frame = pd.DataFrame({
-        "trade_date": pd.to_datetime(frame["datetime"]).dt.strftime("%Y%m%d"),
-        "ts_code": [ts_code_of(c) for c in frame["instrument"]],
-        "score": frame["score"].to_numpy(np.float64)})
-    frame.to_parquet(out / "qlib_pred.parquet", index=False)
-    stats = {"wall_s": time.perf_counter() - started, "load_s": loaded - started,
-             "fit_s": fitted - loaded, "peak_rss_gb": peak_rss_gb(), "rows": len(frame)}
-    (out / "qlib_stats.json").write_text(json.dumps(stats, indent=1))
-    log(f"[qlib] {len(frame)} test predictions, wall {stats['wall_s']:.0f}s, "
-        f"peak RSS {stats['peak_rss_gb']:.2f} GB")
+    processed = "yaml"  # what the handler's learn/infer frames hold now
+    for row in sorted(rows, key=list(QLIB_ROWS).index):
+        kind, model_config = QLIB_ROWS[row]
+        t = time.perf_counter()
+        if kind != processed:
+            h = dataset.handler
+            h.infer_processors, h.learn_processors = _processors(kind, seg)
+            h.process_data(with_fit=True)
+            processed = kind
+        model = init_instance_by_config(model_config)
+        fit_start = time.perf_counter()
+        with R.start(experiment_name="bench_vs_qlib"):
+            model.fit(dataset)
+            fitted = time.perf_counter()
+            frame = pd.concat([_qlib_frame(model.predict(dataset, segment=s), s)
+                               for s in ("valid", "test")], ignore_index=True)
+        frame.to_parquet(out / f"qlib_{row}.parquet", index=False)
+        stats[row] = {"process_s": fit_start - t, "fit_s": fitted - fit_start,
+                      "predict_s": time.perf_counter() - fitted,
+                      "test_rows": int((frame["segment"] == "test").sum()),
+                      "peak_rss_gb": peak_rss_gb()}
+        stats_file.write_text(json.dumps(stats, indent=1))
+        log(f"[qlib] {row}: processors {kind} ({fit_start - t:.0f}s), fit "
+            f"{fitted - fit_start:.0f}s, {stats[row]['test_rows']} test predictions, "
+            f"peak RSS {peak_rss_gb():.2f} GB")
+    log(f"[qlib] wall {time.perf_counter() - started:.0f}s")
 
 
-def start_qlib(data: Path, universe: str, split: str, out: Path) -> subprocess.Popen:
+def run_qlib_backtest(data: Path, split: str, out: Path) -> None:
+    """Every row of out/qlib_backtest_in.parquet (trade_date, ts_code, score, model) through
+    qlib's own exchange and TopkDropoutStrategy with the benchmark YAML's settings
+    (QLIB_BACKTEST); the benchmark is the equal-weight universe of
+    out/qlib_backtest_bench.parquet, as in stockpred's backtest. Writes
+    out/qlib_backtest.json (qlib's risk_analysis of the excess with and without cost: its
+    annualised return is 238 x the daily mean) and the daily excess with cost."""
+    from qlib.backtest import backtest, executor
+    from qlib.backtest.exchange import Exchange
+    from qlib.contrib.evaluate import risk_analysis
+    from qlib.contrib.strategy import TopkDropoutStrategy
+    from qlib.data import D
+
+    from stockpred.data.qlib_provider import qlib_code
+
+    _init_qlib(data, out)
+    seg = SPLITS[split]
+    scores = pd.read_parquet(out / "qlib_backtest_in.parquet")
+    bench = pd.read_parquet(out / "qlib_backtest_bench.parquet")
+    bench = pd.Series(bench["return"].to_numpy(float),
+                      index=pd.to_datetime(bench["trade_date"]), name="bench")
+    settings = {k: v for k, v in QLIB_BACKTEST.items() if k not in ("topk", "n_drop", "account")}
+    # qlib's backtest steps to the trading day after its end, so it cannot end on the
+    # calendar's last day (split a and b end there): its last step is the day before
+    calendar = D.calendar(end_time=seg["test"][1])
+    full = D.calendar()
+    end = calendar[-2] if calendar[-1] == full[-1] else calendar[-1]
+    # quotes of every stock, as qlib's get_exchange defaults to: a universe's instruments
+    # give a stock's quotes only on its member days, so a holding that left the universe
+    # reads as suspended and can never be sold
+    exchange = Exchange(freq="day", start_time=seg["test"][0], end_time=seg["test"][1],
+                        codes="all", **settings)
+    results, daily = {}, []
+    for name, frame in scores.groupby("model", sort=False):
+        t = time.perf_counter()
+        signal = pd.Series(frame["score"].to_numpy(float), index=pd.MultiIndex.from_arrays(
+            [pd.to_datetime(frame["trade_date"]), [qlib_code(c) for c in frame["ts_code"]]],
+            names=["datetime", "instrument"])).sort_index()
+        strategy = TopkDropoutStrategy(signal=signal, topk=QLIB_BACKTEST["topk"],
+                                       n_drop=QLIB_BACKTEST["n_drop"])
+        report, _ = backtest(start_time=seg["test"][0], end_time=end,
+                             strategy=strategy,
+                             executor=executor.SimulatorExecutor(time_per_step="day",
+                                                                 generate_portfolio_metrics=True),
+                             benchmark=bench, account=QLIB_BACKTEST["account"],
+                             exchange_kwargs={"exchange": exchange})
+        report = report["1day"][0]
+        excess = report["return"] - report["bench"] - report["cost"]
+        with_cost = risk_analysis(excess, freq="day")["risk"]
+        without = risk_analysis(report["return"] - report["bench"], freq="day")["risk"]
+        results[name] = {"excess_cost": float(with_cost["annualized_return"]),
+                         "ir_cost": float(with_cost["information_ratio"]),
+                         "max_dd_cost": float(with_cost["max_drawdown"]),
+                         "excess_no_cost": float(without["annualized_return"]),
+                         "turnover": float(report["turnover"].mean()),
+                         "days": len(report), "wall_s": time.perf_counter() - t}
+        daily.append(pd.DataFrame({"trade_date": report.index.strftime("%Y%m%d"),
+                                   "model": name, "excess_cost": excess.to_numpy(float)}))
+        log(f"[qlib backtest] {name}: excess with cost {results[name]['excess_cost']:+.4f}, "
+            f"IR {results[name]['ir_cost']:+.3f} ({results[name]['wall_s']:.0f}s)")
+    (out / "qlib_backtest.json").write_text(json.dumps(results, indent=1))
+    pd.concat(daily, ignore_index=True).to_parquet(out / "qlib_backtest_daily.parquet",
+                                                   index=False)
+
+
+def start_qlib(data: Path, universe: str, split: str, out: Path, part: str = "qlib",
+               rows: list[str] | None = None) -> subprocess.Popen:
     env = dict(os.environ, MLFLOW_ALLOW_FILE_STORE="true", PYTHONHASHSEED="0")
-    command = [sys.executable, str(Path(__file__).resolve()), "--part", "qlib",
-               "--universe", universe, "--split", split, "--data", str(data.resolve())]
+    command = [sys.executable, str(Path(__file__).resolve()), "--part", part,
+               "--universe", universe, "--split", split, "--data", str(data.resolve()),
+               "--qlib-rows", ",".join(rows or [])]
     return subprocess.Popen(command, cwd=str(out.resolve()), env=env)
 
 
@@ -195,19 +337,36 @@ def stockpred_panel(bars: pd.DataFrame, members: pd.DataFrame):
 
 
 def run_stockpred(panel, split: str, kind: str, models: list[str], out: Path) -> dict:
+    """Each learner's test scores by walk_forward, and (protocol once) its validation days'
+    scores from the same fitted model, which pick stockpred's best row; the random score
+    once per RANDOM_SEEDS seed (random_<seed>)."""
     from stockpred.config import Config
     from stockpred.evaluation.walkforward import walk_forward
+    from stockpred.models.names import model_class
     from stockpred.models.registry import prototype
 
     protocol = protocol_for(panel, split, kind)
     log(f"[stockpred] protocol {kind}: {protocol}")
     config = Config()
-    scores, tallies = {}, {}
-    for name in ["last_return", "random", *models]:
+    first, last = (_plain(d) for d in SPLITS[split]["valid"])
+    dates = panel.dates
+    valid_panel = panel.rows((dates >= first) & (dates <= last))
+    random = model_class("random")
+    learners = {"last_return": prototype(config, "last_return"),
+                **{f"random_{seed}": random(random.settings_from(config), seed)
+                   for seed in RANDOM_SEEDS},
+                **{name: prototype(config, name) for name in models}}
+    scores, valid, tallies = {}, {}, {}
+    for name, learner in learners.items():
         tally = {"fit_s": 0.0, "fit_rows": 0, "predict_s": 0.0, "predict_rows": 0, "fits": 0}
         t = time.perf_counter()
-        scores[name] = walk_forward(Timed(prototype(config, name), tally),
-                                          panel, protocol, progress=False)
+
+        def on_refit(model, first_day, last_day, name=name):
+            if kind == "once" and not name.startswith("random_"):
+                valid[name] = valid_panel.keys.assign(score=model.inner.predict(valid_panel))
+
+        scores[name] = walk_forward(Timed(learner, tally), panel, protocol, progress=False,
+                                    on_refit=on_refit)
         tally["wall_s"] = time.perf_counter() - t
         tallies[name] = tally
         if name in models:
@@ -219,41 +378,94 @@ def run_stockpred(panel, split: str, kind: str, models: list[str], out: Path) ->
     frame = pd.concat([f[["trade_date", "ts_code", "score"]].assign(model=m)
                        for m, f in scores.items()], ignore_index=True)
     frame.to_parquet(out / f"stockpred_{kind}.parquet", index=False)
+    if valid:
+        pd.concat([f[["trade_date", "ts_code", "score"]].assign(model=m)
+                   for m, f in valid.items()], ignore_index=True).to_parquet(
+            out / f"stockpred_{kind}_valid.parquet", index=False)
     (out / f"stockpred_{kind}_stats.json").write_text(json.dumps(tallies, indent=1))
     return scores
 
 
 # -- the comparison ------------------------------------------------------------------------------
 
-def compare(panel, bars, members, qlib_scores: pd.DataFrame, ours: dict[str, pd.DataFrame],
-            kind: str, split: str) -> list[dict]:
+KEYS = ["trade_date", "ts_code"]
+
+
+def labelled(panel, scores: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` on the panel's rows with both labels (ret_1, ret_2), as score_rows reads
+    them."""
+    from stockpred.evaluation.cross_section import LABELS
+
+    frame = panel.keys.assign(**{label: panel.returns[label].to_numpy() for label in LABELS})
+    return frame.merge(scores[["trade_date", "ts_code", "score"]], on=KEYS, how="inner")
+
+
+def pick_best(panel, valid: dict[str, pd.DataFrame]) -> dict:
+    """Each side's best row by its mean daily Rank IC on ret_2 over the validation days
+    (never the test days), every candidate scored on the validation rows they all have."""
+    from stockpred.evaluation.signal import daily_ic
+
+    common = None
+    for frame in valid.values():
+        keys = frame.dropna(subset=["score"])[KEYS]
+        common = keys if common is None else common.merge(keys, on=KEYS)
+    rank_ic = {name: float(daily_ic(labelled(panel, f.merge(common, on=KEYS)), "ret_2")
+                           ["rank_ic"].mean())
+               for name, f in valid.items()}
+    best = {side: max((n for n in rank_ic if n.startswith(side)), key=rank_ic.get)
+            for side in ("qlib_", "stockpred_")}
+    return {"rule": "highest mean daily Rank IC on ret_2 over the validation days, on the "
+                    "validation rows every candidate scored; the test days play no part",
+            "valid_rows": len(common), "valid_rank_ic_ret_2": rank_ic,
+            "qlib_best": best["qlib_"], "stockpred_best": best["stockpred_"]}
+
+
+def compare(panel, bars, members, entries: dict[str, pd.DataFrame], kind: str,
+            split: str) -> tuple[list[dict], dict, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Every entry scored and traded (stockpred's backtest) on the rows all of them have:
+    the table's rows (random_<seed> aside), the naive row (the random seeds' mean and
+    spread), the daily series of each entry (IC, Rank IC, excess with cost) and the
+    scores on the common rows (what qlib's backtest trades next)."""
     from stockpred.evaluation.backtest import BacktestSettings, equal_weight_returns, index_returns
     from stockpred.evaluation.cross_section import backtest_row, score_rows
+    from stockpred.evaluation.signal import daily_ic
 
-    keys = ["trade_date", "ts_code"]
-    common = qlib_scores.dropna(subset=["score"])[keys]
-    for frame in ours.values():
-        common = common.merge(frame.dropna(subset=["score"])[keys], on=keys)
-    log(f"[compare {split}/{kind}] same rows: {len(common):,} (qlib {len(qlib_scores):,}, "
-        f"stockpred {len(next(iter(ours.values()))):,})")
+    common = None
+    for frame in entries.values():
+        keys = frame.dropna(subset=["score"])[KEYS]
+        common = keys if common is None else common.merge(keys, on=KEYS)
+    log(f"[compare {split}/{kind}] same rows: {len(common):,} "
+        f"({', '.join(f'{n} {len(f):,}' for n, f in entries.items() if 'random_' not in n)})")
     marks = {"equal_weight": equal_weight_returns(bars, members)}
     index_file = ROOT.parent / "shared" / "data" / "tushare" / "index_daily" / "000300.SH.csv"
     if index_file.exists():
         index = pd.read_csv(index_file, dtype={"trade_date": str})
         marks["000300_SH"] = index_returns(index, "000300.SH")
-    # qlib's own cost preset and fills, so the backtest is not what differs between the rows
-    settings = BacktestSettings(topk=TOPK, n_drop=N_DROP, costs="qlib", slippage_bp=0,
-                                participation=None)
-    rows = []
-    entries = [("qlib_lgb_alpha158", qlib_scores), *[(f"stockpred_{m}", f) for m, f in ours.items()]]
-    for name, frame in entries:
-        same = frame.merge(common, on=keys)[["trade_date", "ts_code", "score"]]
+    settings = BacktestSettings(**STOCKPRED_BACKTEST)
+    rows, naive, daily, same_rows = [], [], [], {}
+    for name, frame in entries.items():
+        same = frame.merge(common, on=KEYS)[["trade_date", "ts_code", "score"]]
+        same_rows[name] = same
+        bt, bt_daily = backtest_row(name, same, bars, settings, marks)
+        series = {"excess_cost": bt_daily.set_index("trade_date")["excess_equal_weight"]}
+        for label in ("ret_2", "ret_1"):
+            ic = daily_ic(labelled(panel, same), label)
+            series |= {f"ic_{label}": ic["ic"], f"rank_ic_{label}": ic["rank_ic"]}
+        daily.append(pd.DataFrame(series).rename_axis("trade_date").reset_index()
+                     .assign(model=name))
+        if name.startswith("stockpred_random_"):
+            naive.append({"seed": int(name.rsplit("_", 1)[1]),
+                          "rank_ic_ret_2": float(series["rank_ic_ret_2"].mean()),
+                          "rank_ic_ret_1": float(series["rank_ic_ret_1"].mean()),
+                          "excess_cost": bt["excess_return_with_cost_equal_weight"]})
+            continue
         signal = {(r["label"], r["rows"]): r for r in score_rows(name, same, panel, bars, "close")}
-        bt, _ = backtest_row(name, same, bars, settings, marks)
         row = {"model": name}
         for label in ("ret_2", "ret_1"):
             row[f"ic_{label}"] = signal[(label, "all")]["ic"]
             row[f"rank_ic_{label}"] = signal[(label, "all")]["rank_ic"]
+            row[f"rank_ic_{label}_lo90"] = signal[(label, "all")]["rank_ic_lo90"]
+            row[f"rank_ic_{label}_hi90"] = signal[(label, "all")]["rank_ic_hi90"]
             row[f"rank_icir_{label}"] = signal[(label, "all")]["rank_icir"]
             row[f"rank_ic_{label}_tradeable"] = signal[(label, "tradeable")]["rank_ic"]
         row["excess_cost"] = bt["excess_return_with_cost_equal_weight"]
@@ -264,75 +476,174 @@ def compare(panel, bars, members, qlib_scores: pd.DataFrame, ours: dict[str, pd.
         row["max_dd"] = bt["max_drawdown"]
         rows.append(row)
         log(f"[compare {split}/{kind}] " + _line(row))
-    return rows
+    seeds = pd.DataFrame(naive)
+    spread = {"seeds": len(seeds)}
+    for column in ("rank_ic_ret_2", "rank_ic_ret_1", "excess_cost"):
+        spread |= {f"{column}_mean": float(seeds[column].mean()),
+                   f"{column}_sd": float(seeds[column].std()),
+                   f"{column}_min": float(seeds[column].min()),
+                   f"{column}_max": float(seeds[column].max())}
+    log(f"[compare {split}/{kind}] naive (random, {len(seeds)} seeds): "
+        + " ".join(f"{k}={v:+.4f}" for k, v in spread.items() if k != "seeds"))
+    return rows, spread, pd.concat(daily, ignore_index=True), same_rows
 
 
+def qlib_backtest(data: Path, universe: str, split: str, out: Path, bars, members,
+                  same_rows: dict[str, pd.DataFrame], seeds: int,
+                  reuse: bool) -> tuple[dict, pd.DataFrame]:
+    """Every row's scores (stockpred's included, the first ``seeds`` random seeds) through
+    qlib's own backtest in a child process (run_qlib_backtest); ``reuse`` keeps a stored
+    result that covers every row."""
+    from stockpred.evaluation.backtest import equal_weight_returns
+
+    wanted = [n for n in same_rows if not n.startswith("stockpred_random_")
+              or int(n.rsplit("_", 1)[1]) < seeds]
+    stored = out / "qlib_backtest.json"
+    if reuse and stored.exists() and set(wanted) <= set(json.loads(stored.read_text())):
+        return (json.loads(stored.read_text()),
+                pd.read_parquet(out / "qlib_backtest_daily.parquet"))
+    pd.concat([same_rows[n].assign(model=n) for n in wanted], ignore_index=True).to_parquet(
+        out / "qlib_backtest_in.parquet", index=False)
+    bench = equal_weight_returns(bars, members).dropna()
+    pd.DataFrame({"trade_date": bench.index.astype(str), "return": bench.to_numpy(float)}
+                 ).to_parquet(out / "qlib_backtest_bench.parquet", index=False)
+    if start_qlib(data, universe, split, out, part="qlib_backtest").wait() != 0:
+        raise SystemExit(f"qlib's backtest of split {split} failed")
+    return (json.loads((out / "qlib_backtest.json").read_text()),
+            pd.read_parquet(out / "qlib_backtest_daily.parquet"))
+
+
+def error_bars(daily: pd.DataFrame, qlib_daily: pd.DataFrame | None, best: dict) -> dict:
+    """stockpred's best row against qlib's (both picked on the validation days): the
+    ratio of their mean Rank IC on ret_2 and the difference of their excess with cost
+    (annualised: x 252 in stockpred's backtest, x 238 in qlib's), each with its 90%
+    month-block bootstrap interval (signal.compare_means)."""
+    from stockpred.evaluation.backtest import TRADING_DAYS
+    from stockpred.evaluation.signal import BOOTSTRAP_DRAWS, INTERVAL_LEVEL, compare_means
+
+    ours, theirs = best["stockpred_best"], best["qlib_best"]
+    out = {"draws": BOOTSTRAP_DRAWS, "level": INTERVAL_LEVEL, "seed": 0,
+           "blocks": "calendar months, drawn with replacement, as many as the test spans",
+           "stockpred": ours, "qlib": theirs}
+    wide = daily.pivot(index="trade_date", columns="model")
+    for label in ("ret_2", "ret_1"):
+        c = compare_means(wide[f"rank_ic_{label}"], ours, theirs)
+        out[f"rank_ic_{label}_ratio"] = {k: c[k] for k in ("ratio", "ratio_low", "ratio_high",
+                                                            "days")}
+    c = compare_means(wide["excess_cost"], ours, theirs)
+    out["excess_cost_difference"] = {k: c[k] * TRADING_DAYS for k in
+                                     ("difference", "difference_low", "difference_high")}
+    if qlib_daily is not None:
+        c = compare_means(qlib_daily.pivot(index="trade_date", columns="model")["excess_cost"],
+                          ours, theirs)
+        out["qlib_backtest_excess_cost_difference"] = {
+            k: c[k] * QLIB_DAYS for k in ("difference", "difference_low", "difference_high")}
+    return out
+
+
+# qlib's risk_analysis annualises a daily mean with 238 trading days
+QLIB_DAYS = 238
 COLUMNS = ["ic_ret_2", "rank_ic_ret_2", "rank_icir_ret_2", "rank_ic_ret_2_tradeable", "ic_ret_1",
            "rank_ic_ret_1", "rank_icir_ret_1", "rank_ic_ret_1_tradeable", "excess_cost",
-           "ir_cost", "excess_no_cost", "excess_cost_csi300", "turnover", "max_dd"]
+           "ir_cost", "excess_no_cost", "excess_cost_csi300", "turnover", "max_dd",
+           "qlib_bt_excess_cost", "qlib_bt_ir_cost"]
 
 
 def _line(row: dict) -> str:
-    return f"{row['model']:26s} " + " ".join(f"{c}={row[c]:+.4f}" for c in COLUMNS)
+    return f"{row['model']:26s} " + " ".join(f"{c}={row.get(c, np.nan):+.4f}" for c in COLUMNS)
 
 
-def table(rows: list[dict], title: str) -> str:
+def table(rows: list[dict], naive: dict, best: dict | None, bars_: dict | None,
+          title: str) -> str:
     head = "| model | " + " | ".join(COLUMNS) + " |"
     lines = [f"### {title}", "", head, "|" + "---|" * (len(COLUMNS) + 1)]
-    lines += ["| " + r["model"] + " | " + " | ".join(f"{r[c]:.4f}" for c in COLUMNS) + " |"
-              for r in rows]
-    q = next(r for r in rows if r["model"] == "qlib_lgb_alpha158")
-    lines += ["", "stockpred / qlib (same rows): Rank IC ret_2, Rank IC ret_1, "
-              "excess after cost (difference, per year)"]
-    for r in rows:
-        if r is q:
-            continue
-        lines.append(f"- {r['model']}: {r['rank_ic_ret_2'] / q['rank_ic_ret_2']:.2f}x, "
-                     f"{r['rank_ic_ret_1'] / q['rank_ic_ret_1']:.2f}x, "
-                     f"{r['excess_cost']:+.4f} vs {q['excess_cost']:+.4f} "
-                     f"({r['excess_cost'] - q['excess_cost']:+.4f})")
+    lines += ["| " + r["model"] + " | " + " | ".join(f"{r.get(c, np.nan):.4f}" for c in COLUMNS)
+              + " |" for r in rows]
+    lines += ["", f"naive row (random score, {naive['seeds']} seeds): Rank IC ret_2 mean "
+              f"{naive['rank_ic_ret_2_mean']:+.4f} (sd {naive['rank_ic_ret_2_sd']:.4f}, "
+              f"{naive['rank_ic_ret_2_min']:+.4f}..{naive['rank_ic_ret_2_max']:+.4f}); excess "
+              f"after cost mean {naive['excess_cost_mean']:+.4f} (sd "
+              f"{naive['excess_cost_sd']:.4f}, {naive['excess_cost_min']:+.4f}.."
+              f"{naive['excess_cost_max']:+.4f})"]
+    lines += ["", "Rank IC ret_2 with its 90% month-block interval:"]
+    lines += [f"- {r['model']}: {r['rank_ic_ret_2']:.4f} [{r['rank_ic_ret_2_lo90']:.4f}, "
+              f"{r['rank_ic_ret_2_hi90']:.4f}]" for r in rows]
+    if best is not None:
+        valid = ", ".join(f"{n} {v:.4f}" for n, v in best["valid_rank_ic_ret_2"].items())
+        lines += ["", f"best rows by the validation days' Rank IC ret_2 ({valid}): qlib "
+                  f"{best['qlib_best']}, stockpred {best['stockpred_best']}"]
+    if bars_ is not None:
+        r2, ex = bars_["rank_ic_ret_2_ratio"], bars_["excess_cost_difference"]
+        lines.append(f"- Rank IC ret_2 ratio {r2['ratio']:.2f}x [{r2['ratio_low']:.2f}, "
+                     f"{r2['ratio_high']:.2f}]; excess after cost difference (stockpred's "
+                     f"backtest) {ex['difference']:+.4f} [{ex['difference_low']:+.4f}, "
+                     f"{ex['difference_high']:+.4f}]")
+        if "qlib_backtest_excess_cost_difference" in bars_:
+            qx = bars_["qlib_backtest_excess_cost_difference"]
+            lines.append(f"- excess after cost difference (qlib's backtest) "
+                         f"{qx['difference']:+.4f} [{qx['difference_low']:+.4f}, "
+                         f"{qx['difference_high']:+.4f}]")
     return "\n".join(lines)
 
 
-def record_comparison(universe: str, split: str, kind: str, rows: list[dict],
-                      out: Path) -> None:
+def record_comparison(universe: str, split: str, kind: str, entry: dict,
+                      daily: pd.DataFrame) -> None:
     """Keep this comparison in the results file the README's peer block is rendered from,
-    beside the others (one entry per universe, split and protocol)."""
+    beside the others (one entry per universe, split and protocol), and its daily series
+    in the parquet beside it."""
     from stockpred.config import load_config
     from stockpred.data.store import atomic_write_text
     from stockpred.layout import resolve_paths
 
     paths = resolve_paths(load_config(ROOT / "config.json"), ROOT / "data")
     target = paths.peer_comparison
+    series_file = target.with_name("vs_qlib_daily.parquet")
     runs = json.loads(target.read_text(encoding="utf-8"))["runs"] if target.exists() else []
+    this = (universe, split, kind)
     entry = {"universe": universe, "split": split, "protocol": kind, **SPLITS[split],
-             "topk": TOPK, "n_drop": N_DROP, "rows": rows,
-             "qlib_stats": json.loads((out / "qlib_stats.json").read_text()),
-             "stockpred_stats": json.loads((out / f"stockpred_{kind}_stats.json").read_text())}
-    runs = [r for r in runs if (r["universe"], r["split"], r["protocol"]) != (universe, split, kind)]
+             "topk": TOPK, "n_drop": N_DROP, **entry, "daily_series": series_file.name}
+    runs = [r for r in runs if (r["universe"], r["split"], r["protocol"]) != this]
     runs = sorted([*runs, entry], key=lambda r: (r["universe"], r["split"], r["protocol"]))
     target.parent.mkdir(parents=True, exist_ok=True)
+    stored = pd.read_parquet(series_file) if series_file.exists() else None
+    daily = daily.assign(universe=universe, split=split, protocol=kind)
+    if stored is not None:
+        keep = ~((stored["universe"] == universe) & (stored["split"] == split)
+                 & (stored["protocol"] == kind))
+        daily = pd.concat([stored[keep], daily], ignore_index=True)
+    daily.to_parquet(series_file, index=False)
     atomic_write_text(target, json.dumps({"runs": runs}, indent=1) + "\n")
-    log(f"recorded in {target}")
+    log(f"recorded in {target} and {series_file}")
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="stockpred vs qlib LightGBM/Alpha158")
+    p = argparse.ArgumentParser(description="stockpred vs qlib's strongest Alpha158 rows")
     p.add_argument("--universe", default="top800")
     p.add_argument("--split", choices=["a", "b", "both"], default="a")
     p.add_argument("--protocol", choices=["once", "monthly", "both"], default="once")
     p.add_argument("--models", default="lightgbm,xgboost_cs")
+    p.add_argument("--qlib-rows", default=",".join(QLIB_ROWS),
+                   help="qlib's rows to run (default all: " + ", ".join(QLIB_ROWS) + ")")
+    p.add_argument("--qlib-backtest-seeds", type=int, default=len(RANDOM_SEEDS),
+                   help="random seeds also traded by qlib's backtest (0: none)")
+    p.add_argument("--no-qlib-backtest", action="store_true",
+                   help="leave out qlib's backtest of every row")
     p.add_argument("--data", type=Path, default=qlib_data.DEFAULT_OUT)
     p.add_argument("--reuse", action="store_true", help="reuse stored qlib predictions")
     p.add_argument("--reuse-stockpred", action="store_true",
                    help="reuse stored stockpred predictions (scores them again; no timings)")
     p.add_argument("--concurrent", action="store_true",
                    help="run qlib's child while stockpred computes (timings then share the CPUs)")
-    p.add_argument("--part", choices=["all", "qlib"], default="all", help=argparse.SUPPRESS)
+    p.add_argument("--part", choices=["all", "qlib", "qlib_backtest"], default="all",
+                   help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     splits = ["a", "b"] if args.split == "both" else [args.split]
+    qlib_rows = [r for r in args.qlib_rows.split(",") if r]
     if args.part == "qlib":
-        run_qlib(args.data, args.universe, splits[0], Path.cwd())
+        run_qlib(args.data, args.universe, splits[0], Path.cwd(), qlib_rows)
+        return 0
+    if args.part == "qlib_backtest":
+        run_qlib_backtest(args.data, splits[0], Path.cwd())
         return 0
 
     started = time.perf_counter()
@@ -345,8 +656,10 @@ def main(argv=None) -> int:
     children = {}
     for s in splits:
         outs[s].mkdir(parents=True, exist_ok=True)
-        if not (args.reuse and (outs[s] / "qlib_pred.parquet").exists()):
-            children[s] = start_qlib(args.data, args.universe, s, outs[s])
+        missing = [r for r in qlib_rows
+                   if not (args.reuse and (outs[s] / f"qlib_{r}.parquet").exists())]
+        if missing:
+            children[s] = start_qlib(args.data, args.universe, s, outs[s], rows=missing)
             if not args.concurrent:
                 if children[s].wait() != 0:
                     raise SystemExit(f"qlib's run of split {s} failed")
@@ -362,7 +675,6 @@ def main(argv=None) -> int:
     else:
         panel = stockpred_panel(bars, members)
     models = [m for m in args.models.split(",") if m]
-    report = []
     for s in splits:
         for kind in kinds:
             t = time.perf_counter()
@@ -376,16 +688,59 @@ def main(argv=None) -> int:
                 f"peak RSS {peak_rss_gb():.2f} GB")
             if s in children and children[s].wait() != 0:
                 raise SystemExit(f"qlib's run of split {s} failed")
-            qlib_scores = pd.read_parquet(outs[s] / "qlib_pred.parquet")
-            rows = compare(panel, bars, members, qlib_scores, ours, kind, s)
+            theirs = {r: pd.read_parquet(outs[s] / f"qlib_{r}.parquet") for r in qlib_rows
+                      if (outs[s] / f"qlib_{r}.parquet").exists()}
+            entries = {**{r: f[f["segment"] == "test"] for r, f in theirs.items()},
+                       **{f"stockpred_{m}": f for m, f in ours.items()}}
+            # the test days' bars (and a month before, for the first day's return and its
+            # limits) are all the scoring and the backtests read: a fraction of the history
+            since = (pd.Timestamp(SPLITS[s]["test"][0]) - pd.Timedelta(days=40)).strftime("%Y%m%d")
+            recent = bars[bars["trade_date"] >= since]
+            recent_members = members[members["trade_date"] >= since]
+            rows, naive, daily, same_rows = compare(panel, recent, recent_members, entries,
+                                                    kind, s)
+            best = bars_ = None
+            valid_file = outs[s] / f"stockpred_{kind}_valid.parquet"
+            if kind == "once" and valid_file.exists():
+                valid = {**{r: f[f["segment"] == "valid"] for r, f in theirs.items()},
+                         **{f"stockpred_{m}": f.drop(columns="model") for m, f in
+                            pd.read_parquet(valid_file).groupby("model")}}
+                best = pick_best(panel, valid)
+            qlib_bt = qlib_daily = None
+            if not args.no_qlib_backtest:
+                qlib_bt, qlib_daily = qlib_backtest(args.data, args.universe, s, outs[s], recent,
+                                                    recent_members, same_rows,
+                                                    args.qlib_backtest_seeds, args.reuse)
+                for row in rows:
+                    row["qlib_bt_excess_cost"] = qlib_bt[row["model"]]["excess_cost"]
+                    row["qlib_bt_ir_cost"] = qlib_bt[row["model"]]["ir_cost"]
+                seeds = [v["excess_cost"] for n, v in qlib_bt.items()
+                         if n.startswith("stockpred_random_")]
+                if seeds:
+                    naive |= {"qlib_bt_seeds": len(seeds),
+                              "qlib_bt_excess_cost_mean": float(np.mean(seeds)),
+                              "qlib_bt_excess_cost_sd": float(np.std(seeds, ddof=1)),
+                              "qlib_bt_excess_cost_min": float(np.min(seeds)),
+                              "qlib_bt_excess_cost_max": float(np.max(seeds))}
+            if best is not None:
+                bars_ = error_bars(daily, qlib_daily, best)
             seg = SPLITS[s]
-            text = table(rows, f"{args.universe}, split {s}: train {seg['train'][0]}.."
-                               f"{seg['train'][1]}, valid {seg['valid'][0]}..{seg['valid'][1]},"
-                               f" test {seg['test'][0]}..{seg['test'][1]}; stockpred {kind}")
+            text = table(rows, naive, best, bars_,
+                         f"{args.universe}, split {s}: train {seg['train'][0]}.."
+                         f"{seg['train'][1]}, valid {seg['valid'][0]}..{seg['valid'][1]},"
+                         f" test {seg['test'][0]}..{seg['test'][1]}; stockpred {kind}")
             log("\n" + text + "\n")
-            report.append(text)
             (outs[s] / f"table_{kind}.md").write_text(text + "\n")
-            record_comparison(args.universe, s, kind, rows, outs[s])
+            stats_file = outs[s] / f"stockpred_{kind}_stats.json"
+            from stockpred.evaluation.backtest import BacktestSettings
+            backtest = BacktestSettings(**STOCKPRED_BACKTEST)
+            entry = {"backtest": {"costs": backtest.costs, "slippage_bp": backtest.slippage_bp},
+                     "qlib_backtest_settings": QLIB_BACKTEST, "rows": rows, "naive": naive, "selection": best, "error_bars": bars_,
+                     "qlib_backtest": qlib_bt,
+                     "qlib_stats": json.loads((outs[s] / "qlib_stats.json").read_text()),
+                     "stockpred_stats": (json.loads(stats_file.read_text())
+                                         if stats_file.exists() else None)}
+            record_comparison(args.universe, s, kind, entry, daily)
     log(f"total wall {time.perf_counter() - started:.0f}s; stockpred part "
         f"{time.perf_counter() - t_sp:.0f}s wall (incl. scoring), peak RSS of this process "
         f"{peak_rss_gb():.2f} GB (qlib ran in a child)")

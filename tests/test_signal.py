@@ -193,3 +193,28 @@ def test_excluding_untradeable_rows(bars, frame):
             == signal.signal_summary(kept))
     with pytest.raises(ValueError, match="untradeable"):
         signal.ic_summary(frame, exclude_untradeable=True)
+
+
+def test_two_series_are_compared_on_the_same_resampled_months(frame, bars):
+    """The ratio and difference of two models' mean Rank IC come from paired month draws:
+    a series against itself shifted by a constant has a difference interval of exactly
+    that constant (independent draws would spread it by the months' variation); the point
+    figures are the plain means' ratio and difference over the days both have."""
+    close = bars.groupby("ts_code")["close"]
+    slow = bars.assign(score=1 - bars["close"] / close.shift(20))[["trade_date", "ts_code",
+                                                                   "score"]]
+    other = frame.drop(columns="score").merge(slow, on=["trade_date", "ts_code"])
+    daily = pd.DataFrame({"fast": signal.daily_ic(frame)["rank_ic"],
+                          "slow": signal.daily_ic(other)["rank_ic"]})
+    daily.iloc[:5, 1] = np.nan
+    out = signal.compare_means(daily, "fast", "slow")
+    both = daily.dropna()
+    assert out["days"] == len(both) == len(daily) - 5
+    assert out["ratio"] == pytest.approx(both["fast"].mean() / both["slow"].mean())
+    assert out["difference"] == pytest.approx(both["fast"].mean() - both["slow"].mean())
+    assert out["ratio_low"] < out["ratio"] < out["ratio_high"]
+    assert out["difference_low"] < out["difference"] < out["difference_high"]
+    shifted = signal.compare_means(both.assign(up=both["fast"] + 0.01), "up", "fast")
+    assert shifted["difference_low"] == pytest.approx(0.01)
+    assert shifted["difference_high"] == pytest.approx(0.01)
+    assert signal.compare_means(daily, "fast", "slow") == out

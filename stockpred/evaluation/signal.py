@@ -212,6 +212,25 @@ def interval(values, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def compare_means(daily: pd.DataFrame, numerator: str, denominator: str,
+                  draws: int = BOOTSTRAP_DRAWS, seed: int = 0,
+                  level: float = INTERVAL_LEVEL) -> dict[str, float]:
+    """Two daily series (columns of ``daily``, indexed by trade_date) compared by their
+    means: the ratio numerator / denominator and the difference numerator - denominator,
+    each with the ``level`` interval from the same month-block resamples
+    (``monthly_bootstrap_means``), so a month good for both moves both means together and
+    the interval of the ratio is that of the pairing, not of two independent draws. Days
+    where either series is missing are left out of both."""
+    both = daily[[numerator, denominator]].dropna()
+    means = monthly_bootstrap_means(both, draws, seed)
+    top, bottom = both[numerator].mean(), both[denominator].mean()
+    ratio_low, ratio_high = interval(means[numerator] / means[denominator], level)
+    low, high = interval(means[numerator] - means[denominator], level)
+    return {"ratio": float(top / bottom), "ratio_low": ratio_low, "ratio_high": ratio_high,
+            "difference": float(top - bottom), "difference_low": low,
+            "difference_high": high, "days": len(both)}
+
+
 def ic_summary(frame: pd.DataFrame, label: str = "label", min_stocks: int = MIN_STOCKS,
                lags: int | None = None, small_sample: bool = False,
                exclude_untradeable: bool = False) -> dict[str, float]:
