@@ -67,9 +67,11 @@ def test_finetuned_vectors_go_to_the_store_the_news_models_read(sample):
     manifest = json.loads(paths_of(folder).news_vectors_manifest.read_text())
     assert manifest["encoder"] == "finetuned" and manifest["fit_end"] == "20180701"
     news = RawStore(folder / "data" / "raw").read("news")
-    assert 0 < manifest["fit_rows"] == report.fit_rows <= int((news["datetime"] < "2018-07-01").sum())
+    before = int((news["datetime"] < "2018-07-01").sum())
+    assert 0 < manifest["fit_rows"] == report.fit_rows <= before
     assert manifest["finetune"]["index_code"] == INDEX
-    assert manifest["finetune"]["checkpoint"] is None and manifest["finetune"]["loaded_layers"] == []
+    assert manifest["finetune"]["checkpoint"] is None
+    assert manifest["finetune"]["loaded_layers"] == []
     assert paths_of(folder).news_encoder.is_file()
     # the news models read them as they read the fixed encoders' (with their fit_end rule)
     articles = read_articles(paths_of(folder))
@@ -161,7 +163,8 @@ def test_a_missing_or_incompatible_checkpoint_is_one_line_and_exit_2(sample, tmp
     unrelated.save(bad)
     torn = tmp_path / "torn.keras"
     torn.write_bytes(b"not a zip file")
-    for checkpoint, says in ((bad, "is incompatible"), (tmp_path / "absent.keras", "does not exist"),
+    for checkpoint, says in ((bad, "is incompatible"),
+                             (tmp_path / "absent.keras", "does not exist"),
                              (torn, "is not a Keras model"), (tmp_path / "w.h5", "does not exist")):
         config = tmp_path / "config.json"
         config.write_text(json.dumps({"news": settings(checkpoint=str(checkpoint))}))

@@ -409,16 +409,16 @@ class MLPModel(CrossSectionalModel):
                 validation = (np.asarray(valid.x), valid.y)
                 callbacks.append(keras.callbacks.EarlyStopping(
                     patience=s["patience"], restore_best_weights=True))
-            network.fit(np.asarray(train.x), train.y, validation_data=validation, epochs=s["epochs"],
-                        batch_size=s["batch_size"], callbacks=callbacks, verbose=0,
-                        shuffle=True)
+            network.fit(np.asarray(train.x), train.y, validation_data=validation,
+                        epochs=s["epochs"], batch_size=s["batch_size"], callbacks=callbacks,
+                        verbose=0, shuffle=True)
         self.network_ = network
         return self
 
     def predict(self, panel):
         with native_stderr_to_log():
-            return self.network_.predict(np.asarray(panel.x), verbose=0, batch_size=8192)[:, 0].astype(
-                np.float64)
+            scores = self.network_.predict(np.asarray(panel.x), verbose=0, batch_size=8192)
+            return scores[:, 0].astype(np.float64)
 
     def save(self, folder):
         super().save(folder)

@@ -30,8 +30,9 @@ of a model from their future, as any model's predictions of its own training row
 walk-forward never scores them. The fine-tuned encoder also learned the index's moves
 known before fit_end, so the vectors of earlier days were trained on those days' outcomes:
 a fit whose validation days fall before fit_end (fusion+news's alpha) validates on them
-optimistically, though no test day after the origin is touched. A bert-service encoder was trained elsewhere, on a corpus
-whose dates its provider knows: vectors.json has no fit_end and the rule does not apply.
+optimistically, though no test day after the origin is touched. A bert-service encoder was
+trained elsewhere, on a corpus whose dates its provider knows: vectors.json has no fit_end
+and the rule does not apply.
 """
 
 from __future__ import annotations

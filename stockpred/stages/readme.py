@@ -179,7 +179,8 @@ def _peer(result: dict, paths: Paths) -> str:
                           f"cost in stockpred's backtest): "
                           f"{'met' if _peer_target_met(ratio, ours, theirs) else 'missed'}"
                           + ("" if set(PEER_QLIB_ROWS) <= set(rows) else
-                             f" against qlib's {', '.join(sorted(n for n in rows if n in PEER_QLIB_ROWS))}"
+                             f" against qlib's "
+                             f"{', '.join(sorted(n for n in rows if n in PEER_QLIB_ROWS))}"
                              f" only: {', '.join(n for n in PEER_QLIB_ROWS if n not in rows)} "
                              f"did not run for this entry, so qlib's best row is not settled")
                           + "."]
