@@ -245,10 +245,12 @@ def walk(config, paths, workers: int, folder: Path) -> dict:
     if workers:
         model = type(model)({**model.settings, "on_dask": True}, model.seed)
         with compute_client(config) as client:
-            panel, _, _ = universe_panel_on_dask(config, paths, UNIVERSE, client)
+            panel, _, _ = universe_panel_on_dask(config, paths, UNIVERSE, client,
+                                                 protocol.test_start, protocol.test_end)
             scores = walk_forward(model, panel, protocol, progress=False)
     else:
-        panel, _, _ = universe_panel(config, paths, UNIVERSE)
+        panel, _, _ = universe_panel(config, paths, UNIVERSE, protocol.test_start,
+                                     protocol.test_end)
         scores = walk_forward(model, panel, protocol, progress=False)
     scores.to_parquet(folder / f"scores-{workers}.parquet")
     labelled = scores.merge(panel.keys.assign(ret_2=panel.returns["ret_2"].to_numpy()),

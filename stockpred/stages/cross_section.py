@@ -117,17 +117,28 @@ def universe_panel(config: Config, paths: Paths, name: str, first_block: str | N
     return panel, member_rows, bars
 
 
-def universe_panel_on_dask(config: Config, paths: Paths, name: str, client
+def universe_panel_on_dask(config: Config, paths: Paths, name: str, client,
+                           first_block: str | None = None, last: str | None = None
                            ) -> tuple[FactorPanel, pd.DataFrame, pd.DataFrame]:
     """``universe_panel`` with the factors read and normalised by the client's workers and
-    held there (stockpred.dataset_on_dask)."""
+    held there (stockpred.dataset_on_dask); the same window of days. The client holds the
+    window's keys and labels, so a window bounds its memory as it bounds the workers'."""
     from stockpred.dataset_on_dask import factor_panel_on_dask
 
     cs = config.cross_section
     member_rows = members(config, paths, name)
+    files = factor_files(config, paths, name)
+    first = None if first_block is None else first_window_day(files, member_rows, first_block,
+                                                              cs.train_days)
+    dates = member_rows["trade_date"].to_numpy(dtype=str)
+    window = member_rows[(dates >= (first or "")) & ((dates <= last) if last else True)]
+    # a window past every stored year keeps one file: its schema names the factors
+    files = [f for f in files if f.stem >= (first or "")[:4] and (last is None or
+                                                                  f.stem <= last[:4])
+             ] or files[-1:]
     _, bars = market_bars(paths, sorted(member_rows["ts_code"].unique()))
-    panel = factor_panel_on_dask(client, factor_files(config, paths, name), member_rows, bars,
-                                 cs.label, cs.normalise, cs.mad_k)
+    panel = factor_panel_on_dask(client, files, window, bars, cs.label, cs.normalise,
+                                 cs.mad_k)
     return panel, member_rows, bars
 
 
@@ -154,7 +165,8 @@ def run(config: Config, paths: Paths, universe: str | None = None,
         # every learner on the cluster: the factors stay there too, this process never
         # holds them; else the window's years are read here (and shipped to on_dask learners)
         panel, member_rows, bars = (
-            universe_panel_on_dask(config, paths, name, client)
+            universe_panel_on_dask(config, paths, name, client, protocol.test_start,
+                                   protocol.test_end)
             if client is not None and all(model.settings.get("on_dask")
                                           for m, model in prototypes.items()
                                           if m not in BASELINES)
