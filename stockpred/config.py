@@ -645,6 +645,10 @@ class Config(Section):
     # where relative paths in this config are anchored (the file's folder, or the cwd)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
+    def resolved(self, configured: str | Path) -> Path:
+        """A path written in this config, absolute: a relative one follows base_dir."""
+        return (self.base_dir / Path(configured).expanduser()).absolute()
+
 
 def quick_config(config: Config) -> Config:
     """The one "quick" overlay (`--quick`): every model section at smoke-run sizes. Runs made

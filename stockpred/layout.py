@@ -291,7 +291,7 @@ def resolve_paths(config: Config, data_dir: str | Path | None = None,
         chosen = flag or os.environ.get(env_name)
         if chosen:
             return Path(chosen).expanduser().absolute()
-        return (config.base_dir / Path(configured).expanduser()).absolute()
+        return config.resolved(configured)
 
     return Paths(data_dir=pick(data_dir, DATA_DIR_ENV, config.data_dir),
                  results_dir=pick(results_dir, RESULTS_DIR_ENV, config.results_dir))

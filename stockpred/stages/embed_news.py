@@ -87,10 +87,7 @@ def _finetuned(config: Config, paths: Paths, news: pd.DataFrame, dimensions: int
     if quick:
         settings = settings.model_copy(update=dict(epochs=2, width=8, sequence_length=32,
                                                    vocabulary=min(settings.vocabulary, 500)))
-    checkpoint = None
-    if settings.checkpoint:
-        checkpoint = Path(settings.checkpoint).expanduser()
-        checkpoint = checkpoint if checkpoint.is_absolute() else config.base_dir / checkpoint
+    checkpoint = config.resolved(settings.checkpoint) if settings.checkpoint else None
     code = config.news.seq2seq.index_code
     index = finetune.read_index(paths.raw_dir, code)
     done = finetune.encode_finetuned(news, index, config.news, settings, dimensions,

@@ -232,7 +232,7 @@ def _export_qlib(job: Job) -> list[str]:
     if job.config.qlib.dir is None:
         raise InputError("give --out DIR, the qlib provider folder (or set qlib.dir in "
                          "config.json)")
-    out = (job.config.base_dir / Path(job.config.qlib.dir).expanduser()).absolute()
+    out = job.config.resolved(job.config.qlib.dir)
     return market.export_qlib(job.config, job.paths, job.config.cross_section.universe, out)
 
 
